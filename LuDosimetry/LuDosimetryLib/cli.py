@@ -1,0 +1,165 @@
+"""The ``lu-dosimetry`` command line.
+
+Subcommands:
+  phantom OUT_DIR              write the synthetic patient (study.json + images + ground truth)
+  run MANIFEST --out DIR       dosimetry of one patient (contract 2 outputs)
+  demo --out DIR               phantom + run + report in one go
+  inspect DIR                  list image/DICOM series found and what each was taken to be
+  cohort TABLE.csv --out DIR   cohort dose-response analysis (LuResponse); ``--demo`` for a synthetic cohort
+
+Each subcommand is a thin wrapper around a library function; heavy imports are lazy so
+``lu-dosimetry --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+log = logging.getLogger("lu-dosimetry")
+
+
+def _progress_logger(fraction: float, message: str) -> None:
+    log.info("[%3d%%] %s", int(round(100 * fraction)), message)
+
+
+def _cmd_phantom(args: argparse.Namespace) -> int:
+    from .phantom import PhantomConfig, write_phantom_study
+
+    manifest = write_phantom_study(Path(args.out_dir), PhantomConfig(seed=args.seed))
+    print(f"Synthetic patient written: {manifest}")
+    return 0
+
+
+def _run_options(args: argparse.Namespace):
+    from .pipeline import PipelineOptions
+
+    return PipelineOptions(
+        registration=args.registration,
+        dose_method=args.dose_method,
+        fit_model=args.fit_model,
+        min_tumor_volume_ml=args.min_volume_ml,
+        save_maps=args.save_maps,
+    )
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .pipeline import run_manifest
+
+    result = run_manifest(Path(args.manifest), Path(args.out), _run_options(args), progress=_progress_logger)
+    _print_summary(result)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .phantom import PhantomConfig, write_phantom_study
+    from .pipeline import run_manifest
+    from .validation import compare_with_ground_truth
+
+    out = Path(args.out)
+    phantom_dir = out / "synthetic_patient"
+    log.info("Writing synthetic patient to %s", phantom_dir)
+    manifest = write_phantom_study(phantom_dir, PhantomConfig(seed=args.seed))
+    result = run_manifest(manifest, out, _run_options(args), progress=_progress_logger)
+    _print_summary(result)
+    comparison = compare_with_ground_truth(out / "voi_cycle_doses.csv", phantom_dir / "ground_truth.json")
+    print()
+    print(comparison.to_text())
+    return 0
+
+
+def _print_summary(result) -> None:
+    s = result.summary
+    print(f"Patient {s['patient_id']}: {len(s['cycles'])} cycles")
+    if s.get("cumulative_tumor_dose_Gy") is not None:
+        print(f"  cumulative tumour dose (cAD, mean over tumours): {s['cumulative_tumor_dose_Gy']:.1f} Gy")
+    if s.get("delta_ad_per_aa_percent") is not None:
+        print(f"  delta AD/AA (last vs first cycle): {s['delta_ad_per_aa_percent']:+.1f} %")
+    if s.get("kidney_cumulative_dose_Gy") is not None:
+        print(f"  kidney cumulative dose: {s['kidney_cumulative_dose_Gy']:.2f} Gy, BED {s['kidney_bed_Gy']:.2f} Gy")
+    for w in s.get("warnings", []):
+        print(f"  warning: {w}")
+    print(f"Results in {result.out_dir}: " + ", ".join(sorted(p.name for p in result.files)))
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from .dicom import inspect_directory
+
+    report = inspect_directory(Path(args.directory))
+    print(report.to_text())
+    return 0
+
+
+def _cmd_cohort(args: argparse.Namespace) -> int:
+    from LuResponseLib.cli import run_cohort_command
+
+    return run_cohort_command(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lu-dosimetry", description=__doc__.split("\n\n")[0])
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sp = sub.add_parser("phantom", help="write a synthetic patient")
+    sp.add_argument("out_dir")
+    sp.add_argument("--seed", type=int, default=1)
+    sp.set_defaults(func=_cmd_phantom)
+
+    def add_run_options(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--registration", default="auto",
+                       choices=["auto", "translation", "rigid_ct", "local", "none"],
+                       help="time-point registration method (default: auto = CT rigid, fallback translation)")
+        q.add_argument("--dose-method", default="local_deposition", choices=["local_deposition", "voxel_s_value"],
+                       help="activity to absorbed dose conversion")
+        q.add_argument("--fit-model", default="auto",
+                       help="time-activity model: auto, biexp, mono, triexp, trapezoid")
+        q.add_argument("--min-volume-ml", type=float, default=10.0,
+                       help="minimum tumour volume on the cycle-1 reference scan (default 10 mL, seed 000)")
+        q.add_argument("--save-maps", action="store_true", help="also write dose and TIA maps (NRRD)")
+
+    sp = sub.add_parser("run", help="dosimetry of one patient from a study manifest")
+    sp.add_argument("manifest")
+    sp.add_argument("--out", required=True)
+    add_run_options(sp)
+    sp.set_defaults(func=_cmd_run)
+
+    sp = sub.add_parser("demo", help="synthetic patient + dosimetry + report")
+    sp.add_argument("--out", default="lu_dosimetry_demo")
+    sp.add_argument("--seed", type=int, default=1)
+    add_run_options(sp)
+    sp.set_defaults(func=_cmd_demo)
+
+    sp = sub.add_parser("inspect", help="list image/DICOM series in a folder and what each was taken to be")
+    sp.add_argument("directory")
+    sp.set_defaults(func=_cmd_inspect)
+
+    sp = sub.add_parser("cohort", help="cohort dose-response analysis (LuResponse)")
+    sp.add_argument("table", nargs="?", help="cohort CSV (contract 3)")
+    sp.add_argument("--out", default="lu_response_cohort")
+    sp.add_argument("--demo", action="store_true", help="analyse a synthetic cohort shaped like seed 000's")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for AUC CIs")
+    sp.set_defaults(func=_cmd_cohort)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except Exception as exc:  # user-facing: one clear line, full trace with -v
+        from .errors import LuDosimetryError
+
+        if isinstance(exc, (LuDosimetryError, FileNotFoundError, ValueError)) and not args.verbose:
+            print(f"lu-dosimetry {args.command}: error: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

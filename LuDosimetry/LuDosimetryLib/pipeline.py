@@ -1,0 +1,479 @@
+"""End-to-end dosimetry of one patient (study manifest in, contract-2 results out).
+
+The runner reads like the data flow of ARCHITECTURE.md; each step is one function:
+
+    load_study_images          images of every cycle x time point (+ labelmap)
+    register_scans             every scan to the cycle-1 reference scan (24 h by default)
+    define_vois                VOIs on the reference: as drawn, or adaptive threshold in a rough ROI;
+                               minimum-volume rule on the cycle-1 reference (seed 000)
+    measure_voi_activity       activity (MBq) or dose rate (Gy/h) per VOI per time point
+    correct_partial_volume     recovery coefficient for the VOI volume
+    fit_and_integrate          time-activity fit (seed 000 Eq. 1 with fallbacks) and integral
+    absorbed_dose              local energy deposition (VOI mass from CT) or voxel S-values
+    cross-cycle metrics        AD/AA, cumulative AD, delta AD/AA, kidney dose and BED, next AA
+
+``run_study`` works on in-memory SimpleITK images (what the Slicer module hands over);
+``run_manifest`` loads a manifest from disk, runs and writes the results.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import SimpleITK as sitk
+
+from . import cycles as cycle_metrics
+from . import dose as dose_mod
+from . import images as image_io
+from . import kinetics, pvc, radiobiology, registration, segmentation
+from .errors import InputDataError, LuDosimetryError
+from .radionuclides import get_nuclide
+from .study import Study, VoiDefinition, load_study
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[float, str], None]
+
+CSV_COLUMNS = ["patient_id", "cycle", "voi", "kind", "volume_ml", "administered_activity_MBq", "absorbed_dose_Gy",
+               "ad_per_aa_Gy_per_GBq", "fit_model", "effective_half_life_h", "recovery_coefficient", "flags",
+               "absorbed_dose_uncertainty_Gy", "time_integrated_activity_MBq_h", "mass_g", "included"]
+
+
+class Cancelled(LuDosimetryError):
+    """The user cancelled the run (progress dialog); nothing was written."""
+
+
+@dataclass
+class PipelineOptions:
+    """Choices of the per-patient run.
+
+    registration: "auto" (rigid CT-to-CT when CT exists, else SPECT translation; falls back),
+        "translation" (seed 000), "rigid_ct", "local", or "none".
+    dose_method: "local_deposition" (VOI mean, mass from CT) or "voxel_s_value" (voxel-wise
+        fit, FFT convolution). Dose-rate input (spect_units "Gy/h") is integrated directly.
+    fit_model: "auto" or a model name of :func:`kinetics.fit_time_activity`.
+    min_tumor_volume_ml: tumours smaller than this on the cycle-1 reference scan are excluded.
+    reference_hours: the reference time point (closest scan to this many hours p.i.).
+    apply_pvc_to: VOI kinds corrected with recovery coefficients (seed 000: tumours and kidneys).
+    """
+
+    registration: str = "auto"
+    dose_method: str = "local_deposition"
+    fit_model: str = "auto"
+    min_tumor_volume_ml: float = 10.0
+    save_maps: bool = False
+    reference_hours: float = 24.0
+    apply_pvc_to: tuple = ("tumor", "kidney")
+    value_uncertainty: float = 0.05
+
+
+@dataclass
+class StudyImages:
+    """Images of a study: ``spect[(cycle, i)]`` and ``ct[(cycle, i)]`` (i = time-point index,
+    CT may be None) as SimpleITK images in Bq/mL (or Gy/h), and the labelmap."""
+
+    spect: dict
+    ct: dict
+    labelmap: sitk.Image
+
+
+@dataclass
+class Voi:
+    """A VOI on the reference grid: mask [z, y, x], volume, mass and whether it is analysed."""
+
+    definition: VoiDefinition
+    mask: np.ndarray
+    volume_ml: float
+    mass_g: float
+    included: bool = True
+    flags: list = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+    @property
+    def kind(self) -> str:
+        return self.definition.kind
+
+
+@dataclass
+class PipelineResult:
+    """Everything a run produced (in memory)."""
+
+    study: Study
+    rows: list
+    summary: dict
+    fits: dict  # (voi name, cycle) -> kinetics.TimeActivityFit
+    samples: dict  # (voi name, cycle) -> (hours, values, units)
+    vois: list
+    registrations: dict  # (cycle, i) -> registration.RegistrationResult
+    reference_key: tuple
+    reference_spect: sitk.Image
+    registered_spect: dict
+    maps: dict = field(default_factory=dict)
+    out_dir: Path | None = None
+    files: list = field(default_factory=list)
+
+
+def _report(progress: ProgressCallback | None, fraction: float, message: str) -> None:
+    log.debug("%s", message)
+    if progress is not None:
+        progress(float(min(max(fraction, 0.0), 1.0)), message)
+
+
+def _check_cancel(cancel: Callable[[], bool] | None) -> None:
+    if cancel is not None and cancel():
+        raise Cancelled("run cancelled by the user; no results were written")
+
+
+def reference_index(hours: list[float], reference_hours: float) -> int:
+    """Index of the time point closest to ``reference_hours``."""
+    return int(np.argmin([abs(h - reference_hours) for h in hours]))
+
+
+def load_study_images(study: Study) -> StudyImages:
+    """Read every SPECT/CT and the labelmap of ``study``; counts are converted to Bq/mL."""
+    spect, ct = {}, {}
+    for cyc in study.cycles:
+        for i, tp in enumerate(cyc.timepoints):
+            img = image_io.read_image(tp.spect)
+            if tp.spect_units == "counts":
+                img = image_io.counts_to_bq_per_ml(img, tp.calibration_cps_per_MBq, tp.acquisition_duration_s)
+            spect[(cyc.cycle, i)] = img
+            ct[(cyc.cycle, i)] = image_io.read_image(tp.ct) if tp.ct is not None else None
+    labelmap = image_io.read_image(study.segmentation_file)
+    return StudyImages(spect=spect, ct=ct, labelmap=labelmap)
+
+
+def _units(study: Study) -> str:
+    units = {tp.spect_units for c in study.cycles for tp in c.timepoints}
+    if "Gy/h" in units and len(units) > 1:
+        raise InputDataError("spect_units: dose-rate maps (Gy/h) and activity images cannot be mixed in one study")
+    return "Gy/h" if "Gy/h" in units else "Bq/mL"
+
+
+def register_scans(study: Study, images: StudyImages, ref_key: tuple, method: str,
+                   progress: ProgressCallback | None = None, cancel=None) -> tuple[dict, dict]:
+    """Register every scan to the reference scan and resample it onto the reference grid.
+
+    Returns (registrations, registered_spect): per (cycle, i) the registration result
+    (None for the reference itself) and the SPECT resampled on the reference grid with its
+    total activity kept (:func:`images.resample_to_reference`).
+    """
+    fixed = images.spect[ref_key]
+    fixed_ct = images.ct.get(ref_key)
+    regs, registered = {}, {}
+    keys = sorted(images.spect)
+    for n, key in enumerate(keys):
+        _check_cancel(cancel)
+        _report(progress, 0.05 + 0.35 * n / len(keys), f"registering cycle {key[0]} time point {key[1] + 1}")
+        if key == ref_key:
+            regs[key] = None
+            registered[key] = fixed
+            continue
+        if method == "none":
+            regs[key] = None
+            image_io.check_same_geometry(fixed, images.spect[key], "reference SPECT", f"SPECT cycle {key[0]} #{key[1] + 1}")
+            registered[key] = images.spect[key]
+            continue
+        res = registration.register_time_point(fixed, images.spect[key], fixed_ct=fixed_ct,
+                                               moving_ct=images.ct.get(key), method=method)
+        regs[key] = res
+        registered[key] = image_io.resample_to_reference(images.spect[key], fixed, res.transform).image
+    return regs, registered
+
+
+def define_vois(study: Study, images: StudyImages, reference: sitk.Image, reference_ct: sitk.Image | None,
+                options: PipelineOptions) -> tuple[list, list]:
+    """VOIs on the reference grid; adaptive-threshold tumours are contoured inside their ROI.
+
+    The minimum-volume rule (``options.min_tumor_volume_ml``) is applied to tumours on the
+    cycle-1 reference scan (seed 000); excluded tumours stay listed with their volume.
+    Returns (vois, warnings).
+    """
+    warnings = []
+    labels = images.labelmap
+    if image_io.geometry_differences(labels, reference):
+        warnings.append("segmentation geometry differs from the reference SPECT: resampled with nearest neighbour")
+        labels = image_io.resample_labelmap(labels, reference)
+    lab = sitk.GetArrayFromImage(labels)
+    voxel_ml = image_io.voxel_volume_ml(reference)
+    density = None
+    if reference_ct is not None:
+        ct = reference_ct
+        if image_io.geometry_differences(ct, reference):
+            ct = image_io.resample_to_reference(ct, reference, None, preserve_total=False).image
+        density = dose_mod.hu_to_density_g_per_ml(sitk.GetArrayFromImage(ct))
+    else:
+        warnings.append("no CT for the reference scan: VOI mass from unit density (1.0 g/mL)")
+    vois = []
+    for d in study.vois:
+        roi = lab == d.label
+        flags = []
+        if not roi.any():
+            warnings.append(f"segmentation label {d.label} ({d.name}) is empty: VOI skipped")
+            continue
+        mask = roi
+        if d.mode == "adaptive_threshold":
+            seg = segmentation.adaptive_threshold_segment(reference, roi)
+            mask = seg.mask
+            flags.append("segmentation:adaptive_threshold")
+            warnings.extend(f"{d.name}: {w}" for w in seg.warnings)
+            if not mask.any():
+                warnings.append(f"{d.name}: adaptive threshold found no voxels inside the ROI: ROI used as drawn")
+                mask, flags = roi, flags + ["segmentation:roi_fallback"]
+        volume = float(mask.sum()) * voxel_ml
+        mass = float(density[mask].sum()) * voxel_ml if density is not None else volume
+        vois.append(Voi(definition=d, mask=mask, volume_ml=volume, mass_g=mass, flags=flags))
+    tumours = {v.name: v.volume_ml for v in vois if v.kind == "tumor"}
+    if tumours:
+        rule = pvc.apply_minimum_volume_rule(tumours, min_volume_ml=options.min_tumor_volume_ml)
+        for v in vois:
+            if v.kind == "tumor" and v.name in rule.excluded:
+                v.included = False
+                v.flags.append(f"excluded:volume<{options.min_tumor_volume_ml:g}mL")
+                warnings.append(f"{v.name} excluded: {v.volume_ml:.1f} mL on the cycle-1 reference scan is below "
+                                f"the minimum volume of {options.min_tumor_volume_ml:g} mL")
+    return vois, warnings
+
+
+def measure_voi_values(registered: dict, vois: list, units: str) -> dict:
+    """Per (voi name, cycle, i): the VOI total activity (MBq) for Bq/mL images, or the VOI mean
+    dose rate (Gy/h) for dose-rate maps."""
+    out = {}
+    for key, img in registered.items():
+        arr = sitk.GetArrayViewFromImage(img)
+        voxel_ml = image_io.voxel_volume_ml(img)
+        for v in vois:
+            vals = arr[v.mask]
+            if units == "Gy/h":
+                out[(v.name, key[0], key[1])] = float(vals.mean())
+            else:
+                out[(v.name, key[0], key[1])] = float(vals.sum()) * voxel_ml * 1e-6  # Bq/mL * mL -> MBq
+    return out
+
+
+def run_study(study: Study, images: StudyImages, options: PipelineOptions | None = None,
+              progress: ProgressCallback | None = None, cancel: Callable[[], bool] | None = None) -> PipelineResult:
+    """Dosimetry of one patient on in-memory images. Input images are never modified."""
+    options = options or PipelineOptions()
+    nuclide = get_nuclide(study.radionuclide)
+    units = _units(study)
+    warnings = list(study.warnings)
+    first = study.cycles[0]
+    ref_key = (first.cycle, reference_index(first.hours, options.reference_hours))
+    _report(progress, 0.02, f"reference scan: cycle {ref_key[0]} at {first.hours[ref_key[1]]:g} h p.i.")
+
+    method = options.registration
+    regs, registered = register_scans(study, images, ref_key, method, progress, cancel)
+    for key, r in regs.items():
+        if r is not None:
+            warnings.extend(f"registration cycle {key[0]} #{key[1] + 1}: {w}" for w in r.warnings)
+    reference = images.spect[ref_key]
+
+    _check_cancel(cancel)
+    _report(progress, 0.45, "defining VOIs on the reference scan")
+    vois, voi_warnings = define_vois(study, images, reference, images.ct.get(ref_key), options)
+    warnings.extend(voi_warnings)
+
+    rc_curve = None
+    if study.recovery_coefficients:
+        rc_curve = pvc.recovery_curve_from_table(study.recovery_coefficients["volume_ml"],
+                                                 study.recovery_coefficients["rc"])
+
+    _report(progress, 0.55, "measuring VOI activity at every time point")
+    values = measure_voi_values(registered, vois, units)
+    voxel_map = None
+    if options.dose_method == "voxel_s_value" and units != "Gy/h":
+        _report(progress, 0.6, "voxel S-value dose-rate maps")
+        voxel_map = _voxel_s_value_dose_rates(study, registered, reference, nuclide)
+
+    fits, samples, rows = {}, {}, []
+    energy = nuclide.local_deposition_Gy_g_per_MBq_h
+    for v in vois:
+        for cyc in study.cycles:
+            _check_cancel(cancel)
+            hours = np.array(cyc.hours)
+            flags = list(v.flags)
+            if voxel_map is not None:
+                y = np.array([float(sitk.GetArrayViewFromImage(voxel_map[(cyc.cycle, i)])[v.mask].mean())
+                              for i in range(len(hours))])
+                y_units = "Gy/h"
+            else:
+                y = np.array([values[(v.name, cyc.cycle, i)] for i in range(len(hours))])
+                y_units = "Gy/h" if units == "Gy/h" else "MBq"
+            rc = 1.0
+            if rc_curve is not None and v.kind in options.apply_pvc_to:
+                corrected, rc, pvc_flags = rc_curve.correct(y, v.volume_ml)
+                y = np.asarray(corrected, dtype=float)
+                flags += list(pvc_flags)
+            fit = kinetics.fit_time_activity(hours, y, model=options.fit_model,
+                                             physical_half_life_h=nuclide.half_life_h,
+                                             value_uncertainty=options.value_uncertainty)
+            fits[(v.name, cyc.cycle)] = fit
+            samples[(v.name, cyc.cycle)] = (hours, y, y_units)
+            flags += list(fit.flags)
+            if y_units == "Gy/h":
+                dose_Gy, dose_sd = fit.integral, fit.uncertainty
+                tia = None
+            else:
+                tia = fit.integral
+                dose_Gy = dose_mod.led_dose_Gy(tia, v.mass_g, nuclide)
+                dose_sd = dose_Gy * fit.uncertainty / fit.integral if fit.integral > 0 else float("nan")
+            aa = cyc.administered_activity_MBq
+            rows.append({
+                "patient_id": study.patient_id, "cycle": cyc.cycle, "voi": v.name, "kind": v.kind,
+                "volume_ml": round(v.volume_ml, 3), "administered_activity_MBq": aa,
+                "absorbed_dose_Gy": dose_Gy, "ad_per_aa_Gy_per_GBq": dose_Gy / (aa / 1000.0),
+                "fit_model": fit.model, "effective_half_life_h": fit.effective_half_life_h,
+                "recovery_coefficient": rc, "flags": ";".join(dict.fromkeys(flags)),
+                "absorbed_dose_uncertainty_Gy": dose_sd, "time_integrated_activity_MBq_h": tia,
+                "mass_g": v.mass_g, "included": v.included, "excluded": not v.included,
+            })
+            warnings.extend(f"{v.name} cycle {cyc.cycle}: {w}" for w in fit.warnings)
+
+    _report(progress, 0.9, "cross-cycle metrics, kidney BED and next-cycle activity")
+    summary = _summarise(study, rows, fits, warnings, energy)
+    return PipelineResult(study=study, rows=rows, summary=summary, fits=fits, samples=samples, vois=vois,
+                          registrations=regs, reference_key=ref_key, reference_spect=reference,
+                          registered_spect=registered, maps={"dose_rate_Gy_per_h": voxel_map} if voxel_map else {})
+
+
+def _voxel_s_value_dose_rates(study: Study, registered: dict, reference: sitk.Image, nuclide) -> dict:
+    """Dose-rate map (Gy/h) per registered scan by voxel S-value convolution."""
+    kernel = dose_mod.voxel_s_value_kernel(nuclide.name, reference.GetSpacing())
+    voxel_ml = image_io.voxel_volume_ml(reference)
+    out = {}
+    for key, img in registered.items():
+        activity_MBq = sitk.GetArrayFromImage(img).astype(np.float64) * voxel_ml * 1e-6
+        rate = dose_mod.vsv_dose_rate_Gy_per_h(activity_MBq, kernel)
+        r = sitk.GetImageFromArray(rate.astype(np.float32))
+        r.CopyInformation(reference)
+        out[key] = r
+    return out
+
+
+def _summarise(study: Study, rows: list, fits: dict, warnings: list, energy) -> dict:
+    metrics = cycle_metrics.patient_metrics([r for r in rows])
+    kidney_rows = [r for r in rows if r["kind"] == "kidney"]
+    bed = None
+    g_by_cycle = {}
+    if kidney_rows:
+        per_kidney_bed = []
+        for name in sorted({r["voi"] for r in kidney_rows}):
+            doses = [r["absorbed_dose_Gy"] for r in kidney_rows if r["voi"] == name]
+            gs = [radiobiology.lea_catcheside_from_fit(fits[(name, r["cycle"])])
+                  for r in kidney_rows if r["voi"] == name]
+            g_by_cycle[name] = gs
+            per_kidney_bed.append(radiobiology.bed_Gy(doses, gs).bed_Gy)
+        bed = float(np.mean(per_kidney_bed))
+    next_plan = None
+    if kidney_rows:
+        kid = {}
+        for r in kidney_rows:
+            kid.setdefault(r["cycle"], []).append(r)
+        cyc_nums = sorted(kid)
+        delivered = [float(np.mean([r["absorbed_dose_Gy"] for r in kid[c]])) for c in cyc_nums]
+        last_ad_per_aa = float(np.mean([r["ad_per_aa_Gy_per_GBq"] for r in kid[cyc_nums[-1]]]))
+        remaining = max(4 - len(cyc_nums), 0)
+        if remaining > 0:
+            plan = radiobiology.plan_next_activity_seed000(delivered, last_ad_per_aa, cycles_remaining=remaining)
+            next_plan = {"rule": "seed 000 (kidney limit 23 Gy over the remaining cycles, cap 11.1 GBq)",
+                         "activity_MBq": plan.activity_GBq * 1000.0, "explanation": plan.explanation}
+        else:
+            next_plan = {"rule": "seed 000", "activity_MBq": None,
+                         "explanation": f"{len(cyc_nums)} cycles given: the 4-cycle course is complete"}
+    summary = {
+        "patient_id": study.patient_id,
+        "radionuclide": study.radionuclide,
+        "cycles": [c.cycle for c in study.cycles],
+        "administered_activity_MBq": [c.administered_activity_MBq for c in study.cycles],
+        "cumulative_tumor_dose_Gy": metrics.get("cumulative_tumor_dose_Gy"),
+        "delta_ad_per_aa_percent": metrics.get("delta_ad_per_aa_percent"),
+        "kidney_cumulative_dose_Gy": metrics.get("kidney_cumulative_dose_Gy"),
+        "kidney_bed_Gy": bed,
+        "next_cycle_activity": next_plan,
+        "lesion_dose_Gy": {k: metrics.get(k) for k in ("min_lesion_dose_Gy", "mean_lesion_dose_Gy", "max_lesion_dose_Gy")},
+        "tumors_included": sorted({r["voi"] for r in rows if r["kind"] == "tumor" and r["included"]}),
+        "tumors_excluded": sorted({r["voi"] for r in rows if r["kind"] == "tumor" and not r["included"]}),
+        "per_voi": metrics.get("per_voi"),
+        "warnings": list(dict.fromkeys(warnings)),
+    }
+    return summary
+
+
+def write_results(result: PipelineResult, out_dir, report: bool = True) -> PipelineResult:
+    """Write ``voi_cycle_doses.csv``, ``summary.json`` and ``report.html`` (contract 2).
+
+    Files are first written to a temporary folder and moved into ``out_dir`` only when all
+    of them are complete, so a failure leaves no partial results.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".results-", dir=out))
+    try:
+        with open(tmp / "voi_cycle_doses.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+            w.writeheader()
+            for r in result.rows:
+                w.writerow({k: _fmt(r.get(k)) for k in CSV_COLUMNS})
+        (tmp / "summary.json").write_text(json.dumps(result.summary, indent=2, default=_json_default))
+        if report:
+            from .report import write_report
+
+            write_report(result, tmp / "report.html")
+        if result.maps:
+            for name, per_scan in result.maps.items():
+                for (c, i), img in per_scan.items():
+                    sitk.WriteImage(img, str(tmp / f"{name}_cycle{c}_tp{i + 1}.nrrd"), True)
+        files = []
+        for p in sorted(tmp.iterdir()):
+            target = out / p.name
+            os.replace(p, target)
+            files.append(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    result.out_dir = out
+    result.files = files
+    return result
+
+
+def _fmt(v):
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if v is None:
+        return ""
+    return v
+
+
+def _json_default(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def run_manifest(manifest_path, out_dir, options: PipelineOptions | None = None,
+                 progress: ProgressCallback | None = None, cancel=None) -> PipelineResult:
+    """Load a study manifest, run the dosimetry and write the contract-2 results to ``out_dir``."""
+    _report(progress, 0.0, f"loading study {manifest_path}")
+    study = load_study(manifest_path)
+    images = load_study_images(study)
+    result = run_study(study, images, options, progress, cancel)
+    _report(progress, 0.95, f"writing results to {out_dir}")
+    write_results(result, out_dir)
+    _report(progress, 1.0, "done")
+    return result

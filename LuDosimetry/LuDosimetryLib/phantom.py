@@ -40,7 +40,7 @@ import SimpleITK as sitk
 
 from .radionuclides import get_nuclide
 from .spect_model import simulate_spect
-from .sphere_phantom import measure_recovery_coefficients
+from .sphere_phantom import ellipsoid_occupancy, measure_recovery_coefficients
 
 # Seconds per hour and Bq per MBq, used in unit conversions of the analytic truth.
 _S_PER_H = 3600.0
@@ -184,26 +184,45 @@ def _origin_mm(cfg: PhantomConfig):
     return tuple(-(n - 1) / 2.0 * cfg.spacing_mm for n in cfg.shape_xyz)
 
 
-def _inside(comp: Compartment, x, y, z, margin_mm: float = 0.0):
-    cx, cy, cz = comp.centre_mm
-    a, b, c = (s + margin_mm for s in comp.semi_axes_mm)
-    if comp.shape == "cylinder_z":
-        return ((x - cx) / a) ** 2 + ((y - cy) / b) ** 2 <= 1.0
-    return ((x - cx) / a) ** 2 + ((y - cy) / b) ** 2 + ((z - cz) / c) ** 2 <= 1.0
+def _occupancy(comp: Compartment, x, y, z, voxel_mm: float, margin_mm: float = 0.0) -> np.ndarray:
+    """Fraction of each voxel inside ``comp`` (anti-aliased, see sphere_phantom.ellipsoid_occupancy)."""
+    semi = tuple(s + margin_mm for s in comp.semi_axes_mm)
+    return ellipsoid_occupancy(x, y, z, comp.centre_mm, semi, voxel_mm, cylinder_z=comp.shape == "cylinder_z")
+
+
+def _pose_grid(cfg: PhantomConfig, pose: Pose | None):
+    """Canonical coordinates of the voxel centres of a scan taken with ``pose``."""
+    x, y, z = _grid_mm(cfg)
+    if pose is None:
+        return x, y, z
+    # image point p = R q + t  =>  canonical q = R^T (p - t)
+    r = pose.matrix()
+    px, py, pz = x - pose.translation_mm[0], y - pose.translation_mm[1], z - pose.translation_mm[2]
+    return (r[0, 0] * px + r[1, 0] * py + r[2, 0] * pz, r[0, 1] * px + r[1, 1] * py + r[2, 1] * pz,
+            r[0, 2] * px + r[1, 2] * py + r[2, 2] * pz)
+
+
+def paint(cfg: PhantomConfig, values, background: float, pose: Pose | None = None) -> np.ndarray:
+    """Map [z, y, x] of a per-compartment quantity (``values[i]`` for cfg.compartments[i]) for a pose.
+
+    Compartments are painted in order; a boundary voxel holds the volume-weighted mix of the
+    compartment and what lies under it (partial-volume anti-aliasing).
+    """
+    x, y, z = _pose_grid(cfg, pose)
+    out = np.full(x.shape, float(background))
+    for comp, value in zip(cfg.compartments, values):
+        occ = _occupancy(comp, x, y, z, cfg.spacing_mm)
+        inside = occ > 0
+        out[inside] = out[inside] * (1.0 - occ[inside]) + value * occ[inside]
+    return out
 
 
 def region_map(cfg: PhantomConfig, pose: Pose | None = None) -> np.ndarray:
-    """Index (1-based, into cfg.compartments; 0 = air) of the compartment at each voxel for a pose."""
-    x, y, z = _grid_mm(cfg)
-    if pose is not None:
-        # image point p = R q + t  =>  canonical q = R^T (p - t)
-        r = pose.matrix()
-        px, py, pz = x - pose.translation_mm[0], y - pose.translation_mm[1], z - pose.translation_mm[2]
-        x, y, z = (r[0, 0] * px + r[1, 0] * py + r[2, 0] * pz, r[0, 1] * px + r[1, 1] * py + r[2, 1] * pz,
-                   r[0, 2] * px + r[1, 2] * py + r[2, 2] * pz)
+    """Index (1-based, into cfg.compartments; 0 = air) of the compartment covering most of each voxel."""
+    x, y, z = _pose_grid(cfg, pose)
     region = np.zeros(x.shape, dtype=np.int16)
     for i, comp in enumerate(cfg.compartments, start=1):
-        region[_inside(comp, x, y, z)] = i
+        region[_occupancy(comp, x, y, z, cfg.spacing_mm) >= 0.5] = i
     return region
 
 
@@ -218,7 +237,7 @@ def segmentation_labelmap(cfg: PhantomConfig) -> np.ndarray:
             labels[region == i] = comp.label
     for comp in cfg.compartments:
         if comp.kind == "tumor":
-            labels[_inside(comp, x, y, z, comp.roi_margin_mm)] = comp.label
+            labels[_occupancy(comp, x, y, z, cfg.spacing_mm, comp.roi_margin_mm) >= 0.5] = comp.label
     return labels
 
 
@@ -246,8 +265,8 @@ def plan_activities_MBq(cfg: PhantomConfig, kidney_ad_per_aa_Gy_per_GBq: float) 
     for c in range(2, cfg.n_cycles + 1):
         plan = plan_next_activity_seed000(delivered, kidney_ad_per_aa_Gy_per_GBq, cycles_remaining=cfg.n_cycles - c + 1,
                                           limit_Gy=cfg.kidney_limit_Gy, cap_GBq=cfg.activity_cap_MBq / 1000.0)
-        activities.append(plan.activity_GBq * 1000.0)
-        delivered.append(plan.activity_GBq * kidney_ad_per_aa_Gy_per_GBq)
+        activities.append(plan.next_activity_GBq * 1000.0)
+        delivered.append(plan.next_activity_GBq * kidney_ad_per_aa_Gy_per_GBq)
     return activities
 
 
@@ -292,18 +311,14 @@ def ground_truth(cfg: PhantomConfig) -> dict:
 def simulate_scan(cfg: PhantomConfig, truth: dict, cycle: int, hours: float, pose: Pose,
                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """SPECT (Bq/mL, float32) and CT (HU, int16) arrays [z, y, x] of one scan."""
-    region = region_map(cfg, pose)
-    conc = np.zeros(len(cfg.compartments) + 1)
-    hu = np.full(len(cfg.compartments) + 1, -1000.0)
     energy = truth["electron_energy_Gy_g_per_MBq_h"]
     aa_GBq = truth["administered_activity_MBq"][cycle - 1] / 1000.0
-    for i, comp in enumerate(cfg.compartments, start=1):
-        conc[i] = concentration_Bq_per_ml(kinetic_parameters(comp, cycle, energy), aa_GBq, hours)
-        hu[i] = comp.hu
+    conc = [concentration_Bq_per_ml(kinetic_parameters(comp, cycle, energy), aa_GBq, hours) for comp in cfg.compartments]
     spacing = (cfg.spacing_mm,) * 3
-    spect = simulate_spect(conc[region], spacing, cfg.fwhm_mm, cfg.sensitivity_cps_per_MBq,
+    spect = simulate_spect(paint(cfg, conc, 0.0, pose), spacing, cfg.fwhm_mm, cfg.sensitivity_cps_per_MBq,
                            cfg.acquisition_duration_s, rng)
-    ct = hu[region] + rng.normal(0.0, cfg.ct_noise_HU, region.shape) * (region > 0)
+    hu = paint(cfg, [comp.hu for comp in cfg.compartments], -1000.0, pose)
+    ct = hu + rng.normal(0.0, cfg.ct_noise_HU, hu.shape) * (hu > -900)
     return spect, np.clip(np.round(ct), -1024, 3071).astype(np.int16)
 
 

@@ -24,6 +24,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -121,6 +122,7 @@ class PipelineResult:
     reference_spect: sitk.Image
     registered_spect: dict
     maps: dict = field(default_factory=dict)
+    timings_s: dict = field(default_factory=dict)  # stage name -> wall-clock seconds
     out_dir: Path | None = None
     files: list = field(default_factory=list)
 
@@ -274,8 +276,11 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
     ref_key = (first.cycle, reference_index(first.hours, options.reference_hours))
     _report(progress, 0.02, f"reference scan: cycle {ref_key[0]} at {first.hours[ref_key[1]]:g} h p.i.")
 
+    timings = {}
+    t0 = time.perf_counter()
     method = options.registration
     regs, registered = register_scans(study, images, ref_key, method, progress, cancel)
+    timings["registration"] = time.perf_counter() - t0
     for key, r in regs.items():
         if r is not None:
             warnings.extend(f"registration cycle {key[0]} #{key[1] + 1}: {w}" for w in r.warnings)
@@ -283,8 +288,10 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
 
     _check_cancel(cancel)
     _report(progress, 0.45, "defining VOIs on the reference scan")
+    t0 = time.perf_counter()
     vois, voi_warnings = define_vois(study, images, reference, images.ct.get(ref_key), options)
     warnings.extend(voi_warnings)
+    timings["segmentation"] = time.perf_counter() - t0
 
     rc_curve = None
     if study.recovery_coefficients:
@@ -292,6 +299,7 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
                                                  study.recovery_coefficients["rc"])
 
     _report(progress, 0.55, "measuring VOI activity at every time point")
+    t0 = time.perf_counter()
     values = measure_voi_values(registered, vois, units)
     voxel_map = None
     if options.dose_method == "voxel_s_value" and units != "Gy/h":
@@ -299,7 +307,6 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
         voxel_map = _voxel_s_value_dose_rates(study, registered, reference, nuclide)
 
     fits, samples, rows = {}, {}, []
-    energy = nuclide.local_deposition_Gy_g_per_MBq_h
     for v in vois:
         for cyc in study.cycles:
             _check_cancel(cancel)
@@ -339,14 +346,19 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
                 "recovery_coefficient": rc, "flags": ";".join(dict.fromkeys(flags)),
                 "absorbed_dose_uncertainty_Gy": dose_sd, "time_integrated_activity_MBq_h": tia,
                 "mass_g": v.mass_g, "included": v.included, "excluded": not v.included,
+                "lea_catcheside_g": radiobiology.g_factor_from_fit(fit) if v.kind == "kidney" else None,
             })
             warnings.extend(f"{v.name} cycle {cyc.cycle}: {w}" for w in fit.warnings)
 
+    timings["activity, fit and dose"] = time.perf_counter() - t0
     _report(progress, 0.9, "cross-cycle metrics, kidney BED and next-cycle activity")
-    summary = _summarise(study, rows, fits, warnings, energy)
+    t0 = time.perf_counter()
+    summary = _summarise(study, rows, warnings)
+    timings["cross-cycle metrics"] = time.perf_counter() - t0
     return PipelineResult(study=study, rows=rows, summary=summary, fits=fits, samples=samples, vois=vois,
                           registrations=regs, reference_key=ref_key, reference_spect=reference,
-                          registered_spect=registered, maps={"dose_rate_Gy_per_h": voxel_map} if voxel_map else {})
+                          registered_spect=registered, maps={"dose_rate_Gy_per_h": voxel_map} if voxel_map else {},
+                          timings_s=timings)
 
 
 def _voxel_s_value_dose_rates(study: Study, registered: dict, reference: sitk.Image, nuclide) -> dict:
@@ -363,53 +375,45 @@ def _voxel_s_value_dose_rates(study: Study, registered: dict, reference: sitk.Im
     return out
 
 
-def _summarise(study: Study, rows: list, fits: dict, warnings: list, energy) -> dict:
-    metrics = cycle_metrics.patient_metrics([r for r in rows])
-    kidney_rows = [r for r in rows if r["kind"] == "kidney"]
-    bed = None
-    g_by_cycle = {}
-    if kidney_rows:
-        per_kidney_bed = []
-        for name in sorted({r["voi"] for r in kidney_rows}):
-            doses = [r["absorbed_dose_Gy"] for r in kidney_rows if r["voi"] == name]
-            gs = [radiobiology.lea_catcheside_from_fit(fits[(name, r["cycle"])])
-                  for r in kidney_rows if r["voi"] == name]
-            g_by_cycle[name] = gs
-            per_kidney_bed.append(radiobiology.bed_Gy(doses, gs).bed_Gy)
-        bed = float(np.mean(per_kidney_bed))
-    next_plan = None
-    if kidney_rows:
-        kid = {}
-        for r in kidney_rows:
-            kid.setdefault(r["cycle"], []).append(r)
-        cyc_nums = sorted(kid)
-        delivered = [float(np.mean([r["absorbed_dose_Gy"] for r in kid[c]])) for c in cyc_nums]
-        last_ad_per_aa = float(np.mean([r["ad_per_aa_Gy_per_GBq"] for r in kid[cyc_nums[-1]]]))
-        remaining = max(4 - len(cyc_nums), 0)
-        if remaining > 0:
-            plan = radiobiology.plan_next_activity_seed000(delivered, last_ad_per_aa, cycles_remaining=remaining)
-            next_plan = {"rule": "seed 000 (kidney limit 23 Gy over the remaining cycles, cap 11.1 GBq)",
-                         "activity_MBq": plan.activity_GBq * 1000.0, "explanation": plan.explanation}
-        else:
-            next_plan = {"rule": "seed 000", "activity_MBq": None,
-                         "explanation": f"{len(cyc_nums)} cycles given: the 4-cycle course is complete"}
-    summary = {
-        "patient_id": study.patient_id,
+def _summarise(study: Study, rows: list, warnings: list, n_planned_cycles: int = 4) -> dict:
+    """summary.json (contract 2): cross-cycle metrics (:func:`cycles.cross_cycle_metrics`),
+    kidney BED from the per-row Lea-Catcheside factors, and the next-cycle activity by the
+    seed 000 rule (:func:`radiobiology.plan_next_activity_seed000`)."""
+    metrics = cycle_metrics.cross_cycle_metrics(rows)
+    patient = metrics.patients[study.patient_id]
+    summary = patient.summary_fields()
+    summary["warnings"] = list(dict.fromkeys(warnings + summary["warnings"] + list(metrics.warnings)))
+    summary.update({
         "radionuclide": study.radionuclide,
-        "cycles": [c.cycle for c in study.cycles],
         "administered_activity_MBq": [c.administered_activity_MBq for c in study.cycles],
-        "cumulative_tumor_dose_Gy": metrics.get("cumulative_tumor_dose_Gy"),
-        "delta_ad_per_aa_percent": metrics.get("delta_ad_per_aa_percent"),
-        "kidney_cumulative_dose_Gy": metrics.get("kidney_cumulative_dose_Gy"),
-        "kidney_bed_Gy": bed,
-        "next_cycle_activity": next_plan,
-        "lesion_dose_Gy": {k: metrics.get(k) for k in ("min_lesion_dose_Gy", "mean_lesion_dose_Gy", "max_lesion_dose_Gy")},
-        "tumors_included": sorted({r["voi"] for r in rows if r["kind"] == "tumor" and r["included"]}),
-        "tumors_excluded": sorted({r["voi"] for r in rows if r["kind"] == "tumor" and not r["included"]}),
-        "per_voi": metrics.get("per_voi"),
-        "warnings": list(dict.fromkeys(warnings)),
-    }
+        "tumor_cumulative_dose_Gy": patient.tumor_cumulative_dose_Gy,
+        "lesion_dose_Gy": {"min": patient.lesion_total_dose_min_Gy, "mean": patient.lesion_total_dose_mean_Gy,
+                           "max": patient.lesion_total_dose_max_Gy},
+        "tumor_mean_ad_per_aa_Gy_per_GBq_by_cycle": patient.tumor_mean_ad_per_aa_by_cycle,
+        "tumors_included": list(patient.tumors),
+        "tumors_excluded": list(patient.excluded_tumors),
+        "next_cycle_activity": _next_cycle_plan(rows, n_planned_cycles),
+    })
     return summary
+
+
+def _next_cycle_plan(rows: list, n_planned_cycles: int) -> dict | None:
+    kidney = {}
+    for r in rows:
+        if r["kind"] == "kidney":
+            kidney.setdefault(r["cycle"], []).append(r)
+    if not kidney:
+        return None
+    given = sorted(kidney)
+    remaining = n_planned_cycles - len(given)
+    if remaining < 1:
+        return {"rule": "seed000", "activity_MBq": None,
+                "explanation": f"{len(given)} of {n_planned_cycles} planned cycles given: no further cycle planned"}
+    delivered = [float(np.mean([r["absorbed_dose_Gy"] for r in kidney[c]])) for c in given]
+    ad_per_aa = [float(np.mean([r["ad_per_aa_Gy_per_GBq"] for r in kidney[c]])) for c in given]
+    plan = radiobiology.plan_next_activity_seed000(delivered, ad_per_aa, cycles_remaining=remaining)
+    return {"rule": plan.rule, "activity_MBq": plan.next_activity_GBq * 1000.0, "explanation": plan.reasoning,
+            "warnings": list(plan.warnings)}
 
 
 def write_results(result: PipelineResult, out_dir, report: bool = True) -> PipelineResult:
@@ -470,10 +474,15 @@ def run_manifest(manifest_path, out_dir, options: PipelineOptions | None = None,
                  progress: ProgressCallback | None = None, cancel=None) -> PipelineResult:
     """Load a study manifest, run the dosimetry and write the contract-2 results to ``out_dir``."""
     _report(progress, 0.0, f"loading study {manifest_path}")
+    t0 = time.perf_counter()
     study = load_study(manifest_path)
     images = load_study_images(study)
+    t_load = time.perf_counter() - t0
     result = run_study(study, images, options, progress, cancel)
+    result.timings_s = {"loading images": t_load, **result.timings_s}
     _report(progress, 0.95, f"writing results to {out_dir}")
+    t0 = time.perf_counter()
     write_results(result, out_dir)
+    result.timings_s["writing results and report"] = time.perf_counter() - t0
     _report(progress, 1.0, "done")
     return result

@@ -22,8 +22,9 @@ class SpherePhantom:
     """A simulated sphere phantom.
 
     image: SimpleITK image of the simulated SPECT (Bq/mL), spacing in mm.
-    true_image: the true concentration map (numpy [z, y, x], Bq/mL).
-    masks: one boolean mask per sphere ([z, y, x]), the voxelised true sphere.
+    true_image: the true concentration map (numpy [z, y, x], Bq/mL), anti-aliased: boundary
+        voxels hold the volume-weighted mean of sphere and background.
+    masks: one boolean mask per sphere ([z, y, x]): voxels at least half inside the sphere.
     volumes_ml: nominal sphere volumes (mL); voxel_volumes_ml the voxelised volumes.
     centers_mm: physical centres (x, y, z) in mm.
     """
@@ -38,6 +39,29 @@ class SpherePhantom:
     background_Bq_per_ml: float
     fwhm_mm: float
     spacing_mm: tuple = field(default=(4.8, 4.8, 4.8))
+
+
+def ellipsoid_occupancy(x, y, z, centre_mm, semi_axes_mm, voxel_mm: float, cylinder_z: bool = False) -> np.ndarray:
+    """Fraction (0..1) of each voxel inside an ellipsoid (or an elliptic cylinder along z).
+
+    ``x, y, z`` are voxel-centre coordinates (mm). The signed distance to the surface is
+    approximated to first order, F/|grad F| with F = sum((x_i/a_i)^2) - 1, and the occupancy is
+    ``clip(0.5 - d / voxel_mm, 0, 1)``: exact for a plane crossing a voxel along an axis, and
+    good to about 1 % in volume for objects of a few voxels and more. This anti-aliasing keeps
+    the activity content of a small object independent of its sub-voxel position and pose.
+    """
+    cx, cy, cz = centre_mm
+    a, b, c = semi_axes_mm
+    dx, dy = (x - cx) / a, (y - cy) / b
+    if cylinder_z:
+        f = dx * dx + dy * dy - 1.0
+        grad = 2.0 * np.sqrt((dx / a) ** 2 + (dy / b) ** 2)
+    else:
+        dz = (z - cz) / c
+        f = dx * dx + dy * dy + dz * dz - 1.0
+        grad = 2.0 * np.sqrt((dx / a) ** 2 + (dy / b) ** 2 + (dz / c) ** 2)
+    d = f / np.maximum(grad, 1e-12)
+    return np.clip(0.5 - d / float(voxel_mm), 0.0, 1.0)
 
 
 def _layout(volumes_ml, spacing_mm, margin_mm):
@@ -77,10 +101,11 @@ def make_sphere_phantom(volumes_ml, spacing_mm=(4.8, 4.8, 4.8), fwhm_mm: float =
     background = 0.0 if not np.isfinite(sphere_to_background) else sphere_concentration_Bq_per_ml / sphere_to_background
     true = np.full(x.shape, background)
     masks = []
-    for r, (cx, cy, cz) in zip(radii, centers):
-        m = (x - cx) ** 2 + (y - cy) ** 2 + (z - cz) ** 2 <= r * r
-        masks.append(m)
-        true[m] = sphere_concentration_Bq_per_ml
+    voxel_mm = float(np.prod(spacing_mm)) ** (1.0 / 3.0)
+    for r, centre in zip(radii, centers):
+        occ = ellipsoid_occupancy(x, y, z, centre, (r, r, r), voxel_mm)
+        masks.append(occ >= 0.5)
+        true = true * (1.0 - occ) + sphere_concentration_Bq_per_ml * occ
     rng = np.random.default_rng(seed)
     if noise:
         sim = simulate_spect(true, spacing_mm, fwhm_mm, sensitivity_cps_per_MBq, duration_s, rng)

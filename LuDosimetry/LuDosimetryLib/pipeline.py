@@ -46,7 +46,8 @@ ProgressCallback = Callable[[float, str], None]
 
 CSV_COLUMNS = ["patient_id", "cycle", "voi", "kind", "volume_ml", "administered_activity_MBq", "absorbed_dose_Gy",
                "ad_per_aa_Gy_per_GBq", "fit_model", "effective_half_life_h", "recovery_coefficient", "flags",
-               "absorbed_dose_uncertainty_Gy", "time_integrated_activity_MBq_h", "mass_g", "included"]
+               "absorbed_dose_uncertainty_Gy", "time_integrated_activity_MBq_h", "mass_g", "included",
+               "voxel_mean_dose_Gy", "D90_Gy", "D50_Gy", "D10_Gy", "EUD_Gy"]
 
 
 class Cancelled(LuDosimetryError):
@@ -191,17 +192,19 @@ def register_scans(study: Study, images: StudyImages, ref_key: tuple, method: st
         res = registration.register_time_point(fixed, images.spect[key], fixed_ct=fixed_ct,
                                                moving_ct=images.ct.get(key), method=method)
         regs[key] = res
-        registered[key] = image_io.resample_to_reference(images.spect[key], fixed, res.transform).image
+        # cubic B-spline: linear interpolation smooths small objects (measured: -4 % mean in a 15 mL sphere)
+        registered[key] = image_io.resample_to_reference(images.spect[key], fixed, res.transform,
+                                                         interpolator="bspline").image
     return regs, registered
 
 
 def define_vois(study: Study, images: StudyImages, reference: sitk.Image, reference_ct: sitk.Image | None,
-                options: PipelineOptions) -> tuple[list, list]:
+                options: PipelineOptions) -> tuple[list, list, np.ndarray | None]:
     """VOIs on the reference grid; adaptive-threshold tumours are contoured inside their ROI.
 
     The minimum-volume rule (``options.min_tumor_volume_ml``) is applied to tumours on the
     cycle-1 reference scan (seed 000); excluded tumours stay listed with their volume.
-    Returns (vois, warnings).
+    Returns (vois, warnings, density map g/mL on the reference grid or None without CT).
     """
     warnings = []
     labels = images.labelmap
@@ -246,7 +249,7 @@ def define_vois(study: Study, images: StudyImages, reference: sitk.Image, refere
                 v.flags.append(f"excluded:volume<{options.min_tumor_volume_ml:g}mL")
                 warnings.append(f"{v.name} excluded: {v.volume_ml:.1f} mL on the cycle-1 reference scan is below "
                                 f"the minimum volume of {options.min_tumor_volume_ml:g} mL")
-    return vois, warnings
+    return vois, warnings, density
 
 
 def measure_voi_values(registered: dict, vois: list, units: str) -> dict:
@@ -289,7 +292,7 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
     _check_cancel(cancel)
     _report(progress, 0.45, "defining VOIs on the reference scan")
     t0 = time.perf_counter()
-    vois, voi_warnings = define_vois(study, images, reference, images.ct.get(ref_key), options)
+    vois, voi_warnings, density = define_vois(study, images, reference, images.ct.get(ref_key), options)
     warnings.extend(voi_warnings)
     timings["segmentation"] = time.perf_counter() - t0
 
@@ -351,14 +354,21 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
             warnings.extend(f"{v.name} cycle {cyc.cycle}: {w}" for w in fit.warnings)
 
     timings["activity, fit and dose"] = time.perf_counter() - t0
+    _check_cancel(cancel)
+    _report(progress, 0.8, "voxel-wise time integration and dose maps")
+    t0 = time.perf_counter()
+    maps = voxel_dose_maps(study, registered, reference, density, vois, nuclide, units, voxel_map,
+                           whole_image=options.save_maps)
+    _add_dose_statistics(rows, maps["dose_statistics"])
+    warnings.extend(maps.pop("warnings"))
+    timings["voxel-wise maps and DVH"] = time.perf_counter() - t0
     _report(progress, 0.9, "cross-cycle metrics, kidney BED and next-cycle activity")
     t0 = time.perf_counter()
     summary = _summarise(study, rows, warnings)
     timings["cross-cycle metrics"] = time.perf_counter() - t0
     return PipelineResult(study=study, rows=rows, summary=summary, fits=fits, samples=samples, vois=vois,
                           registrations=regs, reference_key=ref_key, reference_spect=reference,
-                          registered_spect=registered, maps={"dose_rate_Gy_per_h": voxel_map} if voxel_map else {},
-                          timings_s=timings)
+                          registered_spect=registered, maps=maps, timings_s=timings)
 
 
 def _voxel_s_value_dose_rates(study: Study, registered: dict, reference: sitk.Image, nuclide) -> dict:
@@ -373,6 +383,62 @@ def _voxel_s_value_dose_rates(study: Study, registered: dict, reference: sitk.Im
         r.CopyInformation(reference)
         out[key] = r
     return out
+
+
+def voxel_dose_maps(study: Study, registered: dict, reference: sitk.Image, density, vois: list, nuclide,
+                    units: str, dose_rate_maps: dict | None, whole_image: bool = False) -> dict:
+    """Voxel-wise time-integrated activity and absorbed dose per cycle, and VOI dose statistics.
+
+    Time integration: :func:`kinetics.fit_time_activity_voxelwise` on the registered scans of
+    each cycle (inside the VOIs, or the whole image when ``whole_image``). Dose: local energy
+    deposition with the CT density per voxel (:func:`dose.led_dose_Gy`), or the integral of the
+    voxel S-value / input dose-rate maps. Statistics (mean, D90/D50/D10, DVH, EUD) per VOI per
+    cycle by :func:`dose.voi_dose_statistics`. These voxel doses are not partial-volume
+    corrected (the VOI doses of the results table are).
+
+    Returns {"tia_MBq_h": {cycle: image}, "dose_Gy": {cycle: image}, "dose_statistics":
+    {(voi, cycle): DoseStatistics}, "warnings": [...]}.
+    """
+    voxel_ml = image_io.voxel_volume_ml(reference)
+    mask = None
+    if not whole_image:
+        mask = np.zeros(sitk.GetArrayViewFromImage(reference).shape, dtype=bool)
+        for v in vois:
+            mask |= v.mask
+    out = {"tia_MBq_h": {}, "dose_Gy": {}, "dose_statistics": {}, "warnings": []}
+    for cyc in study.cycles:
+        keys = [(cyc.cycle, i) for i in range(len(cyc.timepoints))]
+        if dose_rate_maps is not None or units == "Gy/h":
+            source = dose_rate_maps if dose_rate_maps is not None else registered
+            stack = np.stack([sitk.GetArrayViewFromImage(source[k]) for k in keys]).astype(np.float64)
+        else:  # Bq/mL -> MBq per voxel
+            stack = np.stack([sitk.GetArrayViewFromImage(registered[k]) for k in keys]).astype(np.float64)
+            stack *= voxel_ml * 1e-6
+        vfit = kinetics.fit_time_activity_voxelwise(cyc.hours, stack, nuclide.half_life_h, mask=mask)
+        out["warnings"].extend(f"voxel-wise fit cycle {cyc.cycle}: {w}" for w in vfit.warnings)
+        if dose_rate_maps is not None or units == "Gy/h":
+            dose_Gy, tia = vfit.integral, None
+        else:
+            tia = vfit.integral
+            dose_Gy = dose_mod.led_dose_Gy(tia, nuclide=nuclide, voxel_volume_ml=voxel_ml,
+                                           density_g_per_ml=density if density is not None else 1.0)
+        for name, arr in (("tia_MBq_h", tia), ("dose_Gy", dose_Gy)):
+            if arr is not None:
+                img = sitk.GetImageFromArray(np.asarray(arr, dtype=np.float32))
+                img.CopyInformation(reference)
+                out[name][cyc.cycle] = img
+        masses = density * voxel_ml if density is not None else None
+        for v in vois:
+            out["dose_statistics"][(v.name, cyc.cycle)] = dose_mod.voi_dose_statistics(dose_Gy, v.mask, masses)
+    return out
+
+
+def _add_dose_statistics(rows: list, stats: dict) -> None:
+    for r in rows:
+        st = stats.get((r["voi"], r["cycle"]))
+        if st is not None:
+            r.update({"voxel_mean_dose_Gy": st.mean_Gy, "D90_Gy": st.d90_Gy, "D50_Gy": st.d50_Gy,
+                      "D10_Gy": st.d10_Gy, "EUD_Gy": st.eud_Gy})
 
 
 def _summarise(study: Study, rows: list, warnings: list, n_planned_cycles: int = 4) -> dict:
@@ -416,11 +482,12 @@ def _next_cycle_plan(rows: list, n_planned_cycles: int) -> dict | None:
             "warnings": list(plan.warnings)}
 
 
-def write_results(result: PipelineResult, out_dir, report: bool = True) -> PipelineResult:
+def write_results(result: PipelineResult, out_dir, report: bool = True, save_maps: bool = False) -> PipelineResult:
     """Write ``voi_cycle_doses.csv``, ``summary.json`` and ``report.html`` (contract 2).
 
     Files are first written to a temporary folder and moved into ``out_dir`` only when all
-    of them are complete, so a failure leaves no partial results.
+    of them are complete, so a failure leaves no partial results. ``save_maps`` adds the
+    voxel-wise TIA (MBq·h per voxel) and dose (Gy) maps per cycle as NRRD.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -436,10 +503,10 @@ def write_results(result: PipelineResult, out_dir, report: bool = True) -> Pipel
             from .report import write_report
 
             write_report(result, tmp / "report.html")
-        if result.maps:
-            for name, per_scan in result.maps.items():
-                for (c, i), img in per_scan.items():
-                    sitk.WriteImage(img, str(tmp / f"{name}_cycle{c}_tp{i + 1}.nrrd"), True)
+        if save_maps:
+            for name in ("tia_MBq_h", "dose_Gy"):
+                for c, img in result.maps.get(name, {}).items():
+                    sitk.WriteImage(img, str(tmp / f"{name}_cycle{c}.nrrd"), True)
         files = []
         for p in sorted(tmp.iterdir()):
             target = out / p.name
@@ -478,11 +545,12 @@ def run_manifest(manifest_path, out_dir, options: PipelineOptions | None = None,
     study = load_study(manifest_path)
     images = load_study_images(study)
     t_load = time.perf_counter() - t0
-    result = run_study(study, images, options, progress, cancel)
+    result_options = options or PipelineOptions()
+    result = run_study(study, images, result_options, progress, cancel)
     result.timings_s = {"loading images": t_load, **result.timings_s}
     _report(progress, 0.95, f"writing results to {out_dir}")
     t0 = time.perf_counter()
-    write_results(result, out_dir)
+    write_results(result, out_dir, save_maps=result_options.save_maps)
     result.timings_s["writing results and report"] = time.perf_counter() - t0
     _report(progress, 1.0, "done")
     return result

@@ -156,18 +156,25 @@ def _ad_per_aa_figure(result) -> str:
 
 
 def _dvh_figure(result) -> str:
-    dvhs = result.maps.get("dvh") if isinstance(result.maps, dict) else None
-    if not dvhs:
+    """Cumulative DVHs (voxel-wise, not partial-volume corrected) of every VOI, first and last cycle."""
+    stats = result.maps.get("dose_statistics") if isinstance(result.maps, dict) else None
+    if not stats:
         return ""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.5, 3.4))
-    for (name, c), stats in sorted(dvhs.items()):
-        ax.plot(stats.dvh_dose_Gy, 100 * stats.dvh_volume_fraction, lw=1, label=f"{name} c{c}")
-    ax.set_xlabel("absorbed dose (Gy)")
-    ax.set_ylabel("volume (%)")
-    ax.legend(fontsize=6, ncol=2)
-    ax.set_title("Cumulative dose-volume histograms (voxel-wise)", fontsize=9)
+    cycles = sorted({c for (_, c) in stats})
+    shown = [cycles[0], cycles[-1]] if len(cycles) > 1 else cycles
+    fig, axes = plt.subplots(1, len(shown), figsize=(5.2 * len(shown), 3.4), squeeze=False)
+    names = list(dict.fromkeys(n for (n, _) in stats))
+    for ax, c in zip(axes[0], shown):
+        for name, colour in zip(names, _colours(len(names))):
+            st = stats.get((name, c))
+            if st is not None:
+                ax.plot(st.dvh_dose_Gy, 100 * st.dvh_fraction, lw=1, color=colour, label=name)
+        ax.set_xlabel("absorbed dose (Gy)")
+        ax.set_ylabel("volume (%)")
+        ax.set_title(f"cumulative DVH, cycle {c} (voxel-wise LED, no PVC)", fontsize=9)
+        ax.legend(fontsize=6)
     return _fig_to_img_tag(fig, "DVH")
 
 
@@ -209,11 +216,12 @@ def build_report_html(result) -> str:
     parts.append("<h2>Absorbed dose per VOI per cycle</h2>")
     parts.append(_table(
         ["VOI", "kind", "cycle", "volume (mL)", "AA (MBq)", "AD (Gy)", "± 1σ (Gy)", "AD/AA (Gy/GBq)", "fit",
-         "T_eff (h)", "RC", "flags"],
+         "T_eff (h)", "RC", "voxel D90/D50/D10 (Gy)", "flags"],
         [[html.escape(r["voi"]) + ("" if r["included"] else " (excluded)"), r["kind"], str(r["cycle"]),
           _fmt(r["volume_ml"], 1), _fmt(float(r["administered_activity_MBq"]), 0), _fmt(r["absorbed_dose_Gy"]),
           _fmt(r.get("absorbed_dose_uncertainty_Gy")), _fmt(r["ad_per_aa_Gy_per_GBq"], 3), html.escape(r["fit_model"]),
           _fmt(r["effective_half_life_h"], 1), _fmt(r["recovery_coefficient"], 3),
+          " / ".join(_fmt(r.get(k), 1) for k in ("D90_Gy", "D50_Gy", "D10_Gy")),
           f"<span class='small'>{html.escape(r['flags'])}</span>"] for r in result.rows]))
     reg_rows = []
     for key, reg in sorted(result.registrations.items()):

@@ -57,6 +57,25 @@ def test_demo_doses_match_ground_truth(demo_dir):
     assert cmp.max_abs_relative_error < 0.10, cmp.to_text()
 
 
+def test_pv_corrected_tumour_activity_matches_truth(demo_dir):
+    """Issue 3 acceptance: tumour activity (>= 10 mL) within 10 % of truth after PVC, every scan."""
+    truth = json.loads((demo_dir / "synthetic_patient" / "ground_truth.json").read_text())
+    with open(demo_dir / "voi_time_activity.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    checked = 0
+    for voi in truth["vois"]:
+        if voi["kind"] != "tumor" or voi["volume_ml"] < 10:
+            continue
+        for r in (r for r in rows if r["voi"] == voi["name"]):
+            c = voi["cycles"][int(r["cycle"]) - 1]
+            true_MBq = c["concentration_Bq_per_ml"][f"{float(r['hours_post_injection']):g}"] * voi["volume_ml"] * 1e-6
+            assert float(r["value_pv_corrected"]) == pytest.approx(true_MBq, rel=0.10), (voi["name"], r)
+            # and the correction matters: uncorrected values are far lower
+            assert float(r["value"]) < 0.9 * true_MBq
+            checked += 1
+    assert checked == 3 * 4 * 3
+
+
 def test_small_tumour_excluded_and_listed(demo_dir):
     s = json.loads((demo_dir / "summary.json").read_text())
     assert "tumor_node_2" in s["tumors_excluded"]
@@ -87,7 +106,8 @@ def test_run_does_not_modify_input(demo_dir, tmp_path):
     assert _digest(patient) == before
     assert (tmp_path / "out" / "summary.json").is_file()
     # nothing left behind but the three results
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["report.html", "summary.json", "voi_cycle_doses.csv"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["report.html", "summary.json", "voi_cycle_doses.csv",
+                                                                          "voi_time_activity.csv"]
 
 
 def test_run_reports_manifest_errors_cleanly(tmp_path, capsys):

@@ -137,11 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=_cmd_inspect)
 
     sp = sub.add_parser("cohort", help="cohort dose-response analysis (LuResponse)")
-    sp.add_argument("table", nargs="?", help="cohort CSV (contract 3)")
-    sp.add_argument("--out", default="lu_response_cohort")
-    sp.add_argument("--demo", action="store_true", help="analyse a synthetic cohort shaped like seed 000's")
-    sp.add_argument("--seed", type=int, default=0)
-    sp.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for AUC CIs")
+    from LuResponseLib.cli import add_cohort_arguments  # cheap: heavy imports are lazy there
+
+    add_cohort_arguments(sp)
     sp.set_defaults(func=_cmd_cohort)
     return p
 

@@ -49,6 +49,9 @@ CSV_COLUMNS = ["patient_id", "cycle", "voi", "kind", "volume_ml", "administered_
                "absorbed_dose_uncertainty_Gy", "time_integrated_activity_MBq_h", "mass_g", "included",
                "voxel_mean_dose_Gy", "D90_Gy", "D50_Gy", "D10_Gy", "EUD_Gy"]
 
+TIME_ACTIVITY_COLUMNS = ["patient_id", "cycle", "voi", "kind", "hours_post_injection", "value", "value_pv_corrected",
+                         "recovery_coefficient", "units", "fitted_value"]
+
 
 class Cancelled(LuDosimetryError):
     """The user cancelled the run (progress dialog); nothing was written."""
@@ -117,6 +120,7 @@ class PipelineResult:
     summary: dict
     fits: dict  # (voi name, cycle) -> kinetics.TimeActivityFit
     samples: dict  # (voi name, cycle) -> (hours, values, units)
+    time_activity: list  # rows of voi_time_activity.csv
     vois: list
     registrations: dict  # (cycle, i) -> registration.RegistrationResult
     reference_key: tuple
@@ -309,7 +313,7 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
         _report(progress, 0.6, "voxel S-value dose-rate maps")
         voxel_map = _voxel_s_value_dose_rates(study, registered, reference, nuclide)
 
-    fits, samples, rows = {}, {}, []
+    fits, samples, rows, time_activity = {}, {}, [], []
     for v in vois:
         for cyc in study.cycles:
             _check_cancel(cancel)
@@ -322,6 +326,7 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
             else:
                 y = np.array([values[(v.name, cyc.cycle, i)] for i in range(len(hours))])
                 y_units = "Gy/h" if units == "Gy/h" else "MBq"
+            raw = y.copy()
             rc = 1.0
             if rc_curve is not None and v.kind in options.apply_pvc_to:
                 corrected, rc, pvc_flags = rc_curve.correct(y, v.volume_ml)
@@ -332,6 +337,11 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
                                              value_uncertainty=options.value_uncertainty)
             fits[(v.name, cyc.cycle)] = fit
             samples[(v.name, cyc.cycle)] = (hours, y, y_units)
+            for h, measured, corrected in zip(hours, raw, y):
+                time_activity.append({"patient_id": study.patient_id, "cycle": cyc.cycle, "voi": v.name, "kind": v.kind,
+                                      "hours_post_injection": float(h), "value": float(measured),
+                                      "value_pv_corrected": float(corrected), "recovery_coefficient": rc,
+                                      "units": y_units, "fitted_value": float(fit.evaluate(np.array([h]))[0])})
             flags += list(fit.flags)
             if y_units == "Gy/h":
                 dose_Gy, dose_sd = fit.integral, fit.uncertainty
@@ -351,7 +361,9 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
                 "mass_g": v.mass_g, "included": v.included, "excluded": not v.included,
                 "lea_catcheside_g": radiobiology.g_factor_from_fit(fit) if v.kind == "kidney" else None,
             })
-            warnings.extend(f"{v.name} cycle {cyc.cycle}: {w}" for w in fit.warnings)
+            if fit.flags:  # a fallback, a rising curve or a bound: say what was done and why
+                warnings.extend(f"{v.name} cycle {cyc.cycle}: {w}" for w in fit.warnings
+                                if not w.startswith("model "))
 
     timings["activity, fit and dose"] = time.perf_counter() - t0
     _check_cancel(cancel)
@@ -366,7 +378,8 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
     t0 = time.perf_counter()
     summary = _summarise(study, rows, warnings)
     timings["cross-cycle metrics"] = time.perf_counter() - t0
-    return PipelineResult(study=study, rows=rows, summary=summary, fits=fits, samples=samples, vois=vois,
+    return PipelineResult(study=study, rows=rows, summary=summary, fits=fits, samples=samples,
+                          time_activity=time_activity, vois=vois,
                           registrations=regs, reference_key=ref_key, reference_spect=reference,
                           registered_spect=registered, maps=maps, timings_s=timings)
 
@@ -483,7 +496,9 @@ def _next_cycle_plan(rows: list, n_planned_cycles: int) -> dict | None:
 
 
 def write_results(result: PipelineResult, out_dir, report: bool = True, save_maps: bool = False) -> PipelineResult:
-    """Write ``voi_cycle_doses.csv``, ``summary.json`` and ``report.html`` (contract 2).
+    """Write ``voi_cycle_doses.csv``, ``summary.json`` and ``report.html`` (contract 2), and
+    ``voi_time_activity.csv`` (measured and partial-volume-corrected VOI activity, MBq, or dose
+    rate, Gy/h, per time point, with the fitted curve's value).
 
     Files are first written to a temporary folder and moved into ``out_dir`` only when all
     of them are complete, so a failure leaves no partial results. ``save_maps`` adds the
@@ -498,6 +513,11 @@ def write_results(result: PipelineResult, out_dir, report: bool = True, save_map
             w.writeheader()
             for r in result.rows:
                 w.writerow({k: _fmt(r.get(k)) for k in CSV_COLUMNS})
+        with open(tmp / "voi_time_activity.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=TIME_ACTIVITY_COLUMNS)
+            w.writeheader()
+            for r in result.time_activity:
+                w.writerow({k: _fmt(r.get(k)) for k in TIME_ACTIVITY_COLUMNS})
         (tmp / "summary.json").write_text(json.dumps(result.summary, indent=2, default=_json_default))
         if report:
             from .report import write_report

@@ -1,7 +1,52 @@
 """LuResponseLib: cohort dose-response analysis (pure Python core of the LuResponse module).
 
-Never imports slicer/qt/ctk/vtk; scikit-learn and lifelines are imported lazily inside the
-functions that need them so the package imports in a bare Slicer Python environment.
+Never imports slicer/qt/ctk/vtk; scikit-learn, lifelines and matplotlib are imported lazily
+inside the functions that need them so the package imports in a bare Slicer Python environment
+(numpy + scipy).
+
+Modules (one concept each):
+
+- ``table``        cohort table (contract 3), per-cycle VOI table, lesion table; validation, assembly
+- ``descriptive``  Table 2 per-cycle statistics, rank tests, Spearman, subgroups
+- ``sigmoid``      groups of 11 and the Eq. 2 sigmoid with profile CIs, R^2 (Eq. 3), RMSE (Eq. 4)
+- ``roc``          AUC, ROC curve, stratified bootstrap CI
+- ``models``       logistic (Eq. 5) and RBF-SVM pipelines, stratified CV, JSON models
+- ``rules``        cut-off rules with Clopper-Pearson intervals
+- ``survival``     Kaplan-Meier, log-rank, Cox, landmark (lifelines)
+- ``lesions``      lesion dV vs AD, TCP, seed-003 categories and heterogeneity
+- ``synthetic``    cohorts drawn from known models, the ``--demo`` cohort
+- ``analysis``     ``run_cohort_analysis``: everything in one call
+- ``plots``/``report``  figures (PNG/SVG) and the self-contained HTML report, atomic output
+- ``cli``          ``lu-dosimetry cohort``
+
+The most used functions are also reachable as attributes of the package (imported on first use),
+e.g. ``LuResponseLib.load_cohort_table(path)``.
 """
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "load_cohort_table": "table", "cohort_table_from_rows": "table", "assemble_cohort_table": "table",
+    "load_cycle_table": "table", "load_lesion_table": "table", "CohortTable": "table",
+    "CohortTableError": "errors", "AnalysisError": "errors", "ExtrapolationWarning": "errors",
+    "group_by_metric": "sigmoid", "fit_sigmoid": "sigmoid", "sigmoid_probability": "sigmoid",
+    "cross_validated_probabilities": "models", "fit_response_model": "models", "ResponseModel": "models",
+    "repeated_cv_auc": "models", "probability_surface": "models",
+    "evaluate_cutoff_rule": "rules", "clopper_pearson": "rules",
+    "roc_auc": "roc", "bootstrap_auc_ci": "roc",
+    "run_cohort_analysis": "analysis", "CohortAnalysisOptions": "analysis",
+    "write_cohort_outputs": "report", "make_demo_cohort": "synthetic",
+}
+
+
+def __getattr__(name):  # PEP 562: import the defining module on first use
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'LuResponseLib' has no attribute '{name}'")
+    import importlib
+
+    return getattr(importlib.import_module(f".{mod}", __name__), name)
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_LAZY))

@@ -1,0 +1,2330 @@
+"""LuDosimetry: per-patient multi-cycle [177Lu]Lu-DOTATATE SPECT/CT dosimetry in 3D Slicer.
+
+The module is a thin Slicer layer: a wizard GUI (Study, Register, Segment, Dose, Results), a
+typed parameter node, and a Logic that converts MRML nodes to numpy/SimpleITK and back. Every
+computation is a call into the pure-Python package ``LuDosimetryLib`` (next to this file), so it
+is tested without Slicer and can be scripted from the Python console or the ``lu-dosimetry``
+command. The Lib function behind each Logic method is named in its docstring.
+"""
+
+import dataclasses
+import functools
+import html
+import logging
+import math
+import numbers
+import os
+import pathlib
+import tempfile
+from typing import Annotated
+
+import qt
+import vtk
+
+import slicer
+from slicer.i18n import tr as _
+from slicer.i18n import translate
+from slicer.ScriptedLoadableModule import *
+from slicer.util import VTKObservationMixin
+from slicer.parameterNodeWrapper import (
+    Choice,
+    WithinRange,
+    parameterNodeWrapper,
+)
+
+from slicer import (
+    vtkMRMLPlotChartNode,
+    vtkMRMLScalarVolumeNode,
+    vtkMRMLSegmentationNode,
+    vtkMRMLSegmentEditorNode,
+    vtkMRMLTableNode,
+)
+
+#
+# Choices shared by the GUI and the Logic (the names are those of LuDosimetryLib.pipeline.PipelineOptions)
+#
+
+REGISTRATION_METHODS = ["auto", "translation", "rigid_ct", "local", "none"]  # LuDosimetryLib.registration.METHODS
+DOSE_METHODS = ["local_deposition", "voxel_s_value"]
+FIT_MODELS = ["auto", "mono", "biexp", "triexp", "trapezoid", "mono_last2"]  # LuDosimetryLib.kinetics.MODELS
+VOI_KINDS = ["tumor", "kidney", "organ"]  # LuDosimetryLib.study.VOI_KINDS
+VOI_MODES = ["as_drawn", "adaptive_threshold"]  # LuDosimetryLib.study.VOI_MODES
+SPECT_UNITS = ["Bq/mL", "counts", "Gy/h"]  # LuDosimetryLib.study.SPECT_UNITS
+RESPONSES = ["", "CR", "PR", "SD", "PD"]
+
+STATUS_NOT_STARTED = "not started"
+STATUS_DONE = "done"
+STATUS_ATTENTION = "needs attention"
+
+# Segment tags that hold the per-VOI settings (saved with the segmentation).
+KIND_TAG = "LuDosimetry.kind"
+MODE_TAG = "LuDosimetry.mode"
+FIT_MODEL_TAG = "LuDosimetry.fitModel"
+DEFAULT_FIT_MODEL = "default"
+
+# Columns of the study table node (one row per time point) and node-reference roles per row.
+STUDY_COLUMNS = [
+    "cycle", "hours_post_injection", "administered_activity_MBq", "spect_units", "injection_time",
+    "acquisition_time", "calibration_cps_per_MBq", "acquisition_duration_s", "spect", "ct",
+    "registration_status", "registration_method", "registration_metric",
+]
+SPECT_ROLE = "LuDosimetry.spect"
+CT_ROLE = "LuDosimetry.ct"
+TRANSFORM_ROLE = "LuDosimetry.transform"
+REGISTERED_ROLE = "LuDosimetry.registeredSpect"
+ROW_COUNT_ATTRIBUTE = "LuDosimetry.rowCount"
+
+# Registration status of a time point.
+REG_REFERENCE = "reference"
+REG_PENDING = ""
+REG_REGISTERED = "registered"
+REG_ACCEPTED = "accepted"
+REG_FAILED = "failed"
+
+_NOT_READ = object()  # marker: the widget has not read any study table yet
+
+
+#
+# LuDosimetry
+#
+
+
+class LuDosimetry(ScriptedLoadableModule):
+    """Uses ScriptedLoadableModule base class, available at:
+    https://github.com/Slicer/Slicer/blob/main/Base/Python/slicer/ScriptedLoadableModule.py
+    """
+
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = _("Lu Dosimetry")
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Nuclear Medicine")]
+        self.parent.dependencies = ["Segmentations"]
+        self.parent.contributors = ["LuDosimetry developers"]
+        self.parent.helpText = _("""
+Patient-specific multi-cycle [177Lu]Lu-DOTATATE SPECT/CT dosimetry: load the study (cycles x time points),
+register every scan to the reference scan, define tumour and organ VOIs (adaptive threshold available),
+compute time-activity curves and absorbed doses per VOI per cycle, cumulative tumour dose, change of AD/AA,
+kidney BED and the suggested next-cycle activity.
+All computations are done by the LuDosimetryLib Python package, also usable without Slicer
+(command <code>lu-dosimetry</code>).
+See the <a href="https://github.com/ludosimetry/LuDosimetry#readme">documentation</a>.
+""")
+        self.parent.acknowledgementText = _("""
+Methods follow the EANM dosimetry guidance and the publications cited in the documentation.
+Not a medical device: results must be reviewed by a qualified medical physicist.
+""")
+        # Sample data is registered after startup (SampleData module must be loaded first).
+        slicer.app.connect("startupCompleted()", registerSampleData)
+
+
+#
+# Register sample data sets in Sample Data module
+#
+
+
+def registerSampleData():
+    """Add the synthetic patient to the Sample Data module.
+
+    Nothing is downloaded: the patient is generated on first use by
+    ``LuDosimetryLib.phantom.write_phantom_study`` into Slicer's cache folder (a custom downloader).
+    """
+    import SampleData
+
+    iconsPath = os.path.join(os.path.dirname(__file__), "Resources", "Icons")
+    if hasattr(SampleData.SampleDataLogic, "registerCustomSampleDataCategory"):  # Slicer >= 5.12 (a title for the category)
+        SampleData.SampleDataLogic.registerCustomSampleDataCategory("LuDosimetry", title=_("Lu Dosimetry"))
+    SampleData.SampleDataLogic.registerCustomSampleDataSource(
+        category="LuDosimetry",
+        sampleName="LuDosimetrySyntheticPatient",
+        thumbnailFileName=os.path.join(iconsPath, "LuDosimetrySyntheticPatient.png"),
+        # Not downloaded: the custom downloader below generates the data. SampleDataSource still
+        # requires one uri and file name per item, so a descriptive placeholder is given.
+        uris="lu-dosimetry://synthetic-patient/seed-1",
+        fileNames="study.json",
+        nodeNames="LuDosimetrySyntheticPatient",
+        customDownloader=loadSyntheticPatientSample,
+    )
+
+
+def loadSyntheticPatientSample(source=None):
+    """Custom downloader of the Sample Data button: generate (once) and load the synthetic patient,
+    then open the LuDosimetry module on it."""
+    if not ensurePythonPackages(DOSIMETRY_REQUIREMENTS, _("The synthetic patient")):
+        return
+    with slicer.util.tryWithErrorDisplay(_("Failed to load the synthetic patient."), waitCursor=True):
+        logic = LuDosimetryLogic()
+        logic.loadSyntheticPatient()
+        slicer.util.selectModule("LuDosimetry")
+
+
+#
+# Python packages not bundled with Slicer (installed on first use, after asking)
+#
+
+# pip requirement -> import name. Kept in sync with Resources/requirements.txt (decay data used by every
+# dose computation and by the synthetic patient).
+DOSIMETRY_REQUIREMENTS = {"radioactivedecay>=0.4.21": "radioactivedecay", "icrp107-database>=0.0.3": "icrp107_database"}
+# Only for report.html (figures); without it the other result files are still written.
+REPORT_REQUIREMENTS = {"matplotlib>=3.7": "matplotlib"}
+
+
+def ensurePythonPackages(requirements: dict, purpose: str, requester: str = "LuDosimetry") -> bool:
+    """Install the missing packages of ``requirements`` (pip requirement -> import name) after asking the
+    user; never at import time. Returns True when all are importable, False if the user declined.
+
+    Uses slicer.packaging.pip_ensure (Slicer >= 5.12) or slicer.util.pip_install (older Slicer).
+    """
+    import importlib
+    import importlib.util
+
+    missing = [req for req, module in requirements.items() if importlib.util.find_spec(module) is None]
+    if not missing:
+        return True
+    if not slicer.util.confirmOkCancelDisplay(
+            _("{purpose} needs Python packages that are not installed in Slicer yet:\n\n{packages}\n\n"
+              "Install them now? (internet connection needed)").format(purpose=purpose, packages="\n".join(missing)),
+            windowTitle=_("Install Python packages")):
+        return False
+    try:
+        import slicer.packaging
+    except ImportError:  # Slicer < 5.12
+        slicer.util.pip_install(" ".join(missing))
+    else:
+        # The user has just confirmed; also install when Slicer runs its self-tests (the tests need them).
+        slicer.packaging.pip_ensure(missing, prompt_install=False, requester=requester, skip_in_testing=False)
+    importlib.invalidate_caches()
+    return all(importlib.util.find_spec(module) is not None for module in requirements.values())
+
+
+#
+# Plain data held by the Logic (no computation)
+#
+
+
+@dataclasses.dataclass
+class TimePointRow:
+    """One row of the study table: a SPECT(/CT) scan of one cycle, as edited in the GUI."""
+
+    cycle: int = 1
+    hoursPostInjection: float | None = None
+    administeredActivityMBq: float | None = None
+    spectUnits: str = "Bq/mL"
+    injectionTime: str = ""
+    acquisitionTime: str = ""
+    calibrationCpsPerMBq: float | None = None
+    acquisitionDurationS: float | None = None
+    spectNode: object = None
+    ctNode: object = None
+    transformNode: object = None
+    registeredSpectNode: object = None
+    registrationStatus: str = REG_PENDING
+    registrationMethod: str = ""
+    registrationMetric: float | None = None
+
+    def label(self) -> str:
+        hours = "?" if self.hoursPostInjection is None else f"{self.hoursPostInjection:g}"
+        return f"C{self.cycle} {hours} h"
+
+
+@dataclasses.dataclass
+class StudyProblem:
+    """A validation message for the study table: row (-1: whole study), column name ("" if none)."""
+
+    row: int
+    column: str
+    message: str
+
+
+@dataclasses.dataclass
+class LoadedStudy:
+    """What :meth:`LuDosimetryLogic.loadStudyIntoScene` created."""
+
+    study: object
+    rows: list
+    tableNode: object
+    segmentationNode: object
+    recoveryTableNode: object
+    referenceRow: int
+
+
+#
+# LuDosimetryParameterNode
+#
+
+
+@parameterNodeWrapper
+class LuDosimetryParameterNode:
+    """The state of the wizard, saved with the scene.
+
+    patientId - identifier used in node and file names.
+    manifestPath - the study.json the study was loaded from (empty if built in Slicer).
+    studyTable - one row per time point (cycle, hours p.i., AA, units, times) with node references to
+        the SPECT, CT, registration transform and registered SPECT of each row.
+    referenceRow - row of the reference time point (cycle 1) in studyTable.
+    registrationMethod - method of LuDosimetryLib.registration.register_time_point.
+    fusionOpacity - foreground opacity of the fused registration view.
+    segmentation - VOIs drawn on the reference SPECT; per-segment tags hold kind, mode and fit model.
+    segmentEditorNode - state of the embedded segment editor.
+    minTumorVolumeMl - tumours smaller than this on the cycle-1 reference scan are excluded.
+    doseMethod, fitModel, referenceHours, saveMaps, usePvc - LuDosimetryLib.pipeline.PipelineOptions.
+    recoveryTable - recovery coefficients (columns volume_ml, rc).
+    resultsTable, summaryTable, tacChart, adPerAaChart - outputs of the last run.
+    outputDirectory - where contract-2 files are exported.
+    response - RECIST response for the cohort table sent to LuResponse.
+    *Status - status of each wizard step.
+    """
+
+    patientId: str = ""
+    manifestPath: str = ""
+    studyTable: vtkMRMLTableNode | None
+    referenceRow: int = -1
+    registrationMethod: Annotated[str, Choice(REGISTRATION_METHODS)] = "auto"
+    fusionOpacity: Annotated[float, WithinRange(0.0, 1.0)] = 0.5
+    segmentation: vtkMRMLSegmentationNode | None
+    segmentEditorNode: vtkMRMLSegmentEditorNode | None
+    minTumorVolumeMl: Annotated[float, WithinRange(0.0, 1000.0)] = 10.0
+    doseMethod: Annotated[str, Choice(DOSE_METHODS)] = "local_deposition"
+    fitModel: Annotated[str, Choice(FIT_MODELS)] = "auto"
+    referenceHours: Annotated[float, WithinRange(0.0, 1000.0)] = 24.0
+    saveMaps: bool = True
+    usePvc: bool = True
+    recoveryTable: vtkMRMLTableNode | None
+    resultsTable: vtkMRMLTableNode | None
+    summaryTable: vtkMRMLTableNode | None
+    tacChart: vtkMRMLPlotChartNode | None
+    adPerAaChart: vtkMRMLPlotChartNode | None
+    outputDirectory: pathlib.Path
+    response: Annotated[str, Choice(RESPONSES)] = ""
+    studyStatus: str = STATUS_NOT_STARTED
+    registerStatus: str = STATUS_NOT_STARTED
+    segmentStatus: str = STATUS_NOT_STARTED
+    doseStatus: str = STATUS_NOT_STARTED
+    resultsStatus: str = STATUS_NOT_STARTED
+
+
+#
+# LuDosimetryWidget
+#
+
+
+class LuDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    """Wizard GUI. Holds no computation: every action is one Logic call inside tryWithErrorDisplay.
+
+    Uses ScriptedLoadableModuleWidget base class, available at:
+    https://github.com/Slicer/Slicer/blob/main/Base/Python/slicer/ScriptedLoadableModule.py
+    """
+
+    # Columns of the study table widget
+    COL_CYCLE, COL_HOURS, COL_AA, COL_UNITS, COL_SPECT, COL_CT, COL_INJECTION = range(7)
+    # Columns of the VOI table widget
+    VOI_NAME, VOI_KIND, VOI_MODE, VOI_FIT, VOI_VOLUME, VOI_NOTE = range(6)
+
+    def __init__(self, parent=None) -> None:
+        """Called when the user opens the module the first time and the widget is initialized."""
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)  # needed for parameter node observation
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self._rows = []  # TimePointRow list being edited (mirrors the study table node)
+        self._updatingGui = False
+        self._steps = []
+        self._observedSegmentation = None
+        self._rowsSource = _NOT_READ  # study table node self._rows was read from
+
+    def setup(self) -> None:
+        """Called when the user opens the module the first time and the widget is initialized."""
+        ScriptedLoadableModuleWidget.setup(self)
+
+        # Load widget from .ui file (created by Qt Designer).
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/LuDosimetry.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+
+        # Set scene in MRML widgets (the .ui connects mrmlSceneChanged to each MRML widget's setMRMLScene).
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+
+        self.logic = LuDosimetryLogic()
+
+        # Wizard: one step open at a time, each with a status label
+        self._steps = [
+            (self.ui.studyCollapsibleButton, self.ui.studyStatusLabel, "studyStatus", _("1. Study")),
+            (self.ui.registerCollapsibleButton, self.ui.registerStatusLabel, "registerStatus", _("2. Register")),
+            (self.ui.segmentCollapsibleButton, self.ui.segmentStatusLabel, "segmentStatus", _("3. Segment")),
+            (self.ui.doseCollapsibleButton, self.ui.doseStatusLabel, "doseStatus", _("4. Dose")),
+            (self.ui.resultsCollapsibleButton, self.ui.resultsStatusLabel, "resultsStatus", _("5. Results")),
+        ]
+        for index, (button, _label, _status, _title) in enumerate(self._steps):
+            button.connect("contentsCollapsed(bool)", functools.partial(self.onStepToggled, index))
+        self.ui.studyNextButton.connect("clicked(bool)", lambda: self.openStep(1))
+        self.ui.registerNextButton.connect("clicked(bool)", lambda: self.openStep(2))
+        self.ui.segmentNextButton.connect("clicked(bool)", lambda: self.openStep(3))
+        self.ui.doseNextButton.connect("clicked(bool)", lambda: self.openStep(4))
+
+        # Study step
+        self.ui.studyTableWidget.horizontalHeader().setStretchLastSection(True)
+        self.ui.loadManifestButton.connect("clicked(bool)", self.onLoadManifest)
+        self.ui.loadSampleButton.connect("clicked(bool)", self.onLoadSample)
+        self.ui.openDicomBrowserButton.connect("clicked(bool)", self.onOpenDicomBrowser)
+        self.ui.fromSceneButton.connect("clicked(bool)", self.onBuildFromScene)
+        self.ui.addTimePointButton.connect("clicked(bool)", self.onAddTimePoint)
+        self.ui.removeTimePointButton.connect("clicked(bool)", self.onRemoveTimePoint)
+        self.ui.validateStudyButton.connect("clicked(bool)", lambda: self.onValidateStudy())
+        self.ui.studyTableWidget.connect("itemChanged(QTableWidgetItem*)", self.onStudyTableEdited)
+
+        # Register step
+        self.ui.referenceTimePointComboBox.connect("currentIndexChanged(int)", self.onReferenceChanged)
+        self.ui.registerButton.connect("clicked(bool)", self.onRegisterAll)
+        self.ui.registrationTableWidget.horizontalHeader().setStretchLastSection(True)
+
+        # Segment step
+        self.ui.createSegmentationButton.connect("clicked(bool)", self.onCreateSegmentation)
+        self.ui.totalSegmentatorButton.connect("clicked(bool)", self.onTotalSegmentator)
+        self.ui.refreshVoiTableButton.connect("clicked(bool)", lambda: self.updateVoiTable())
+        # VOI volumes are recomputed at most twice a second while the user paints
+        self._voiTableTimer = qt.QTimer()
+        self._voiTableTimer.setSingleShot(True)
+        self._voiTableTimer.setInterval(500)
+        self._voiTableTimer.connect("timeout()", self.updateVoiTable)
+        self.ui.voiTableWidget.horizontalHeader().setStretchLastSection(True)
+        self.ui.segmentEditorWidget.setMRMLScene(slicer.mrmlScene)
+        # The effects a dosimetry user needs first; the others stay available after them.
+        self.ui.segmentEditorWidget.setEffectNameOrder(["Paint", "Draw", "Erase", "LuAdaptiveThreshold", "Threshold",
+                                                        "Islands", "Margin", "Scissors", "Smoothing", "Logical operators"])
+        if hasattr(slicer.modules, "totalsegmentator"):
+            self.ui.totalSegmentatorHintLabel.text = _("Uses the installed TotalSegmentator extension on the reference CT "
+                                                      "(kidneys, liver, spleen); review the result before use.")
+        else:
+            self.ui.totalSegmentatorButton.enabled = False
+            self.ui.totalSegmentatorHintLabel.text = _(
+                "<i>TotalSegmentator is not installed.</i> To segment kidneys from CT automatically, install the "
+                "<b>TotalSegmentator</b> extension with the Extensions Manager and restart Slicer; otherwise draw "
+                "the kidneys with Paint or Threshold.")
+
+        # Dose step
+        self.ui.addRecoveryRowButton.connect("clicked(bool)", self.onAddRecoveryRow)
+        self.ui.removeRecoveryRowButton.connect("clicked(bool)", self.onRemoveRecoveryRow)
+        self.ui.newRecoveryTableButton.connect("clicked(bool)", self.onNewRecoveryTable)
+        self.ui.runDoseButton.connect("clicked(bool)", self.onRunDosimetry)
+
+        # Results step
+        self.ui.showTacButton.connect("clicked(bool)", self.onShowTac)
+        self.ui.tacVoiComboBox.connect("currentIndexChanged(int)", lambda _index: self.onShowTac())
+        self.ui.showAdPerAaButton.connect("clicked(bool)", self.onShowAdPerAa)
+        self.ui.showMapsButton.connect("clicked(bool)", self.onShowMaps)
+        self.ui.exportButton.connect("clicked(bool)", self.onExport)
+        self.ui.sendToLuResponseButton.connect("clicked(bool)", self.onSendToLuResponse)
+
+        # These connections ensure that we update parameter node when scene is closed
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+
+        # Make sure parameter node is initialized (needed for module reload)
+        self.initializeParameterNode()
+        self.openStep(0)
+
+    def cleanup(self) -> None:
+        """Called when the application closes and the module widget is destroyed."""
+        self.removeObservers()
+
+    def enter(self) -> None:
+        """Called each time the user opens this module."""
+        self.initializeParameterNode()
+        self.ui.segmentEditorWidget.installKeyboardShortcuts()
+        self.ui.segmentEditorWidget.setupViewObservations()
+
+    def exit(self) -> None:
+        """Called each time the user opens a different module."""
+        self.ui.segmentEditorWidget.setActiveEffect(None)
+        self.ui.segmentEditorWidget.uninstallKeyboardShortcuts()
+        self.ui.segmentEditorWidget.removeViewObservations()
+        self.setParameterNode(None)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        """Called just before the scene is closed."""
+        self.setParameterNode(None)
+        self._rows = []
+        self.logic.lastResult = None
+
+    def onSceneEndClose(self, caller, event) -> None:
+        """Called just after the scene is closed."""
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        """Ensure parameter node exists and observed."""
+        self.setParameterNode(self.logic.getParameterNode())
+        self.logic.initializeParameterNodeDefaults(self._parameterNode)
+        self.ui.segmentEditorWidget.setMRMLSegmentEditorNode(self._parameterNode.segmentEditorNode)
+
+    def setParameterNode(self, inputParameterNode: LuDosimetryParameterNode | None) -> None:
+        """Set and observe the parameter node; the GUI follows it."""
+        if self._parameterNode == inputParameterNode:
+            return
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onParameterNodeModified)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            # Widgets with the dynamic property SlicerParameterName in the .ui file are bound here.
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onParameterNodeModified)
+            self._rowsSource = _NOT_READ
+            self.onParameterNodeModified()
+
+    def onParameterNodeModified(self, caller=None, event=None) -> None:
+        """Update the parts of the GUI that are not bound to the parameter node."""
+        if not self._parameterNode or self._updatingGui:
+            return
+        self._updatingGui = True
+        try:
+            pn = self._parameterNode
+            if pn.studyTable is not self._rowsSource:
+                # another study table (study loaded by the Logic, scene loaded): read its rows
+                self._rowsSource = pn.studyTable
+                self._rows = self.logic.readStudyRows(pn.studyTable)
+                self.populateStudyTable()
+            self.updateStepStatus()
+            # Segment step: segment editor follows the VOI segmentation and the reference SPECT
+            reference = self.referenceSpect()
+            editor = self.ui.segmentEditorWidget
+            if editor.segmentationNode() != pn.segmentation:
+                editor.setSegmentationNode(pn.segmentation)
+            if reference and editor.sourceVolumeNode() != reference:
+                editor.setSourceVolumeNode(reference)
+            self.observeSegmentation(pn.segmentation)
+            self.ui.createSegmentationButton.enabled = reference is not None
+            self.updateMinimumVolumeRule()
+            # Dose step
+            self.ui.recoveryTableView.setMRMLTableNode(pn.recoveryTable)
+            self.ui.recoveryTableView.enabled = pn.usePvc
+            self.ui.runDoseButton.enabled = bool(self._rows) and pn.segmentation is not None
+            # Results step
+            self.ui.resultsTableView.setMRMLTableNode(pn.resultsTable)
+            hasResult = self.logic.lastResult is not None
+            self.ui.exportButton.enabled = hasResult
+            self.ui.exportButton.toolTip = (_("Write voi_cycle_doses.csv, summary.json and report.html (contract 2).") if hasResult
+                                            else _("Run the dosimetry first (results of a saved scene are kept as tables only)."))
+            self.ui.sendToLuResponseButton.enabled = pn.summaryTable is not None
+            self.ui.summaryLabel.text = self.logic.summaryHtml(pn.summaryTable)
+        finally:
+            self._updatingGui = False
+
+    # ------------------------------------------------------------------ wizard
+
+    def openStep(self, index: int) -> None:
+        """Expand one step and collapse the others."""
+        for i, (button, _label, _status, _title) in enumerate(self._steps):
+            button.collapsed = i != index
+
+    def onStepToggled(self, index: int, collapsed: bool) -> None:
+        if collapsed:
+            return
+        for i, (button, _label, _status, _title) in enumerate(self._steps):
+            if i != index and not button.collapsed:
+                button.collapsed = True
+        if index == 1:
+            self.populateReferenceCombo()
+            self.populateRegistrationTable()
+        elif index == 2:
+            self.updateVoiTable()
+        elif index == 4:
+            self.populateTacVoiCombo()
+
+    def updateStepStatus(self) -> None:
+        """Show each step's status in its title and status label."""
+        colors = {STATUS_DONE: "#1b7f3b", STATUS_NOT_STARTED: "#666666"}
+        for button, label, statusName, title in self._steps:
+            status = getattr(self._parameterNode, statusName) or STATUS_NOT_STARTED
+            kind = status.split(":", 1)[0].strip()
+            color = colors.get(kind, "#b00020")
+            label.text = f'<span style="color:{color}"><b>{status[0].upper() + status[1:]}</b></span>'
+            shown = {STATUS_DONE: _("done"), STATUS_NOT_STARTED: _("not started")}.get(kind, _("needs attention"))
+            button.text = f"{title}  ({shown})"
+
+    def setStatus(self, statusName: str, kind: str, message: str = "") -> None:
+        setattr(self._parameterNode, statusName, f"{kind}: {message}" if message else kind)
+
+    # ------------------------------------------------------------------ helpers
+
+    def referenceSpect(self):
+        pn = self._parameterNode
+        if pn and 0 <= pn.referenceRow < len(self._rows):
+            return self._rows[pn.referenceRow].spectNode
+        return None
+
+    def referenceCt(self):
+        pn = self._parameterNode
+        if pn and 0 <= pn.referenceRow < len(self._rows):
+            return self._rows[pn.referenceRow].ctNode
+        return None
+
+    def storeRows(self) -> None:
+        """Write the edited rows to the study table node (created on first use)."""
+        pn = self._parameterNode
+        if pn.studyTable is None:
+            self._rowsSource = self.logic.createStudyTable(pn.patientId)
+            pn.studyTable = self._rowsSource
+        self.logic.writeStudyRows(pn.studyTable, self._rows)
+
+    def applyLoadedStudy(self, loaded: LoadedStudy) -> None:
+        self.logic.applyLoadedStudy(self._parameterNode, loaded, self._parameterNode.manifestPath)
+        self._rows = loaded.rows
+        self._rowsSource = loaded.tableNode
+        self.populateStudyTable()
+        self.onValidateStudy()
+        reference = self.referenceSpect()
+        if reference:
+            slicer.util.setSliceViewerLayers(background=reference, foreground=None, fit=True)
+
+    # ------------------------------------------------------------------ 1. Study
+
+    def onLoadManifest(self) -> None:
+        path = self.ui.manifestPathLineEdit.currentPath
+        with slicer.util.tryWithErrorDisplay(_("Failed to load the study."), waitCursor=True):
+            if not path:
+                raise ValueError(_("Choose a study.json file first."))
+            self._parameterNode.manifestPath = path
+            self.applyLoadedStudy(self.logic.loadStudyIntoScene(path))
+
+    def onLoadSample(self) -> None:
+        if not ensurePythonPackages(DOSIMETRY_REQUIREMENTS, _("The synthetic patient")):
+            return
+        with slicer.util.tryWithErrorDisplay(_("Failed to load the synthetic patient."), waitCursor=True):
+            loaded = self.logic.loadSyntheticPatient()
+            self.ui.manifestPathLineEdit.currentPath = self._parameterNode.manifestPath
+            self._rows = loaded.rows
+            self._rowsSource = loaded.tableNode
+            self.populateStudyTable()
+            self.onValidateStudy()
+            reference = self.referenceSpect()
+            if reference:
+                slicer.util.setSliceViewerLayers(background=reference, foreground=None, fit=True)
+
+    def onOpenDicomBrowser(self) -> None:
+        slicer.util.selectModule("DICOM")
+
+    def onBuildFromScene(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Failed to build the study from the loaded volumes."), waitCursor=True):
+            rows, messages = self.logic.studyRowsFromScene()
+            if not rows:
+                raise ValueError(_("No SPECT volume found in the scene. Load the series (DICOM module or Add Data) first."))
+            self._rows = rows
+            pn = self._parameterNode
+            if not pn.patientId:
+                pn.patientId = self.logic.patientIdFromScene() or "PATIENT"
+            pn.referenceRow = self.logic.defaultReferenceRow(self._rows, pn.referenceHours)
+            self.storeRows()
+            self.populateStudyTable()
+            self.onValidateStudy(extraMessages=messages)
+
+    def onAddTimePoint(self) -> None:
+        last = self._rows[-1] if self._rows else None
+        row = TimePointRow(cycle=last.cycle if last else 1,
+                           administeredActivityMBq=last.administeredActivityMBq if last else None,
+                           spectUnits=last.spectUnits if last else "Bq/mL",
+                           injectionTime=last.injectionTime if last else "")
+        self._rows.append(row)
+        self.storeRows()
+        self.populateStudyTable()
+
+    def onRemoveTimePoint(self) -> None:
+        selected = sorted({index.row() for index in self.ui.studyTableWidget.selectedIndexes()}, reverse=True)
+        if not selected and self._rows:
+            selected = [len(self._rows) - 1]
+        for row in selected:
+            del self._rows[row]
+        pn = self._parameterNode
+        if pn.referenceRow >= len(self._rows):
+            pn.referenceRow = self.logic.defaultReferenceRow(self._rows, pn.referenceHours)
+        self.storeRows()
+        self.populateStudyTable()
+
+    def populateStudyTable(self, problems=None) -> None:
+        """Fill the study table widget from self._rows; cells with a problem are marked red."""
+        table = self.ui.studyTableWidget
+        wasBlocked = table.blockSignals(True)
+        try:
+            table.clearContents()
+            table.setRowCount(len(self._rows))
+            for r, row in enumerate(self._rows):
+                self._setItem(r, self.COL_CYCLE, str(row.cycle))
+                self._setItem(r, self.COL_HOURS, "" if row.hoursPostInjection is None else f"{row.hoursPostInjection:g}")
+                self._setItem(r, self.COL_AA, "" if row.administeredActivityMBq is None else f"{row.administeredActivityMBq:g}")
+                self._setItem(r, self.COL_INJECTION, row.injectionTime)
+                units = qt.QComboBox()
+                units.addItems(SPECT_UNITS)
+                units.setCurrentText(row.spectUnits if row.spectUnits in SPECT_UNITS else SPECT_UNITS[0])
+                units.connect("currentIndexChanged(int)", lambda _index: self.onStudyTableEdited())
+                table.setCellWidget(r, self.COL_UNITS, units)
+                for column, node in ((self.COL_SPECT, row.spectNode), (self.COL_CT, row.ctNode)):
+                    selector = slicer.qMRMLNodeComboBox()
+                    selector.nodeTypes = ["vtkMRMLScalarVolumeNode"]
+                    selector.noneEnabled = True
+                    selector.addEnabled = False
+                    selector.removeEnabled = False
+                    selector.showHidden = False
+                    selector.setMRMLScene(slicer.mrmlScene)
+                    selector.setCurrentNode(node)
+                    selector.connect("currentNodeChanged(vtkMRMLNode*)", lambda _node: self.onStudyTableEdited())
+                    table.setCellWidget(r, column, selector)
+            self.markProblems(problems or [])
+        finally:
+            table.blockSignals(wasBlocked)
+
+    def _setItem(self, row: int, column: int, text: str) -> None:
+        self.ui.studyTableWidget.setItem(row, column, qt.QTableWidgetItem(text))
+
+    def markProblems(self, problems) -> None:
+        """Red background and tooltip on each cell (or row) that has a validation problem."""
+        table = self.ui.studyTableWidget
+        columns = {"cycle": self.COL_CYCLE, "hours_post_injection": self.COL_HOURS, "acquisition_time": self.COL_HOURS,
+                   "administered_activity_MBq": self.COL_AA, "spect_units": self.COL_UNITS,
+                   "calibration_cps_per_MBq": self.COL_UNITS, "acquisition_duration_s": self.COL_UNITS,
+                   "spect": self.COL_SPECT, "ct": self.COL_CT, "injection_time": self.COL_INJECTION}
+        red = qt.QColor("#f6c7c7")
+        messagesByCell = {}
+        for p in problems:
+            if p.row < 0 or p.row >= table.rowCount:
+                continue
+            cols = [columns[p.column]] if p.column in columns else list(range(table.columnCount))
+            for c in cols:
+                messagesByCell.setdefault((p.row, c), []).append(p.message)
+        for (r, c), messages in messagesByCell.items():
+            tip = "\n".join(messages)
+            widget = table.cellWidget(r, c)
+            if widget is not None:
+                widget.setStyleSheet("background-color: #f6c7c7")
+                widget.toolTip = tip
+            else:
+                item = table.item(r, c)
+                if item is None:
+                    item = qt.QTableWidgetItem("")
+                    table.setItem(r, c, item)
+                item.setBackground(qt.QBrush(red))
+                item.setToolTip(tip)
+
+    def rowsFromStudyTable(self) -> list:
+        """Read the study table widget back into TimePointRow objects (registration info is kept)."""
+        table = self.ui.studyTableWidget
+        rows = []
+        for r in range(table.rowCount):
+            old = self._rows[r] if r < len(self._rows) else TimePointRow()
+
+            def text(column):
+                item = table.item(r, column)
+                return item.text().strip() if item is not None else ""
+
+            row = dataclasses.replace(old)
+            row.cycle = LuDosimetryLogic.parseInt(text(self.COL_CYCLE), default=old.cycle)
+            row.hoursPostInjection = LuDosimetryLogic.parseFloat(text(self.COL_HOURS))
+            row.administeredActivityMBq = LuDosimetryLogic.parseFloat(text(self.COL_AA))
+            row.injectionTime = text(self.COL_INJECTION)
+            if row.hoursPostInjection is not None and row.hoursPostInjection != old.hoursPostInjection:
+                row.acquisitionTime = ""  # hours typed by hand win over the acquisition time
+            units = table.cellWidget(r, self.COL_UNITS)
+            if units is not None:
+                row.spectUnits = units.currentText
+            spect = table.cellWidget(r, self.COL_SPECT)
+            ct = table.cellWidget(r, self.COL_CT)
+            newSpect = spect.currentNode() if spect is not None else None
+            if newSpect != old.spectNode:
+                row.registrationStatus = REG_PENDING  # a new image invalidates the registration
+                row.transformNode = None
+            row.spectNode = newSpect
+            row.ctNode = ct.currentNode() if ct is not None else None
+            rows.append(row)
+        return rows
+
+    def onStudyTableEdited(self, item=None) -> None:
+        if not self._parameterNode:
+            return
+        self._rows = self.rowsFromStudyTable()
+        self.storeRows()
+        if self._parameterNode.studyStatus != STATUS_NOT_STARTED:
+            self._parameterNode.studyStatus = STATUS_ATTENTION + ": " + _("edited, validate again")
+
+    def onValidateStudy(self, extraMessages=None) -> None:
+        """Validate the table with the manifest rules; show messages next to the fields."""
+        with slicer.util.tryWithErrorDisplay(_("Validation failed."), waitCursor=True):
+            pn = self._parameterNode
+            if self.ui.studyTableWidget.rowCount == len(self._rows) and self._rows:
+                self._rows = self.rowsFromStudyTable()
+            problems = self.logic.validateStudyRows(pn.patientId, self._rows)
+            self.populateStudyTable(problems)
+            lines = []
+            for p in problems:
+                where = _("Study") if p.row < 0 else _("Row {row} ({label})").format(row=p.row + 1, label=self._rows[p.row].label())
+                column = f", {p.column}" if p.column else ""
+                lines.append(f"<li><b>{where}{column}</b>: {p.message}</li>")
+            for m in extraMessages or []:
+                lines.append(f"<li>{m}</li>")
+            if problems:
+                self.ui.studyMessagesLabel.text = (f'<span style="color:#b00020">{len(problems)} problem(s):</span><ul>'
+                                                   + "".join(lines) + "</ul>")
+                self.setStatus("studyStatus", STATUS_ATTENTION, _("{n} problem(s) in the study table").format(n=len(problems)))
+            else:
+                self.ui.studyMessagesLabel.text = (_("Study is valid: {n} time point(s) in {c} cycle(s).").format(
+                    n=len(self._rows), c=len({r.cycle for r in self._rows}))
+                    + ("<ul>" + "".join(lines) + "</ul>" if lines else ""))
+                self.setStatus("studyStatus", STATUS_DONE)
+                if pn.referenceRow < 0 or pn.referenceRow >= len(self._rows):
+                    pn.referenceRow = self.logic.defaultReferenceRow(self._rows, pn.referenceHours)
+            self.storeRows()
+
+    # ------------------------------------------------------------------ 2. Register
+
+    def populateReferenceCombo(self) -> None:
+        combo = self.ui.referenceTimePointComboBox
+        wasBlocked = combo.blockSignals(True)
+        combo.clear()
+        firstCycle = min((r.cycle for r in self._rows), default=1)
+        for index, row in enumerate(self._rows):
+            if row.cycle == firstCycle:
+                combo.addItem(row.label(), index)
+        position = combo.findData(self._parameterNode.referenceRow)
+        combo.currentIndex = position if position >= 0 else -1
+        combo.blockSignals(wasBlocked)
+
+    def onReferenceChanged(self, comboIndex: int) -> None:
+        if comboIndex < 0 or not self._parameterNode:
+            return
+        row = self.ui.referenceTimePointComboBox.itemData(comboIndex)
+        pn = self._parameterNode
+        if row is None or row == pn.referenceRow:
+            return
+        pn.referenceRow = int(row)
+        hours = self._rows[pn.referenceRow].hoursPostInjection
+        if hours is not None:
+            pn.referenceHours = hours  # the pipeline picks its reference scan by this time
+        for r in self._rows:  # all registrations were made to the previous reference
+            if r.registrationStatus != REG_PENDING:
+                r.registrationStatus = REG_PENDING
+        self.storeRows()
+        self.populateRegistrationTable()
+        pn.registerStatus = STATUS_ATTENTION + ": " + _("reference changed, register again")
+
+    def populateRegistrationTable(self) -> None:
+        table = self.ui.registrationTableWidget
+        pn = self._parameterNode
+        table.clearContents()
+        table.setRowCount(len(self._rows))
+        for r, row in enumerate(self._rows):
+            isReference = r == pn.referenceRow
+            status = REG_REFERENCE if isReference else (row.registrationStatus or _("not registered"))
+            metric = "" if row.registrationMetric is None else f"{row.registrationMetric:.4g}"
+            for column, text in enumerate((row.label(), row.registrationMethod, metric, status)):
+                item = qt.QTableWidgetItem(text)
+                item.setFlags(qt.Qt.ItemIsSelectable | qt.Qt.ItemIsEnabled)
+                table.setItem(r, column, item)
+            if isReference:
+                continue
+            for column, text, slot in ((4, _("Show"), self.onShowRegistration), (5, _("Accept"), self.onAcceptRegistration),
+                                       (6, _("Redo"), self.onRedoRegistration)):
+                b = qt.QPushButton(text)
+                b.enabled = text == _("Redo") or row.transformNode is not None or pn.registrationMethod == "none"
+                b.connect("clicked()", functools.partial(slot, r))
+                table.setCellWidget(r, column, b)
+        table.resizeColumnsToContents()
+        self.updateRegisterStatus()
+
+    def updateRegisterStatus(self) -> None:
+        pn = self._parameterNode
+        others = [row for r, row in enumerate(self._rows) if r != pn.referenceRow]
+        if not others:
+            return
+        accepted = sum(1 for row in others if row.registrationStatus == REG_ACCEPTED)
+        if accepted == len(others):
+            pn.registerStatus = STATUS_DONE
+        elif any(row.registrationStatus for row in others):
+            pn.registerStatus = STATUS_ATTENTION + ": " + _("{a} of {n} time points accepted").format(a=accepted, n=len(others))
+
+    def onRegisterAll(self) -> None:
+        pn = self._parameterNode
+        with slicer.util.tryWithErrorDisplay(_("Registration failed."), waitCursor=True):
+            if not (0 <= pn.referenceRow < len(self._rows)):
+                raise ValueError(_("Choose the reference time point first."))
+            others = [r for r in range(len(self._rows)) if r != pn.referenceRow]
+            progress = slicer.util.createProgressDialog(maximum=len(others), windowTitle=_("Registering time points"))
+            try:
+                for n, r in enumerate(others):
+                    progress.labelText = _("Registering {label}").format(label=self._rows[r].label())
+                    progress.value = n
+                    slicer.app.processEvents()
+                    if progress.wasCanceled:
+                        break
+                    self.logic.registerTimePoint(self._rows, pn.referenceRow, r, pn.registrationMethod, pn.patientId)
+            finally:
+                progress.close()
+            self.storeRows()
+            self.populateRegistrationTable()
+            failed = [self._rows[r].label() for r in others if self._rows[r].registrationStatus == REG_FAILED]
+            if failed:
+                pn.registerStatus = STATUS_ATTENTION + ": " + _("failed for {labels}").format(labels=", ".join(failed))
+
+    def onShowRegistration(self, row: int) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Cannot show the fused view."), waitCursor=True):
+            pn = self._parameterNode
+            self.logic.showFusedTimePoint(self._rows, pn.referenceRow, row, pn.fusionOpacity)
+
+    def onAcceptRegistration(self, row: int) -> None:
+        self._rows[row].registrationStatus = REG_ACCEPTED
+        self.storeRows()
+        self.populateRegistrationTable()
+
+    def onRedoRegistration(self, row: int) -> None:
+        pn = self._parameterNode
+        with slicer.util.tryWithErrorDisplay(_("Registration failed."), waitCursor=True):
+            self.logic.registerTimePoint(self._rows, pn.referenceRow, row, pn.registrationMethod, pn.patientId)
+            self.storeRows()
+            self.populateRegistrationTable()
+            self.logic.showFusedTimePoint(self._rows, pn.referenceRow, row, pn.fusionOpacity)
+
+    # ------------------------------------------------------------------ 3. Segment
+
+    def observeSegmentation(self, segmentationNode) -> None:
+        """Refresh the VOI table when segments are added, removed or renamed."""
+        if segmentationNode == self._observedSegmentation:
+            return
+        events = (slicer.vtkSegmentation.SegmentAdded, slicer.vtkSegmentation.SegmentRemoved,
+                  slicer.vtkSegmentation.SegmentModified)
+        if self._observedSegmentation is not None and self._observedSegmentation.GetSegmentation():
+            for event in events:
+                self.removeObserver(self._observedSegmentation.GetSegmentation(), event, self.onSegmentsChanged)
+        self._observedSegmentation = segmentationNode
+        if segmentationNode is not None:
+            for event in events:
+                self.addObserver(segmentationNode.GetSegmentation(), event, self.onSegmentsChanged)
+        self.updateVoiTable()
+
+    def onSegmentsChanged(self, caller=None, event=None) -> None:
+        if not self.ui.segmentCollapsibleButton.collapsed:
+            self._voiTableTimer.start()  # after the segment editor has finished its change
+
+    def onCreateSegmentation(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Failed to create the segmentation."), waitCursor=True):
+            pn = self._parameterNode
+            pn.segmentation = self.logic.createSegmentation(self.referenceSpect(), pn.patientId)
+
+    def onTotalSegmentator(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("TotalSegmentator failed."), waitCursor=True):
+            pn = self._parameterNode
+            if pn.segmentation is None:
+                pn.segmentation = self.logic.createSegmentation(self.referenceSpect(), pn.patientId)
+            added = self.logic.segmentOrgansWithTotalSegmentator(self.referenceCt(), pn.segmentation)
+            slicer.util.showStatusMessage(_("Added {n} organ VOIs from TotalSegmentator").format(n=len(added)), 5000)
+            self.updateVoiTable()
+
+    def updateVoiTable(self) -> None:
+        """List the segments with their kind, mode, fit model and volume."""
+        if not self._parameterNode:
+            return
+        pn = self._parameterNode
+        table = self.ui.voiTableWidget
+        table.clearContents()
+        vois = self.logic.voiSummaries(pn.segmentation, self.referenceSpect(), pn.minTumorVolumeMl)
+        table.setRowCount(len(vois))
+        perVoiFit = self.logic.perVoiFitModelSupported()
+        for r, voi in enumerate(vois):
+            item = qt.QTableWidgetItem(voi["name"])
+            item.setFlags(qt.Qt.ItemIsSelectable | qt.Qt.ItemIsEnabled)
+            table.setItem(r, self.VOI_NAME, item)
+            for column, choices, key, tag in ((self.VOI_KIND, VOI_KINDS, "kind", KIND_TAG),
+                                              (self.VOI_MODE, VOI_MODES, "mode", MODE_TAG),
+                                              (self.VOI_FIT, [DEFAULT_FIT_MODEL] + FIT_MODELS, "fitModel", FIT_MODEL_TAG)):
+                combo = qt.QComboBox()
+                combo.addItems(choices)
+                combo.setCurrentText(voi[key])
+                combo.connect("currentTextChanged(QString)", functools.partial(self.onVoiPropertyChanged, voi["segmentId"], tag))
+                if column == self.VOI_FIT and not perVoiFit:
+                    combo.enabled = False
+                    combo.toolTip = _("This version of LuDosimetryLib uses one fit model for all VOIs (the default model of the Dose step).")
+                table.setCellWidget(r, column, combo)
+            volume = voi["volumeMl"]
+            table.setItem(r, self.VOI_VOLUME, qt.QTableWidgetItem("" if volume is None else f"{volume:.1f}"))
+            note = qt.QTableWidgetItem(voi["note"])
+            if voi["note"]:
+                note.setForeground(qt.QBrush(qt.QColor("#b00020")))
+            table.setItem(r, self.VOI_NOTE, note)
+        table.resizeColumnsToContents()
+        self.updateMinimumVolumeRule(vois)
+        kinds = {v["kind"] for v in vois}
+        if not vois:
+            pn.segmentStatus = STATUS_NOT_STARTED
+        elif "tumor" not in kinds and "kidney" not in kinds:
+            pn.segmentStatus = STATUS_ATTENTION + ": " + _("no tumour or kidney VOI")
+        else:
+            pn.segmentStatus = STATUS_DONE
+
+    def onVoiPropertyChanged(self, segmentId: str, tag: str, value: str) -> None:
+        self.logic.setVoiProperty(self._parameterNode.segmentation, segmentId, tag, value)
+
+    def updateMinimumVolumeRule(self, vois=None) -> None:
+        pn = self._parameterNode
+        text = _("Rule (seed 000): tumours smaller than <b>{v:g} mL</b> on the cycle-1 reference scan are excluded "
+                 "from the patient metrics; they stay listed with a flag.").format(v=pn.minTumorVolumeMl)
+        if vois:
+            small = [v["name"] for v in vois if v["kind"] == "tumor" and v["volumeMl"] is not None
+                     and v["volumeMl"] < pn.minTumorVolumeMl]
+            if small:
+                text += " " + _("Below the limit now: {names}.").format(names=", ".join(small))
+        self.ui.minVolumeRuleLabel.text = text
+
+    # ------------------------------------------------------------------ 4. Dose
+
+    def onNewRecoveryTable(self) -> None:
+        pn = self._parameterNode
+        pn.recoveryTable = self.logic.createRecoveryTable(pn.patientId, None)
+
+    def onAddRecoveryRow(self) -> None:
+        if self._parameterNode.recoveryTable is not None:
+            self._parameterNode.recoveryTable.AddEmptyRow()
+
+    def onRemoveRecoveryRow(self) -> None:
+        tableNode = self._parameterNode.recoveryTable
+        if tableNode is not None and tableNode.GetNumberOfRows() > 0:
+            tableNode.RemoveRow(tableNode.GetNumberOfRows() - 1)
+
+    def onRunDosimetry(self) -> None:
+        pn = self._parameterNode
+        if not ensurePythonPackages(DOSIMETRY_REQUIREMENTS, _("The dose calculation")):
+            return
+        progress = slicer.util.createProgressDialog(maximum=100, windowTitle=_("LuDosimetry"),
+                                                    labelText=_("Starting the dosimetry..."))
+
+        def report(fraction, message):
+            progress.value = int(round(100 * fraction))
+            progress.labelText = message
+            slicer.app.processEvents()
+
+        def cancelled():
+            slicer.app.processEvents()
+            return progress.wasCanceled
+
+        try:
+            with slicer.util.tryWithErrorDisplay(_("Dosimetry failed."), waitCursor=False):
+                try:
+                    self._rows = self.rowsFromStudyTable() if self.ui.studyTableWidget.rowCount == len(self._rows) else self._rows
+                    result = self.logic.runDosimetry(pn, self._rows, progress=report, cancel=cancelled)
+                except Exception as exc:
+                    if self.logic.isCancellation(exc):
+                        pn.doseStatus = STATUS_ATTENTION + ": " + _("cancelled")
+                        return
+                    pn.doseStatus = STATUS_ATTENTION + ": " + _("failed")
+                    raise
+                nodes = self.logic.createResultNodes(pn, result)
+                warnings = result.summary.get("warnings") or []
+                pn.doseStatus = (STATUS_DONE if not warnings else
+                                 STATUS_ATTENTION + ": " + _("{n} warning(s), see Results").format(n=len(warnings)))
+                pn.resultsStatus = STATUS_ATTENTION + ": " + _("review, then export")
+                if nodes.get("tacChart") is not None:
+                    self.logic.showChart(nodes["tacChart"])
+                self.openStep(4)
+        finally:
+            progress.close()
+
+    # ------------------------------------------------------------------ 5. Results
+
+    def populateTacVoiCombo(self) -> None:
+        combo = self.ui.tacVoiComboBox
+        current = combo.currentText
+        wasBlocked = combo.blockSignals(True)
+        combo.clear()
+        combo.addItems(self.logic.tacVoiNames(self._parameterNode))
+        if current:
+            combo.setCurrentText(current)
+        combo.blockSignals(wasBlocked)
+
+    def onShowTac(self) -> None:
+        if not self._parameterNode or self._updatingGui:
+            return
+        with slicer.util.tryWithErrorDisplay(_("No time-activity curves."), waitCursor=True):
+            voi = self.ui.tacVoiComboBox.currentText
+            if voi:
+                self.logic.showTacForVoi(self._parameterNode, voi)
+            self.logic.showChart(self._parameterNode.tacChart)
+
+    def onShowAdPerAa(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("No AD/AA plot."), waitCursor=True):
+            self.logic.showChart(self._parameterNode.adPerAaChart)
+
+    def onShowMaps(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("No dose maps."), waitCursor=True):
+            self.logic.showMaps(self._parameterNode, self.referenceCt() or self.referenceSpect())
+
+    def onExport(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Export failed."), waitCursor=True):
+            pn = self._parameterNode
+            withReport = ensurePythonPackages(REPORT_REQUIREMENTS, _("The HTML report (report.html)"))
+            files = self.logic.exportResults(self.logic.lastResult, pn.outputDirectory, report=withReport,
+                                             saveMaps=pn.saveMaps)
+            pn.resultsStatus = STATUS_DONE
+            slicer.util.infoDisplay(_("Results written to {folder}:\n{files}").format(
+                folder=pn.outputDirectory, files="\n".join(pathlib.Path(f).name for f in files)))
+
+    def onSendToLuResponse(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Could not send the patient to LuResponse."), waitCursor=True):
+            pn = self._parameterNode
+            self.logic.sendToLuResponse(pn.summaryTable, pn.response)
+            slicer.util.selectModule("LuResponse")
+
+
+#
+# LuDosimetryLogic
+#
+
+
+class LuDosimetryLogic(ScriptedLoadableModuleLogic):
+    """MRML adapter around LuDosimetryLib.
+
+    Converts MRML nodes to SimpleITK images / numpy arrays and plain Python objects, calls the
+    LuDosimetryLib function named in each method's docstring, and puts the results into new MRML
+    nodes named after the patient and cycle. Input nodes are never modified. Usable without the
+    GUI (see LuDosimetryTest).
+
+    Uses ScriptedLoadableModuleLogic base class, available at:
+    https://github.com/Slicer/Slicer/blob/main/Base/Python/slicer/ScriptedLoadableModule.py
+    """
+
+    def __init__(self) -> None:
+        ScriptedLoadableModuleLogic.__init__(self)
+        self.lastResult = None  # LuDosimetryLib.pipeline.PipelineResult of the last run (in memory only)
+
+    def getParameterNode(self):
+        return LuDosimetryParameterNode(super().getParameterNode())
+
+    def initializeParameterNodeDefaults(self, parameterNode: LuDosimetryParameterNode) -> None:
+        """Create the segment editor node and choose an output folder (no Lib call)."""
+        if parameterNode.segmentEditorNode is None:
+            parameterNode.segmentEditorNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentEditorNode",
+                                                                                  "LuDosimetry segment editor")
+        if str(parameterNode.outputDirectory) in ("", "."):
+            parameterNode.outputDirectory = pathlib.Path.home() / "LuDosimetry"
+
+    # ------------------------------------------------------------------ small converters (no computation)
+
+    @staticmethod
+    def parseFloat(text, default=None):
+        try:
+            value = float(str(text).strip())
+        except (TypeError, ValueError):
+            return default
+        return value if math.isfinite(value) else default
+
+    @staticmethod
+    def parseInt(text, default=None):
+        try:
+            return int(float(str(text).strip()))
+        except (TypeError, ValueError):
+            return default
+
+    @staticmethod
+    def sitkImageFromVolume(volumeNode):
+        """SimpleITK copy of a volume node's voxels and geometry (parent transforms are not applied)."""
+        import sitkUtils
+
+        return sitkUtils.PullVolumeFromSlicer(volumeNode)
+
+    @staticmethod
+    def volumeFromSitkImage(image, name: str, className: str = "vtkMRMLScalarVolumeNode"):
+        """New volume node holding a SimpleITK image."""
+        import sitkUtils
+
+        return sitkUtils.PushVolumeToSlicer(image, name=name, className=className)
+
+    @staticmethod
+    def writeTable(tableNode, columnNames, rows, numericColumns=()) -> None:
+        """Replace the content of a table node; numeric columns are vtkDoubleArray (plottable), others strings."""
+        tableNode.RemoveAllColumns()
+        for c, name in enumerate(columnNames):
+            array = vtk.vtkDoubleArray() if name in numericColumns else vtk.vtkStringArray()
+            array.SetName(name)
+            array.SetNumberOfValues(len(rows))
+            for r, row in enumerate(rows):
+                value = row[c]
+                if name in numericColumns:
+                    number = LuDosimetryLogic.parseFloat(value)
+                    array.SetValue(r, float("nan") if number is None else number)
+                else:
+                    array.SetValue(r, "" if value is None else str(value))
+            tableNode.AddColumn(array)
+        tableNode.Modified()
+
+    @staticmethod
+    def readTable(tableNode) -> list:
+        """Rows of a table node as dicts of column name -> cell text."""
+        if tableNode is None:
+            return []
+        names = [tableNode.GetColumnName(c) for c in range(tableNode.GetNumberOfColumns())]
+        return [{name: tableNode.GetCellText(r, c) for c, name in enumerate(names)}
+                for r in range(tableNode.GetNumberOfRows())]
+
+    # ------------------------------------------------------------------ study table node <-> rows
+
+    def createStudyTable(self, patientId: str):
+        tableNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLTableNode", f"{patientId or 'LuDosimetry'} study")
+        tableNode.SetAttribute("LuDosimetry.role", "study")
+        return tableNode
+
+    def writeStudyRows(self, tableNode, rows) -> None:
+        """Store the rows in the study table node; nodes are kept as node references (remapped on scene load)."""
+        if tableNode is None:
+            return
+        with slicer.util.NodeModify(tableNode):
+            cells = []
+            for row in rows:
+                cells.append([row.cycle, row.hoursPostInjection, row.administeredActivityMBq, row.spectUnits,
+                              row.injectionTime, row.acquisitionTime, row.calibrationCpsPerMBq, row.acquisitionDurationS,
+                              row.spectNode.GetName() if row.spectNode else "", row.ctNode.GetName() if row.ctNode else "",
+                              row.registrationStatus, row.registrationMethod, row.registrationMetric])
+            cells = [["" if v is None else v for v in r] for r in cells]
+            self.writeTable(tableNode, STUDY_COLUMNS, cells)
+            previous = self.parseInt(tableNode.GetAttribute(ROW_COUNT_ATTRIBUTE), default=0) or 0
+            for r in range(max(previous, len(rows))):
+                row = rows[r] if r < len(rows) else None
+                for role, node in ((SPECT_ROLE, row and row.spectNode), (CT_ROLE, row and row.ctNode),
+                                   (TRANSFORM_ROLE, row and row.transformNode), (REGISTERED_ROLE, row and row.registeredSpectNode)):
+                    tableNode.SetNodeReferenceID(f"{role}.{r}", node.GetID() if node else None)
+            tableNode.SetAttribute(ROW_COUNT_ATTRIBUTE, str(len(rows)))
+
+    def readStudyRows(self, tableNode) -> list:
+        """Rows of the study table node (empty list if there is none)."""
+        rows = []
+        for r, cells in enumerate(self.readTable(tableNode)):
+            rows.append(TimePointRow(
+                cycle=self.parseInt(cells.get("cycle"), default=1),
+                hoursPostInjection=self.parseFloat(cells.get("hours_post_injection")),
+                administeredActivityMBq=self.parseFloat(cells.get("administered_activity_MBq")),
+                spectUnits=cells.get("spect_units") or "Bq/mL",
+                injectionTime=cells.get("injection_time", ""),
+                acquisitionTime=cells.get("acquisition_time", ""),
+                calibrationCpsPerMBq=self.parseFloat(cells.get("calibration_cps_per_MBq")),
+                acquisitionDurationS=self.parseFloat(cells.get("acquisition_duration_s")),
+                spectNode=tableNode.GetNodeReference(f"{SPECT_ROLE}.{r}"),
+                ctNode=tableNode.GetNodeReference(f"{CT_ROLE}.{r}"),
+                transformNode=tableNode.GetNodeReference(f"{TRANSFORM_ROLE}.{r}"),
+                registeredSpectNode=tableNode.GetNodeReference(f"{REGISTERED_ROLE}.{r}"),
+                registrationStatus=cells.get("registration_status", ""),
+                registrationMethod=cells.get("registration_method", ""),
+                registrationMetric=self.parseFloat(cells.get("registration_metric")),
+            ))
+        return rows
+
+    # ------------------------------------------------------------------ 1. Study
+
+    def syntheticPatientFolder(self, seed: int = 1) -> pathlib.Path:
+        import LuDosimetryLib
+
+        cache = pathlib.Path(slicer.mrmlScene.GetCacheManager().GetRemoteCacheDirectory())
+        return cache / "LuDosimetry" / f"SyntheticPatient-seed{seed}-v{LuDosimetryLib.__version__}"
+
+    def ensureSyntheticPatient(self, seed: int = 1) -> pathlib.Path:
+        """Generate the synthetic patient once in Slicer's cache folder; return its study.json.
+
+        Lib: LuDosimetryLib.phantom.write_phantom_study(out_dir, PhantomConfig(seed=seed)).
+        """
+        from LuDosimetryLib.phantom import PhantomConfig, write_phantom_study
+
+        folder = self.syntheticPatientFolder(seed)
+        manifest = folder / "study.json"
+        if manifest.is_file() and (folder / "ground_truth.json").is_file():
+            return manifest
+        if folder.exists() and not manifest.is_file():
+            import shutil
+
+            shutil.rmtree(folder)  # an interrupted earlier generation
+        return pathlib.Path(write_phantom_study(folder, PhantomConfig(seed=seed)))
+
+    def loadSyntheticPatient(self, seed: int = 1) -> LoadedStudy:
+        """Generate (once) and load the synthetic patient, and make it the module's current study.
+
+        Lib: LuDosimetryLib.phantom.write_phantom_study, then as loadStudyIntoScene.
+        """
+        manifest = self.ensureSyntheticPatient(seed)
+        loaded = self.loadStudyIntoScene(manifest)
+        self.applyLoadedStudy(self.getParameterNode(), loaded, manifest)
+        return loaded
+
+    def applyLoadedStudy(self, parameterNode: LuDosimetryParameterNode, loaded: LoadedStudy, manifestPath=None) -> None:
+        """Make a loaded study the current one in the parameter node (no Lib call)."""
+        with slicer.util.NodeModify(parameterNode):
+            parameterNode.patientId = loaded.study.patient_id
+            parameterNode.manifestPath = str(manifestPath or "")
+            parameterNode.studyTable = loaded.tableNode
+            parameterNode.referenceRow = loaded.referenceRow
+            parameterNode.segmentation = loaded.segmentationNode
+            parameterNode.recoveryTable = loaded.recoveryTableNode
+            parameterNode.usePvc = loaded.recoveryTableNode is not None
+            reference = loaded.rows[loaded.referenceRow] if 0 <= loaded.referenceRow < len(loaded.rows) else None
+            if reference is not None and reference.hoursPostInjection is not None:
+                parameterNode.referenceHours = reference.hoursPostInjection
+            parameterNode.studyStatus = STATUS_DONE
+            parameterNode.registerStatus = STATUS_NOT_STARTED
+            parameterNode.segmentStatus = STATUS_DONE if loaded.segmentationNode else STATUS_NOT_STARTED
+            parameterNode.doseStatus = STATUS_NOT_STARTED
+            parameterNode.resultsStatus = STATUS_NOT_STARTED
+        self.lastResult = None
+
+    def loadStudyIntoScene(self, manifestPath) -> LoadedStudy:
+        """Load a study manifest with its images, segmentation and recovery coefficients into new nodes.
+
+        Lib: LuDosimetryLib.study.load_study (validation; raises ManifestError listing every problem),
+        LuDosimetryLib.images.read_image (NRRD/NIfTI/MHA/DICOM with quantitative DICOM scaling).
+        """
+        from LuDosimetryLib import images as image_io
+        from LuDosimetryLib.study import load_study
+
+        study = load_study(manifestPath)
+        pid = study.patient_id
+        rows = []
+        for cycle in study.cycles:
+            for tp in cycle.timepoints:
+                name = f"{pid} C{cycle.cycle} {tp.hours_post_injection:g}h"
+                spectNode = self.volumeFromSitkImage(image_io.read_image(tp.spect), f"{name} SPECT")
+                ctNode = self.volumeFromSitkImage(image_io.read_image(tp.ct), f"{name} CT") if tp.ct is not None else None
+                rows.append(TimePointRow(
+                    cycle=cycle.cycle, hoursPostInjection=tp.hours_post_injection,
+                    administeredActivityMBq=cycle.administered_activity_MBq, spectUnits=tp.spect_units,
+                    injectionTime=cycle.injection_time or "", acquisitionTime=tp.acquisition_time or "",
+                    calibrationCpsPerMBq=tp.calibration_cps_per_MBq, acquisitionDurationS=tp.acquisition_duration_s,
+                    spectNode=spectNode, ctNode=ctNode))
+        tableNode = self.createStudyTable(pid)
+        tableNode.SetAttribute("LuDosimetry.radionuclide", study.radionuclide)
+        self.writeStudyRows(tableNode, rows)
+        referenceRow = self.defaultReferenceRow(rows, 24.0)
+        segmentationNode = None
+        if study.segmentation_file is not None and 0 <= referenceRow < len(rows):
+            segmentationNode = self.segmentationFromLabelmapFile(study.segmentation_file, study.vois,
+                                                                 rows[referenceRow].spectNode, pid)
+        recoveryTableNode = None
+        if study.recovery_coefficients:
+            recoveryTableNode = self.createRecoveryTable(pid, study.recovery_coefficients)
+        for warning in study.warnings:
+            logging.warning(f"LuDosimetry study {pid}: {warning}")
+        return LoadedStudy(study=study, rows=rows, tableNode=tableNode, segmentationNode=segmentationNode,
+                           recoveryTableNode=recoveryTableNode, referenceRow=referenceRow)
+
+    def segmentationFromLabelmapFile(self, labelmapPath, vois, referenceVolumeNode, patientId: str):
+        """New segmentation node (geometry of the reference SPECT) with one segment per manifest VOI.
+
+        Lib: LuDosimetryLib.images.read_image, images.geometry_differences, images.resample_labelmap
+        (nearest neighbour onto the reference grid when the labelmap has its own geometry).
+        """
+        import numpy as np
+        import SimpleITK as sitk
+        from LuDosimetryLib import images as image_io
+
+        reference = self.sitkImageFromVolume(referenceVolumeNode)
+        labels = image_io.read_image(labelmapPath)
+        if image_io.geometry_differences(labels, reference):
+            labels = image_io.resample_labelmap(labels, reference)
+        labelArray = sitk.GetArrayFromImage(labels)
+        segmentationNode = self.createSegmentation(referenceVolumeNode, patientId)
+        segmentation = segmentationNode.GetSegmentation()
+        for voi in vois:
+            segmentId = segmentation.AddEmptySegment(voi.name, voi.name)
+            mask = (labelArray == voi.label).astype(np.uint8)
+            slicer.util.updateSegmentBinaryLabelmapFromArray(mask, segmentationNode, segmentId, referenceVolumeNode)
+            segment = segmentation.GetSegment(segmentId)
+            segment.SetTag(KIND_TAG, voi.kind)
+            segment.SetTag(MODE_TAG, voi.mode)
+            segment.SetTag(FIT_MODEL_TAG, DEFAULT_FIT_MODEL)
+            segment.SetColor(*self.defaultVoiColor(voi.kind))
+        return segmentationNode
+
+    @staticmethod
+    def defaultVoiColor(kind: str) -> tuple:
+        return {"tumor": (0.95, 0.25, 0.2), "kidney": (0.95, 0.65, 0.25)}.get(kind, (0.4, 0.7, 0.95))
+
+    def patientIdFromScene(self) -> str:
+        """Patient ID of the first DICOM-loaded volume (subject hierarchy), or ""."""
+        shNode = slicer.mrmlScene.GetSubjectHierarchyNode()
+        for volumeNode in slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode"):
+            item = shNode.GetItemByDataNode(volumeNode)
+            patientItem = shNode.GetItemAncestorAtLevel(item, "Patient") if item else 0
+            if patientItem:
+                patientId = shNode.GetItemUID(patientItem, "DICOM")
+                if patientId:
+                    return patientId
+        return ""
+
+    def dicomSeriesOfVolume(self, volumeNode):
+        """(path, series UID) of the DICOM files a volume was loaded from (DICOM database), or (None, None)."""
+        instanceUids = (volumeNode.GetAttribute("DICOM.instanceUIDs") or "").split()
+        if not instanceUids or not getattr(slicer, "dicomDatabase", None):
+            return None, None
+        files = [slicer.dicomDatabase.fileForInstance(uid) for uid in instanceUids]
+        files = [f for f in files if f]
+        if not files:
+            return None, None
+        seriesUid = slicer.dicomDatabase.instanceValue(instanceUids[0], "0020,000E") or None
+        if len(files) == 1:
+            return pathlib.Path(files[0]), seriesUid
+        return pathlib.Path(files[0]).parent, seriesUid
+
+    def studyRowsFromScene(self) -> tuple:
+        """One time point per SPECT/NM volume in the scene, with the CT of the same frame of reference.
+
+        For volumes loaded from the DICOM database the headers give modality, injection and acquisition
+        times, administered activity, units and duration (Lib: LuDosimetryLib.dicom.read_series_info).
+        Emission series whose quantitative scaling Slicer's DICOM reader does not apply (Real World Value
+        Mapping, vendor scale factor) are read again into a new volume (Lib: LuDosimetryLib.dicom.read_dicom_image);
+        the loaded volume is left as it is. Anything a header lacks is left empty, and a message names it.
+        Returns (rows, messages).
+        """
+        from LuDosimetryLib import dicom as dicom_io
+
+        emission, cts, messages = [], [], []
+        for volumeNode in slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode"):
+            if volumeNode.IsA("vtkMRMLLabelMapVolumeNode") or volumeNode.GetAttribute("LuDosimetry.map") \
+                    or volumeNode.GetAttribute("LuDosimetry.sourceVolume"):
+                continue
+            path, seriesUid = self.dicomSeriesOfVolume(volumeNode)
+            info = None
+            if path is not None:
+                try:
+                    info = dicom_io.read_series_info(path, seriesUid if path.is_dir() else None)
+                except Exception as exc:  # a header problem must not stop the other series
+                    messages.append(f"{volumeNode.GetName()}: DICOM header not read ({exc})")
+            if info is not None:
+                (emission if info.is_emission else cts if info.modality == "CT" else []).append((volumeNode, info, path, seriesUid))
+            elif " CT" in f" {volumeNode.GetName().upper()}":
+                cts.append((volumeNode, None, None, None))
+            else:
+                emission.append((volumeNode, None, None, None))
+        rows = []
+        for volumeNode, info, path, seriesUid in emission:
+            row = TimePointRow(cycle=1, spectNode=volumeNode)
+            if info is not None:
+                if info.scaling != "rescale slope/intercept (GDCM)":
+                    image = dicom_io.read_dicom_image(path, seriesUid if path.is_dir() else None)
+                    row.spectNode = self.volumeFromSitkImage(image.image, f"{volumeNode.GetName()} ({info.spect_units})")
+                    row.spectNode.SetAttribute("LuDosimetry.sourceVolume", volumeNode.GetID())
+                    messages.append(f"{volumeNode.GetName()}: read again with quantitative scaling ({image.scaling})")
+                row.hoursPostInjection = info.hours_post_injection
+                row.administeredActivityMBq = info.administered_activity_MBq
+                row.spectUnits = info.spect_units or "Bq/mL"
+                row.injectionTime = info.injection_datetime.isoformat() if info.injection_datetime else ""
+                row.acquisitionTime = info.acquisition_datetime.isoformat() if info.acquisition_datetime else ""
+                row.acquisitionDurationS = info.acquisition_duration_s
+                row.ctNode = next((n for n, i, _p, _u in cts if i is not None and info.frame_of_reference_uid
+                                   and i.frame_of_reference_uid == info.frame_of_reference_uid), None)
+                messages += [f"{volumeNode.GetName()}: {m}" for m in info.missing_messages() + list(info.warnings)]
+            else:
+                messages.append(_("{volume}: not from the DICOM database; type hours p.i., activity and units in the table.").format(
+                    volume=volumeNode.GetName()))
+            rows.append(row)
+        # Cycles: scans with different injection times belong to different cycles (in time order).
+        injections = sorted({r.injectionTime for r in rows if r.injectionTime})
+        for row in rows:
+            if row.injectionTime in injections:
+                row.cycle = injections.index(row.injectionTime) + 1
+        rows.sort(key=lambda r: (r.cycle, r.hoursPostInjection if r.hoursPostInjection is not None else math.inf))
+        return rows, messages
+
+    def defaultReferenceRow(self, rows, referenceHours: float = 24.0) -> int:
+        """Row of the first cycle's scan closest to referenceHours (Lib: LuDosimetryLib.pipeline.reference_index)."""
+        from LuDosimetryLib.pipeline import reference_index
+
+        if not rows:
+            return -1
+        firstCycle = min(r.cycle for r in rows)
+        candidates = [i for i, r in enumerate(rows) if r.cycle == firstCycle and r.hoursPostInjection is not None]
+        if not candidates:
+            return next(i for i, r in enumerate(rows) if r.cycle == firstCycle)
+        return candidates[reference_index([rows[i].hoursPostInjection for i in candidates], referenceHours)]
+
+    def manifestDictFromRows(self, patientId: str, rows, radionuclide: str = "Lu-177") -> tuple:
+        """Contract-1 manifest dict of the rows (image entries are node names) and the map
+        (cycle index, time-point index) -> row index used to place validation messages."""
+        cycles = {}
+        for index, row in enumerate(rows):
+            cycles.setdefault(row.cycle, []).append(index)
+        manifestCycles, where = [], {}
+        for ci, (cycleNumber, indices) in enumerate(cycles.items()):
+            indices = sorted(indices, key=lambda i: (rows[i].hoursPostInjection is None,
+                                                     rows[i].hoursPostInjection or 0.0))
+            first = rows[indices[0]]
+            entry = {"cycle": cycleNumber, "timepoints": []}
+            if first.administeredActivityMBq is not None:
+                entry["administered_activity_MBq"] = first.administeredActivityMBq
+            if first.injectionTime:
+                entry["injection_time"] = first.injectionTime
+            for ti, index in enumerate(indices):
+                row = rows[index]
+                tp = {"spect": row.spectNode.GetName() if row.spectNode else "", "spect_units": row.spectUnits}
+                if row.hoursPostInjection is not None:
+                    tp["hours_post_injection"] = row.hoursPostInjection
+                elif row.acquisitionTime:
+                    tp["acquisition_time"] = row.acquisitionTime
+                if row.ctNode is not None:
+                    tp["ct"] = row.ctNode.GetName()
+                if row.calibrationCpsPerMBq is not None:
+                    tp["calibration_cps_per_MBq"] = row.calibrationCpsPerMBq
+                if row.acquisitionDurationS is not None:
+                    tp["acquisition_duration_s"] = row.acquisitionDurationS
+                entry["timepoints"].append(tp)
+                where[(ci, ti)] = index
+            manifestCycles.append(entry)
+        manifest = {"patient_id": patientId, "radionuclide": radionuclide, "cycles": manifestCycles}
+        return manifest, where
+
+    def validateStudyRows(self, patientId: str, rows, radionuclide: str = "Lu-177") -> list:
+        """Check the study table with the manifest rules; return StudyProblem per field.
+
+        Lib: LuDosimetryLib.study.study_from_dict (its ManifestError.problems are mapped to table cells).
+        Image-file checks do not apply to volumes in the scene and are replaced by "is a volume selected".
+        """
+        import re
+
+        from LuDosimetryLib.errors import ManifestError
+        from LuDosimetryLib.study import study_from_dict
+
+        problems = []
+        if not rows:
+            return [StudyProblem(-1, "cycles", _("add at least one time point"))]
+        manifest, where = self.manifestDictFromRows(patientId, rows, radionuclide)
+        try:
+            with tempfile.TemporaryDirectory() as baseDir:
+                study_from_dict(manifest, pathlib.Path(baseDir))
+        except ManifestError as exc:
+            cycleRows = {}
+            for (ci, _ti), index in where.items():
+                cycleRows.setdefault(ci, []).append(index)
+            pattern = re.compile(r"^cycles\[(\d+)\](?:\.timepoints(?:\[(\d+)\])?)?(?:\.(\w+))?$")
+            for field, message in exc.problems:
+                if field.startswith("segmentation") or field.endswith(".spect") or field.endswith(".ct"):
+                    continue  # VOIs come from the Segment step; images are scene volumes
+                match = pattern.match(field)
+                if not match:
+                    problems.append(StudyProblem(-1, field, message))
+                    continue
+                ci, ti, column = int(match.group(1)), match.group(2), match.group(3) or ""
+                if ti is not None:
+                    problems.append(StudyProblem(where.get((ci, int(ti)), -1), column or "hours_post_injection", message))
+                else:
+                    if not column and ".timepoints" in field:
+                        column = "hours_post_injection"
+                    for index in cycleRows.get(ci, [-1]):
+                        problems.append(StudyProblem(index, column, message))
+        for index, row in enumerate(rows):
+            if row.spectNode is None:
+                problems.append(StudyProblem(index, "spect", _("no SPECT volume selected")))
+        byCycle = {}
+        for index, row in enumerate(rows):
+            byCycle.setdefault(row.cycle, []).append(row)
+        for cycleNumber, cycleRows in byCycle.items():
+            if len({r.administeredActivityMBq for r in cycleRows}) > 1:
+                for index, row in enumerate(rows):
+                    if row.cycle == cycleNumber:
+                        problems.append(StudyProblem(index, "administered_activity_MBq",
+                                                     _("rows of cycle {c} give different administered activities").format(c=cycleNumber)))
+        return problems
+
+    def timePointKeys(self, rows) -> dict:
+        """row index -> (cycle, time-point index in increasing time), the keys of LuDosimetryLib.pipeline.StudyImages."""
+        keys = {}
+        for cycleNumber in sorted({r.cycle for r in rows}):
+            indices = sorted((i for i, r in enumerate(rows) if r.cycle == cycleNumber),
+                             key=lambda i: rows[i].hoursPostInjection)
+            for ti, index in enumerate(indices):
+                keys[index] = (cycleNumber, ti)
+        return keys
+
+    def studyFromRows(self, patientId: str, rows, vois, recoveryCoefficients, radionuclide: str = "Lu-177"):
+        """LuDosimetryLib.study.Study built from the (validated) rows, VOIs and recovery coefficients.
+
+        Lib: LuDosimetryLib.study.Study / Cycle / TimePoint dataclasses.
+        """
+        from LuDosimetryLib.study import Cycle, Study, TimePoint
+
+        keys = self.timePointKeys(rows)
+        cycles = []
+        for cycleNumber in sorted({r.cycle for r in rows}):
+            indices = sorted((i for i in keys if keys[i][0] == cycleNumber), key=lambda i: keys[i][1])
+            first = rows[indices[0]]
+            timepoints = [TimePoint(hours_post_injection=rows[i].hoursPostInjection,
+                                    spect=pathlib.Path(rows[i].spectNode.GetName()),
+                                    spect_units=rows[i].spectUnits,
+                                    ct=pathlib.Path(rows[i].ctNode.GetName()) if rows[i].ctNode else None,
+                                    acquisition_time=rows[i].acquisitionTime or None,
+                                    calibration_cps_per_MBq=rows[i].calibrationCpsPerMBq,
+                                    acquisition_duration_s=rows[i].acquisitionDurationS) for i in indices]
+            cycles.append(Cycle(cycle=cycleNumber, administered_activity_MBq=first.administeredActivityMBq,
+                                timepoints=timepoints, injection_time=first.injectionTime or None))
+        warnings = [] if recoveryCoefficients else ["no recovery coefficients: no partial-volume correction applied"]
+        return Study(patient_id=patientId, radionuclide=radionuclide, cycles=cycles, vois=list(vois),
+                     recovery_coefficients=recoveryCoefficients, warnings=warnings)
+
+    # ------------------------------------------------------------------ 2. Register
+
+    def transformNodeFromSitk(self, transform, name: str):
+        """New transform node from a SimpleITK transform (fixed-to-moving, ITK convention).
+
+        The transform goes through an ITK transform file, read by Slicer's own reader, which converts
+        LPS to RAS and sets it as the "from parent" transform of the node: applied as the parent of the
+        moving volume it aligns the moving volume with the fixed (reference) one.
+        """
+        import SimpleITK as sitk
+
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "transform.h5")
+            sitk.WriteTransform(transform, path)
+            transformNode = slicer.util.loadTransform(path)
+        transformNode.SetName(slicer.mrmlScene.GetUniqueNameByString(name))
+        return transformNode
+
+    def sitkTransformFromNode(self, transformNode):
+        """SimpleITK transform (fixed-to-moving, ITK convention) of a transform node; inverse of transformNodeFromSitk."""
+        import SimpleITK as sitk
+
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "transform.h5")
+            if not slicer.util.saveNode(transformNode, path):
+                raise RuntimeError(f"cannot convert transform {transformNode.GetName()} to an ITK transform")
+            return sitk.ReadTransform(path)
+
+    def registerTimePoint(self, rows, referenceRow: int, row: int, method: str, patientId: str = ""):
+        """Register one time point to the reference; store the transform and a registered copy for display.
+
+        Lib: LuDosimetryLib.registration.register_time_point(fixed_spect, moving_spect, fixed_ct, moving_ct, method).
+        The input volumes are not modified: the transform is applied to a copy of the moving SPECT.
+        A failure is recorded in the row (status "failed") and the RegistrationResult (or None) is returned.
+        """
+        from LuDosimetryLib.errors import LuDosimetryError
+        from LuDosimetryLib.registration import register_time_point
+
+        reference, moving = rows[referenceRow], rows[row]
+        if reference.spectNode is None or moving.spectNode is None:
+            raise ValueError(_("Both the reference and the moving time point need a SPECT volume."))
+        moving.registrationMethod = method
+        try:
+            result = register_time_point(
+                self.sitkImageFromVolume(reference.spectNode), self.sitkImageFromVolume(moving.spectNode),
+                fixed_ct=self.sitkImageFromVolume(reference.ctNode) if reference.ctNode else None,
+                moving_ct=self.sitkImageFromVolume(moving.ctNode) if moving.ctNode else None,
+                method=method)
+        except (LuDosimetryError, RuntimeError, ValueError) as exc:
+            moving.registrationStatus = REG_FAILED
+            moving.registrationMetric = None
+            logging.error(f"Registration of {moving.label()} failed: {exc}")
+            return None
+        for warning in result.warnings:
+            logging.warning(f"Registration of {moving.label()}: {warning}")
+        if moving.transformNode is not None:
+            slicer.mrmlScene.RemoveNode(moving.transformNode)
+        moving.transformNode = self.transformNodeFromSitk(result.transform, f"{patientId} {moving.label()} to reference")
+        if moving.registeredSpectNode is None or moving.registeredSpectNode.GetScene() is None:
+            moving.registeredSpectNode = slicer.modules.volumes.logic().CloneVolume(
+                slicer.mrmlScene, moving.spectNode, f"{patientId} {moving.label()} SPECT registered")
+        moving.registeredSpectNode.SetAndObserveTransformNodeID(moving.transformNode.GetID())
+        # A failed quality check keeps the (fallback) transform so the user can look at it, accept or redo.
+        moving.registrationStatus = REG_REGISTERED if getattr(result, "quality", "ok") == "ok" else REG_FAILED
+        moving.registrationMethod = result.method
+        moving.registrationMetric = result.metric_value
+        return result
+
+    def showFusedTimePoint(self, rows, referenceRow: int, row: int, opacity: float = 0.5) -> None:
+        """Fused view: reference CT (or SPECT) in the background, registered SPECT in hot colours on top."""
+        reference, moving = rows[referenceRow], rows[row]
+        foreground = moving.registeredSpectNode or moving.spectNode
+        if foreground is None:
+            raise ValueError(_("Time point {label} has no SPECT volume.").format(label=moving.label()))
+        displayNode = foreground.GetDisplayNode()
+        if displayNode is None:
+            foreground.CreateDefaultDisplayNodes()
+            displayNode = foreground.GetDisplayNode()
+        displayNode.SetAndObserveColorNodeID("vtkMRMLPETProceduralColorNodePET-Heat")
+        background = reference.ctNode or reference.spectNode
+        slicer.util.setSliceViewerLayers(background=background, foreground=foreground,
+                                         foregroundOpacity=opacity, fit=True)
+
+    # ------------------------------------------------------------------ 3. Segment
+
+    def createSegmentation(self, referenceVolumeNode, patientId: str):
+        """New empty segmentation in the geometry of the reference SPECT."""
+        if referenceVolumeNode is None:
+            raise ValueError(_("Load the study and choose the reference time point first."))
+        segmentationNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode", f"{patientId} VOIs")
+        segmentationNode.CreateDefaultDisplayNodes()
+        segmentationNode.SetReferenceImageGeometryParameterFromVolumeNode(referenceVolumeNode)
+        return segmentationNode
+
+    @staticmethod
+    def defaultKind(segmentName: str) -> str:
+        name = segmentName.lower()
+        if "kidney" in name or "renal" in name:
+            return "kidney"
+        if "tumo" in name or "lesion" in name or "metasta" in name:
+            return "tumor"
+        return "organ"
+
+    @staticmethod
+    def segmentTag(segment, tag: str, default: str) -> str:
+        """Value of a segment tag (vtkSegment.GetTag fills a vtk.mutable), or default."""
+        value = vtk.mutable("")
+        return str(value) if segment.GetTag(tag, value) else default
+
+    def voiProperties(self, segment) -> dict:
+        """Kind, mode and fit model of a segment (tags, with defaults from the segment name)."""
+        kind = self.segmentTag(segment, KIND_TAG, self.defaultKind(segment.GetName()))
+        mode = self.segmentTag(segment, MODE_TAG, "as_drawn")
+        fitModel = self.segmentTag(segment, FIT_MODEL_TAG, DEFAULT_FIT_MODEL)
+        return {"kind": kind if kind in VOI_KINDS else "organ", "mode": mode if mode in VOI_MODES else "as_drawn",
+                "fitModel": fitModel}
+
+    def setVoiProperty(self, segmentationNode, segmentId: str, tag: str, value: str) -> None:
+        """Store kind / mode / fit model of a VOI as a segment tag (saved with the segmentation)."""
+        segment = segmentationNode.GetSegmentation().GetSegment(segmentId) if segmentationNode else None
+        if segment is not None:
+            segment.SetTag(tag, value)
+
+    def segmentMask(self, segmentationNode, segmentId: str, referenceVolumeNode):
+        """Binary mask [k, j, i] of a segment on the reference volume grid (binary labelmap representation)."""
+        return slicer.util.arrayFromSegmentBinaryLabelmap(segmentationNode, segmentId, referenceVolumeNode)
+
+    def voiSummaries(self, segmentationNode, referenceVolumeNode, minTumorVolumeMl: float) -> list:
+        """One dict per segment: segmentId, name, kind, mode, fitModel, volumeMl and a note (empty, below the
+        minimum volume). The volume is the voxel count times the voxel volume of the reference grid."""
+        if segmentationNode is None:
+            return []
+        segmentation = segmentationNode.GetSegmentation()
+        voxelMl = None
+        if referenceVolumeNode is not None:
+            sx, sy, sz = referenceVolumeNode.GetSpacing()
+            voxelMl = sx * sy * sz / 1000.0  # mm^3 -> mL
+        vois = []
+        for index in range(segmentation.GetNumberOfSegments()):
+            segmentId = segmentation.GetNthSegmentID(index)
+            segment = segmentation.GetSegment(segmentId)
+            voi = {"segmentId": segmentId, "name": segment.GetName(), **self.voiProperties(segment),
+                   "volumeMl": None, "note": ""}
+            if voxelMl is not None:
+                try:
+                    voi["volumeMl"] = float((self.segmentMask(segmentationNode, segmentId, referenceVolumeNode) > 0).sum()) * voxelMl
+                except RuntimeError as exc:
+                    voi["note"] = str(exc)
+            if voi["volumeMl"] == 0:
+                voi["note"] = _("empty")
+            elif voi["kind"] == "tumor" and voi["volumeMl"] is not None and voi["volumeMl"] < minTumorVolumeMl \
+                    and voi["mode"] == "as_drawn":
+                voi["note"] = _("below {v:g} mL: excluded").format(v=minTumorVolumeMl)
+            vois.append(voi)
+        return vois
+
+    def segmentOrgansWithTotalSegmentator(self, ctNode, segmentationNode) -> list:
+        """Kidneys, liver and spleen from the reference CT with the optional TotalSegmentator extension.
+
+        Not a LuDosimetryLib call: TotalSegmentatorLogic.process of the TotalSegmentator extension (guarded;
+        the user is asked before it installs its own Python packages). Returns the names of the added segments.
+        """
+        if not hasattr(slicer.modules, "totalsegmentator"):
+            raise RuntimeError(_("The TotalSegmentator extension is not installed (Extensions Manager)."))
+        if ctNode is None:
+            raise ValueError(_("The reference time point has no CT."))
+        if not slicer.util.confirmOkCancelDisplay(
+                _("TotalSegmentator will segment the kidneys, liver and spleen on the reference CT. On first use it "
+                  "downloads its AI model and Python packages (several GB). Continue?")):
+            return []
+        import TotalSegmentator
+
+        tsLogic = TotalSegmentator.TotalSegmentatorLogic()
+        output = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode", "LuDosimetry TotalSegmentator output")
+        added = []
+        try:
+            tsLogic.setupPythonRequirements()
+            tsLogic.process(ctNode, output, task="total", subset=["kidney_left", "kidney_right", "liver", "spleen"])
+            source = output.GetSegmentation()
+            target = segmentationNode.GetSegmentation()
+            for index in range(source.GetNumberOfSegments()):
+                segmentId = source.GetNthSegmentID(index)
+                name = source.GetSegment(segmentId).GetName()
+                target.CopySegmentFromSegmentation(source, segmentId)
+                segment = target.GetSegment(segmentId)
+                if segment is not None:
+                    segment.SetTag(KIND_TAG, self.defaultKind(name))
+                    segment.SetTag(MODE_TAG, "as_drawn")
+                    added.append(name)
+        finally:
+            slicer.mrmlScene.RemoveNode(output)
+        return added
+
+    def voiDefinitions(self, segmentationNode) -> list:
+        """LuDosimetryLib.study.VoiDefinition per segment; label = segment index + 1 (as in labelmapFromSegmentation)."""
+        from LuDosimetryLib.study import VoiDefinition
+
+        segmentation = segmentationNode.GetSegmentation()
+        definitions = []
+        for index in range(segmentation.GetNumberOfSegments()):
+            segment = segmentation.GetSegment(segmentation.GetNthSegmentID(index))
+            properties = self.voiProperties(segment)
+            definitions.append(VoiDefinition(label=index + 1, name=segment.GetName(), kind=properties["kind"],
+                                             mode=properties["mode"]))
+        return definitions
+
+    def labelmapFromSegmentation(self, segmentationNode, referenceVolumeNode, referenceImage):
+        """SimpleITK labelmap on the reference grid; label = segment index + 1 (later segments win on overlap)."""
+        import numpy as np
+        import SimpleITK as sitk
+
+        segmentation = segmentationNode.GetSegmentation()
+        labels = None
+        for index in range(segmentation.GetNumberOfSegments()):
+            mask = self.segmentMask(segmentationNode, segmentation.GetNthSegmentID(index), referenceVolumeNode) > 0
+            if labels is None:
+                labels = np.zeros(mask.shape, dtype=np.uint16)
+            labels[mask] = index + 1
+        if labels is None:
+            raise ValueError(_("The segmentation has no VOI."))
+        image = sitk.GetImageFromArray(labels)
+        image.CopyInformation(referenceImage)
+        return image
+
+    def perVoiFitModelSupported(self) -> bool:
+        """True if LuDosimetryLib.pipeline.PipelineOptions accepts a fit model per VOI (field fit_model_per_voi)."""
+        try:
+            from LuDosimetryLib.pipeline import PipelineOptions
+        except ImportError:
+            return False
+        return "fit_model_per_voi" in {f.name for f in dataclasses.fields(PipelineOptions)}
+
+    # ------------------------------------------------------------------ 4. Dose
+
+    def createRecoveryTable(self, patientId: str, recoveryCoefficients: dict | None):
+        """Table node with columns volume_ml and rc (editable, saved with the scene)."""
+        tableNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLTableNode", f"{patientId or 'LuDosimetry'} recovery coefficients")
+        tableNode.SetAttribute("LuDosimetry.role", "recoveryCoefficients")
+        volumes = list((recoveryCoefficients or {}).get("volume_ml", [])) or ["", ""]
+        rcs = list((recoveryCoefficients or {}).get("rc", [])) or ["", ""]
+        self.writeTable(tableNode, ["volume_ml", "rc"], list(zip(volumes, rcs)), numericColumns=("volume_ml", "rc"))
+        tableNode.SetColumnUnitLabel("volume_ml", "mL")
+        tableNode.SetColumnDescription("rc", "recovery coefficient (measured / true activity concentration)")
+        source = (recoveryCoefficients or {}).get("source")
+        if source:
+            tableNode.SetAttribute("LuDosimetry.source", str(source))
+        return tableNode
+
+    def recoveryCoefficientsFromTable(self, tableNode) -> dict | None:
+        """Contract-1 recovery_coefficients dict from the table (rows with both values), or None if empty."""
+        volumes, rcs = [], []
+        for cells in self.readTable(tableNode):
+            volume, rc = self.parseFloat(cells.get("volume_ml")), self.parseFloat(cells.get("rc"))
+            if volume is not None and rc is not None:
+                volumes.append(volume)
+                rcs.append(rc)
+        if not volumes:
+            return None
+        if len(volumes) < 2:
+            raise ValueError(_("The recovery-coefficient table needs at least two rows (volume_ml, rc)."))
+        return {"volume_ml": volumes, "rc": rcs}
+
+    def pipelineOptions(self, parameterNode: LuDosimetryParameterNode, registration: str):
+        """LuDosimetryLib.pipeline.PipelineOptions from the parameter node."""
+        from LuDosimetryLib.pipeline import PipelineOptions
+
+        return PipelineOptions(registration=registration, dose_method=parameterNode.doseMethod,
+                               fit_model=parameterNode.fitModel, min_tumor_volume_ml=parameterNode.minTumorVolumeMl,
+                               save_maps=parameterNode.saveMaps, reference_hours=parameterNode.referenceHours)
+
+    def studyImages(self, rows, referenceRow: int, segmentationNode, useAcceptedTransforms: bool):
+        """LuDosimetryLib.pipeline.StudyImages from the scene: SPECT (counts converted to Bq/mL), CT, labelmap.
+
+        With useAcceptedTransforms, every SPECT is resampled onto the reference grid with its accepted
+        transform (Lib: LuDosimetryLib.images.resample_to_reference, total activity kept), so the pipeline
+        needs no registration of its own. Lib: LuDosimetryLib.images.counts_to_bq_per_ml for counts.
+        """
+        from LuDosimetryLib import images as image_io
+        from LuDosimetryLib.pipeline import StudyImages
+
+        keys = self.timePointKeys(rows)
+        reference = self.sitkImageFromVolume(rows[referenceRow].spectNode)
+        spect, ct = {}, {}
+        for index, key in keys.items():
+            row = rows[index]
+            image = reference if index == referenceRow else self.sitkImageFromVolume(row.spectNode)
+            if row.spectUnits == "counts":
+                image = image_io.counts_to_bq_per_ml(image, row.calibrationCpsPerMBq, row.acquisitionDurationS)
+            if useAcceptedTransforms and index != referenceRow:
+                image = image_io.resample_to_reference(image, reference, self.sitkTransformFromNode(row.transformNode)).image
+            spect[key] = image
+            needCt = row.ctNode is not None and (index == referenceRow or not useAcceptedTransforms)
+            ct[key] = self.sitkImageFromVolume(row.ctNode) if needCt else None
+        labelmap = self.labelmapFromSegmentation(segmentationNode, rows[referenceRow].spectNode, reference)
+        return StudyImages(spect=spect, ct=ct, labelmap=labelmap)
+
+    def runDosimetry(self, parameterNode: LuDosimetryParameterNode, rows, progress=None, cancel=None):
+        """Run the per-patient dosimetry on the scene data; returns the PipelineResult (also kept in lastResult).
+
+        Lib: LuDosimetryLib.pipeline.run_study(study, images, options, progress, cancel).
+        If every non-reference time point has an accepted registration, those transforms are used
+        (registration "none" on pre-aligned images); otherwise the pipeline registers the scans itself
+        with the chosen method and a warning says so.
+        """
+        problems = self.validateStudyRows(parameterNode.patientId, rows)
+        if problems:
+            raise ValueError(_("The study table has problems (Study step):\n") + "\n".join(
+                f"- row {p.row + 1} {p.column}: {p.message}" if p.row >= 0 else f"- {p.column}: {p.message}"
+                for p in problems))
+        if parameterNode.segmentation is None or parameterNode.segmentation.GetSegmentation().GetNumberOfSegments() == 0:
+            raise ValueError(_("Define the VOIs first (Segment step)."))
+        referenceRow = parameterNode.referenceRow
+        if not (0 <= referenceRow < len(rows)):
+            referenceRow = parameterNode.referenceRow = self.defaultReferenceRow(rows, parameterNode.referenceHours)
+        parameterNode.referenceHours = rows[referenceRow].hoursPostInjection
+        others = [r for i, r in enumerate(rows) if i != referenceRow]
+        method = parameterNode.registrationMethod
+        useAccepted = method != "none" and bool(others) and all(
+            r.registrationStatus == REG_ACCEPTED and r.transformNode is not None for r in others)
+        extraWarnings = []
+        if method != "none" and not useAccepted:
+            extraWarnings.append(f"registrations of the Register step not all accepted: the pipeline registered "
+                                 f"every scan itself (method {method})")
+        radionuclide = "Lu-177"
+        if parameterNode.studyTable is not None and parameterNode.studyTable.GetAttribute("LuDosimetry.radionuclide"):
+            radionuclide = parameterNode.studyTable.GetAttribute("LuDosimetry.radionuclide")
+        recovery = self.recoveryCoefficientsFromTable(parameterNode.recoveryTable) if parameterNode.usePvc else None
+        study = self.studyFromRows(parameterNode.patientId, rows, self.voiDefinitions(parameterNode.segmentation),
+                                   recovery, radionuclide)
+        images = self.studyImages(rows, referenceRow, parameterNode.segmentation, useAccepted)
+        options = self.pipelineOptions(parameterNode, "none" if useAccepted else method)
+        if self.perVoiFitModelSupported():
+            segmentation = parameterNode.segmentation.GetSegmentation()
+            perVoi = {}
+            for index in range(segmentation.GetNumberOfSegments()):
+                segment = segmentation.GetSegment(segmentation.GetNthSegmentID(index))
+                model = self.voiProperties(segment)["fitModel"]
+                if model != DEFAULT_FIT_MODEL:
+                    perVoi[segment.GetName()] = model
+            options.fit_model_per_voi = perVoi
+
+        from LuDosimetryLib.pipeline import run_study
+
+        result = run_study(study, images, options, progress=progress, cancel=cancel)
+        result.summary.setdefault("warnings", [])
+        result.summary["warnings"] = extraWarnings + list(result.summary["warnings"])
+        self.lastResult = result
+        return result
+
+    @staticmethod
+    def isCancellation(exception) -> bool:
+        """True if the exception is LuDosimetryLib.pipeline.Cancelled (the user pressed Cancel)."""
+        try:
+            from LuDosimetryLib.pipeline import Cancelled
+        except ImportError:
+            return False
+        return isinstance(exception, Cancelled)
+
+    # ------------------------------------------------------------------ 5. Results
+
+    def outputTable(self, existing, name: str):
+        """Reuse an output table referenced by the parameter node, or create one (never an input node)."""
+        if existing is not None and existing.GetScene() is not None:
+            existing.SetName(name)
+            return existing
+        return slicer.mrmlScene.AddNewNodeByClass("vtkMRMLTableNode", name)
+
+    def createResultNodes(self, parameterNode: LuDosimetryParameterNode, result) -> dict:
+        """Put a PipelineResult into nodes named after the patient and cycle: VOI x cycle table, summary table,
+        time-activity and AD/AA data tables with plot charts, and map volumes. Returns the nodes by kind.
+
+        Lib: LuDosimetryLib.pipeline.CSV_COLUMNS (contract-2 columns); fits are evaluated with
+        TimeActivityFit.evaluate(hours) of LuDosimetryLib.kinetics.
+        """
+        import numpy as np
+        from LuDosimetryLib.pipeline import CSV_COLUMNS
+
+        pid = result.study.patient_id
+        cycles = [c.cycle for c in result.study.cycles]
+        cycleText = f"C{cycles[0]}-C{cycles[-1]}" if len(cycles) > 1 else f"C{cycles[0]}"
+        columns = list(CSV_COLUMNS)
+        # numeric columns (plottable) are those whose values are all numbers or missing
+        numeric = {c for c in columns if all(r.get(c) is None or (isinstance(r.get(c), numbers.Real)
+                                                                  and not isinstance(r.get(c), bool)) for r in result.rows)}
+        resultsTable = self.outputTable(parameterNode.resultsTable, f"{pid} VOI doses {cycleText}")
+        self.writeTable(resultsTable, columns, [[r.get(c) for c in columns] for r in result.rows], numericColumns=numeric)
+        for column, unit in (("volume_ml", "mL"), ("administered_activity_MBq", "MBq"), ("absorbed_dose_Gy", "Gy"),
+                             ("ad_per_aa_Gy_per_GBq", "Gy/GBq"), ("effective_half_life_h", "h"), ("mass_g", "g"),
+                             ("time_integrated_activity_MBq_h", "MBq h"), ("absorbed_dose_uncertainty_Gy", "Gy")):
+            resultsTable.SetColumnUnitLabel(column, unit)
+        parameterNode.resultsTable = resultsTable
+
+        summaryTable = self.outputTable(parameterNode.summaryTable, f"{pid} dosimetry summary {cycleText}")
+        self.writeTable(summaryTable, ["quantity", "value"], self.summaryRows(result.summary))
+        parameterNode.summaryTable = summaryTable
+
+        # Time-activity data: measured points and fitted curves of every VOI and cycle
+        vois = list(dict.fromkeys(r["voi"] for r in result.rows))
+        measuredColumns, measuredValues, fitColumns = [], [], []
+        maxHours = max((max(h) for (h, _y, _u) in result.samples.values()), default=72.0)
+        grid = np.linspace(0.0, 1.25 * maxHours, 121)
+        fitValues = [grid]
+        fitColumns.append("hours")
+        longest = max((len(h) for (h, _y, _u) in result.samples.values()), default=0)
+        units = "MBq"
+        for voi in vois:
+            for cycle in cycles:
+                if (voi, cycle) not in result.samples:
+                    continue
+                hours, values, units = result.samples[(voi, cycle)]
+                pad = longest - len(hours)
+                measuredColumns += [f"{voi} C{cycle} hours", f"{voi} C{cycle}"]
+                measuredValues += [list(hours) + [float("nan")] * pad, list(values) + [float("nan")] * pad]
+                fit = result.fits.get((voi, cycle))
+                if fit is not None:
+                    fitColumns.append(f"{voi} C{cycle}")
+                    fitValues.append(np.asarray(fit.evaluate(grid), dtype=float))
+        measuredTable = self.outputTable(self.nodeByAttribute("vtkMRMLTableNode", "LuDosimetry.output", f"{pid}/tacMeasured"),
+                                         f"{pid} time-activity measured")
+        measuredTable.SetAttribute("LuDosimetry.output", f"{pid}/tacMeasured")
+        measuredTable.SetAttribute("LuDosimetry.units", units)
+        self.writeTable(measuredTable, measuredColumns, [list(x) for x in zip(*measuredValues)] if measuredValues else [],
+                        numericColumns=set(measuredColumns))
+        fitTable = self.outputTable(self.nodeByAttribute("vtkMRMLTableNode", "LuDosimetry.output", f"{pid}/tacFit"),
+                                    f"{pid} time-activity fits")
+        fitTable.SetAttribute("LuDosimetry.output", f"{pid}/tacFit")
+        self.writeTable(fitTable, fitColumns, [list(x) for x in zip(*fitValues)], numericColumns=set(fitColumns))
+        parameterNode.tacChart = self.outputChart(parameterNode.tacChart, f"{pid} time-activity curves",
+                                                  _("Time after injection (h)"),
+                                                  _("VOI activity ({units})").format(units=units))
+        tumours = [r["voi"] for r in result.rows if r["kind"] == "tumor"]
+        self.showTacForVoi(parameterNode, tumours[0] if tumours else vois[0] if vois else "")
+
+        # AD/AA across cycles
+        adTable = self.outputTable(self.nodeByAttribute("vtkMRMLTableNode", "LuDosimetry.output", f"{pid}/adPerAa"),
+                                   f"{pid} AD per AA per cycle")
+        adTable.SetAttribute("LuDosimetry.output", f"{pid}/adPerAa")
+        adColumns = ["cycle"] + vois
+        adRows = []
+        for cycle in cycles:
+            byVoi = {r["voi"]: r["ad_per_aa_Gy_per_GBq"] for r in result.rows if r["cycle"] == cycle}
+            adRows.append([cycle] + [byVoi.get(v) for v in vois])
+        self.writeTable(adTable, adColumns, adRows, numericColumns=set(adColumns))
+        chart = self.outputChart(parameterNode.adPerAaChart, f"{pid} AD per AA", _("Cycle"), _("AD/AA (Gy/GBq)"))
+        chart.RemoveAllPlotSeriesNodeIDs()
+        kinds = {r["voi"]: r["kind"] for r in result.rows}
+        for index, voi in enumerate(vois):
+            series = self.plotSeries(f"{pid} {voi} AD per AA", adTable, "cycle", voi, self.color(index),
+                                     line=True, dashed=kinds.get(voi) != "tumor")
+            chart.AddAndObservePlotSeriesNodeID(series.GetID())
+        parameterNode.adPerAaChart = chart
+
+        # Voxel maps (per cycle: dose in Gy, time-integrated activity in MBq h per voxel; per scan for dose-rate maps)
+        mapNodes = []
+        for name in sorted(self.mapNodesOfPatient(pid), key=lambda n: n.GetName()):
+            slicer.mrmlScene.RemoveNode(name)  # maps of an earlier run of this patient are replaced
+        for mapName, perKey in (result.maps or {}).items():
+            if not isinstance(perKey, dict):
+                continue
+            for key, image in sorted(perKey.items(), key=lambda item: str(item[0])):
+                if not hasattr(image, "GetSize"):
+                    continue  # e.g. dose statistics, not an image
+                where = f"C{key[0]} tp{key[1] + 1}" if isinstance(key, tuple) else f"C{key}"
+                node = self.volumeFromSitkImage(image, f"{pid} {where} {mapName}")
+                node.SetAttribute("LuDosimetry.map", f"{pid}/{mapName}")
+                mapNodes.append(node)
+        return {"resultsTable": resultsTable, "summaryTable": summaryTable, "tacChart": parameterNode.tacChart,
+                "adPerAaChart": chart, "maps": mapNodes, "tacMeasuredTable": measuredTable, "tacFitTable": fitTable}
+
+    @staticmethod
+    def nodeByAttribute(className: str, attribute: str, value: str):
+        for node in slicer.util.getNodesByClass(className):
+            if node.GetAttribute(attribute) == value:
+                return node
+        return None
+
+    @staticmethod
+    def color(index: int) -> tuple:
+        palette = [(0.89, 0.10, 0.11), (0.22, 0.49, 0.72), (0.30, 0.69, 0.29), (0.60, 0.31, 0.64),
+                   (1.00, 0.50, 0.00), (0.65, 0.34, 0.16), (0.97, 0.51, 0.75), (0.40, 0.40, 0.40)]
+        return palette[index % len(palette)]
+
+    def outputChart(self, existing, name: str, xTitle: str, yTitle: str):
+        chart = existing if existing is not None and existing.GetScene() is not None else \
+            slicer.mrmlScene.AddNewNodeByClass("vtkMRMLPlotChartNode", name)
+        chart.SetName(name)
+        chart.SetTitle(name)
+        chart.SetXAxisTitle(xTitle)
+        chart.SetYAxisTitle(yTitle)
+        return chart
+
+    def plotSeries(self, name: str, tableNode, xColumn: str, yColumn: str, color, line: bool, dashed: bool = False,
+                   markers: bool = True):
+        """A plot series node showing two table columns."""
+        series = self.nodeByAttribute("vtkMRMLPlotSeriesNode", "LuDosimetry.series", name)
+        if series is None:
+            series = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLPlotSeriesNode", name)
+            series.SetAttribute("LuDosimetry.series", name)
+        series.SetAndObserveTableNodeID(tableNode.GetID())
+        series.SetXColumnName(xColumn)
+        series.SetYColumnName(yColumn)
+        series.SetPlotType(slicer.vtkMRMLPlotSeriesNode.PlotTypeScatter)
+        if not line:
+            series.SetLineStyle(slicer.vtkMRMLPlotSeriesNode.LineStyleNone)
+        elif dashed:
+            series.SetLineStyle(slicer.vtkMRMLPlotSeriesNode.LineStyleDash)
+        else:
+            series.SetLineStyle(slicer.vtkMRMLPlotSeriesNode.LineStyleSolid)
+        series.SetMarkerStyle(slicer.vtkMRMLPlotSeriesNode.MarkerStyleCircle if markers
+                              else slicer.vtkMRMLPlotSeriesNode.MarkerStyleNone)
+        series.SetColor(*color)
+        return series
+
+    def tacVoiNames(self, parameterNode: LuDosimetryParameterNode) -> list:
+        """VOI names of the results table (for the time-activity curve chooser)."""
+        return list(dict.fromkeys(cells.get("voi", "") for cells in self.readTable(parameterNode.resultsTable)))
+
+    def showTacForVoi(self, parameterNode: LuDosimetryParameterNode, voi: str) -> None:
+        """Put the measured points and fitted curves of one VOI (all cycles) into the time-activity chart."""
+        chart = parameterNode.tacChart
+        pid = parameterNode.patientId
+        measured = self.nodeByAttribute("vtkMRMLTableNode", "LuDosimetry.output", f"{pid}/tacMeasured")
+        fits = self.nodeByAttribute("vtkMRMLTableNode", "LuDosimetry.output", f"{pid}/tacFit")
+        if chart is None or measured is None or not voi:
+            return
+        chart.RemoveAllPlotSeriesNodeIDs()
+        chart.SetTitle(f"{pid} {voi}: time-activity curves")
+        cycleIndex = 0
+        for column in range(measured.GetNumberOfColumns()):
+            name = measured.GetColumnName(column)
+            if not name.startswith(f"{voi} C") or name.endswith(" hours"):
+                continue
+            color = self.color(cycleIndex)
+            cycleIndex += 1
+            points = self.plotSeries(f"{pid} {name} measured", measured, f"{name} hours", name, color, line=False)
+            chart.AddAndObservePlotSeriesNodeID(points.GetID())
+            if fits is not None and fits.GetColumnIndex(name) >= 0:
+                curve = self.plotSeries(f"{pid} {name} fit", fits, "hours", name, color, line=True, markers=False)
+                chart.AddAndObservePlotSeriesNodeID(curve.GetID())
+
+    def showChart(self, chartNode) -> None:
+        """Show a plot chart in the layout."""
+        if chartNode is None:
+            raise ValueError(_("Run the dosimetry first."))
+        slicer.modules.plots.logic().ShowChartInLayout(chartNode)
+        layoutManager = slicer.app.layoutManager()
+        if layoutManager is not None and layoutManager.plotWidget(0) is not None:
+            layoutManager.plotWidget(0).plotView().fitToContent()
+
+    def mapNodesOfPatient(self, patientId: str) -> list:
+        return [n for n in slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode")
+                if (n.GetAttribute("LuDosimetry.map") or "").startswith(f"{patientId}/")]
+
+    def showMaps(self, parameterNode: LuDosimetryParameterNode, backgroundNode) -> list:
+        """Show the first absorbed-dose map of the patient over the reference CT; returns all map volumes."""
+        maps = self.mapNodesOfPatient(parameterNode.patientId)
+        if not maps:
+            raise ValueError(_("No map volumes: run the dosimetry first."))
+        maps.sort(key=lambda n: ("dose" not in (n.GetAttribute("LuDosimetry.map") or ""), n.GetName()))
+        displayNode = maps[0].GetDisplayNode()
+        if displayNode is not None:
+            displayNode.SetAndObserveColorNodeID("vtkMRMLColorTableNodeRainbow")
+        slicer.util.setSliceViewerLayers(background=backgroundNode, foreground=maps[0], foregroundOpacity=0.6, fit=True)
+        return maps
+
+    def summaryRows(self, summary: dict) -> list:
+        """Flatten summary.json (contract 2) into (quantity, value) rows for a table node."""
+        rows = []
+        for key, value in summary.items():
+            if key == "per_voi":
+                continue
+            if isinstance(value, dict):
+                for subKey, subValue in value.items():
+                    rows.append([f"{key}.{subKey}", "" if subValue is None else subValue])
+            elif isinstance(value, (list, tuple)):
+                rows.append([key, "\n".join(str(v) for v in value)])  # one item per line
+            else:
+                rows.append([key, "" if value is None else value])
+        return rows
+
+    def summaryFromTable(self, summaryTable) -> dict:
+        return {cells.get("quantity", ""): cells.get("value", "") for cells in self.readTable(summaryTable)}
+
+    def summaryHtml(self, summaryTable) -> str:
+        """The key patient numbers as HTML (cAD, delta AD/AA, kidney dose and BED, next-cycle activity, warnings)."""
+        if summaryTable is None:
+            return ""
+        s = self.summaryFromTable(summaryTable)
+
+        def number(key, fmt):
+            value = self.parseFloat(s.get(key))
+            return "n/a" if value is None else fmt.format(value)
+
+        lines = [
+            _("Cumulative tumour dose (cAD, mean over tumours): <b>{v}</b>").format(v=number("cumulative_tumor_dose_Gy", "{:.1f} Gy")),
+            _("Change of tumour AD/AA, last vs first cycle: <b>{v}</b>").format(v=number("delta_ad_per_aa_percent", "{:+.1f} %")),
+            _("Kidney cumulative dose: <b>{d}</b>, BED <b>{b}</b>").format(d=number("kidney_cumulative_dose_Gy", "{:.2f} Gy"),
+                                                                           b=number("kidney_bed_Gy", "{:.2f} Gy")),
+            _("Suggested next-cycle activity: <b>{a}</b> {why}").format(
+                a=number("next_cycle_activity.activity_MBq", "{:.0f} MBq"),
+                why=s.get("next_cycle_activity.explanation", "")),
+        ]
+        if s.get("tumors_excluded"):
+            lines.append(_("Excluded tumours (minimum volume): {names}").format(
+                names=", ".join(s["tumors_excluded"].splitlines())))
+        if s.get("warnings"):
+            allWarnings = s["warnings"].splitlines()
+            shown = 8
+            warnings = "".join(f"<li>{html.escape(w)}</li>" for w in allWarnings[:shown])
+            if len(allWarnings) > shown:
+                warnings += "<li>" + _("... and {n} more (see the summary table)").format(n=len(allWarnings) - shown) + "</li>"
+            lines.append(f'<span style="color:#b00020">{_("Warnings")}:</span><ul>{warnings}</ul>')
+        return "<br>".join(lines)
+
+    def exportResults(self, result, outputDirectory, report: bool = True, saveMaps: bool = False) -> list:
+        """Write the contract-2 files (voi_cycle_doses.csv, summary.json, report.html, and the TIA / dose maps
+        with saveMaps) to a folder.
+
+        Lib: LuDosimetryLib.pipeline.write_results(result, out_dir, report, save_maps). report.html needs matplotlib.
+        """
+        from LuDosimetryLib.pipeline import write_results
+
+        if result is None:
+            raise ValueError(_("Run the dosimetry first (the full results are kept in memory only)."))
+        written = write_results(result, pathlib.Path(outputDirectory), report=report, save_maps=saveMaps)
+        return [str(f) for f in written.files]
+
+    def cohortRecord(self, summaryTable, response: str = "") -> dict:
+        """Contract-3 cohort row of this patient from the summary table (no computation)."""
+        s = self.summaryFromTable(summaryTable)
+        if not s:
+            raise ValueError(_("Run the dosimetry first."))
+        return {
+            "patient_id": s.get("patient_id", ""),
+            "cumulative_tumor_dose_Gy": self.parseFloat(s.get("cumulative_tumor_dose_Gy")),
+            "delta_ad_per_aa_percent": self.parseFloat(s.get("delta_ad_per_aa_percent")),
+            "response": response or "",
+            "kidney_cumulative_dose_Gy": self.parseFloat(s.get("kidney_cumulative_dose_Gy")),
+            "kidney_bed_Gy": self.parseFloat(s.get("kidney_bed_Gy")),
+        }
+
+    def sendToLuResponse(self, summaryTable, response: str = "") -> dict:
+        """Add this patient to the LuResponse cohort table and make it LuResponse's current patient."""
+        from LuResponse import LuResponseLogic
+
+        record = self.cohortRecord(summaryTable, response)
+        LuResponseLogic().addPatientRecord(record, makeCurrent=True)
+        return record
+
+    def compareWithGroundTruth(self, result, groundTruthPath, minVolumeMl: float = 10.0):
+        """Compare a run with a synthetic patient's analytic ground truth.
+
+        Lib: LuDosimetryLib.validation.compare_doses(rows, truth, min_volume_ml).
+        """
+        import json
+
+        from LuDosimetryLib.validation import compare_doses
+
+        truth = json.loads(pathlib.Path(groundTruthPath).read_text())
+        return compare_doses(result.rows, truth, min_volume_ml=minVolumeMl)
+
+
+#
+# LuDosimetryTest
+#
+
+
+class LuDosimetryTest(ScriptedLoadableModuleTest):
+    """End-to-end test of the Logic on the synthetic patient, checked against its analytic ground truth.
+
+    Uses ScriptedLoadableModuleTest base class, available at:
+    https://github.com/Slicer/Slicer/blob/main/Base/Python/slicer/ScriptedLoadableModule.py
+    """
+
+    # Largest accepted |relative error| of VOI absorbed doses (tumours and kidneys >= 10 mL) against
+    # ground_truth.json: the acceptance of the command-line pipeline (Testing/test_end_to_end.py), which the
+    # Slicer path reproduces (same Lib calls; accepted transforms are applied by images.resample_to_reference).
+    DOSE_TOLERANCE = 0.10
+
+    def setUp(self):
+        """Do whatever is needed to reset the state - typically a scene clear will be enough."""
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        """Run as few or as many tests as needed here."""
+        self.setUp()
+        self.test_StudyValidation()
+        self.setUp()
+        self.test_SyntheticPatientEndToEnd()
+
+    def test_StudyValidation(self):
+        """Problems of the study table are reported per row and column."""
+        import numpy as np
+
+        self.delayDisplay("Study table validation")
+        logic = LuDosimetryLogic()
+        volume = slicer.util.addVolumeFromArray(np.zeros((4, 4, 4), "float32"), name="spect")
+        rows = [TimePointRow(cycle=1, hoursPostInjection=4.0, administeredActivityMBq=7400.0, spectNode=volume),
+                TimePointRow(cycle=1, hoursPostInjection=-2.0, administeredActivityMBq=7400.0, spectNode=None)]
+        problems = logic.validateStudyRows("P001", rows)
+        self.assertTrue(any(p.row == 1 and p.column == "hours_post_injection" for p in problems), problems)
+        self.assertTrue(any(p.row == 1 and p.column == "spect" for p in problems), problems)
+        self.assertFalse(any(p.row == 0 for p in problems), problems)
+        self.delayDisplay("Study table validation passed")
+
+    def test_SyntheticPatientEndToEnd(self):
+        """Synthetic patient: load, register, run, create result nodes, export, compare with ground truth."""
+        import json
+
+        self.delayDisplay("Generating / loading the synthetic patient")
+        self.assertTrue(ensurePythonPackages(DOSIMETRY_REQUIREMENTS, "LuDosimetryTest"))
+        self.assertTrue(ensurePythonPackages(REPORT_REQUIREMENTS, "LuDosimetryTest"))
+        logic = LuDosimetryLogic()
+        parameterNode = logic.getParameterNode()
+        logic.initializeParameterNodeDefaults(parameterNode)
+        loaded = logic.loadSyntheticPatient()
+        manifest = logic.ensureSyntheticPatient()
+        truth = json.loads((manifest.parent / "ground_truth.json").read_text())
+
+        rows = loaded.rows
+        self.assertEqual(len(rows), sum(len(c.timepoints) for c in loaded.study.cycles))
+        self.assertEqual(parameterNode.studyTable.GetNumberOfRows(), len(rows))
+        self.assertEqual(logic.validateStudyRows(parameterNode.patientId, rows), [])
+        self.assertIsNotNone(loaded.segmentationNode)
+        self.assertEqual(loaded.segmentationNode.GetSegmentation().GetNumberOfSegments(), len(loaded.study.vois))
+        self.assertEqual(rows[loaded.referenceRow].hoursPostInjection, 24.0)
+        # Rows survive the round trip through the study table node
+        again = logic.readStudyRows(parameterNode.studyTable)
+        self.assertEqual([r.spectNode for r in again], [r.spectNode for r in rows])
+
+        self.delayDisplay("Registering every time point to the reference")
+        for index in range(len(rows)):
+            if index == loaded.referenceRow:
+                continue
+            result = logic.registerTimePoint(rows, loaded.referenceRow, index, "auto", parameterNode.patientId)
+            self.assertIsNotNone(result, f"registration of {rows[index].label()} failed")
+            self.assertIsNotNone(rows[index].transformNode)
+            rows[index].registrationStatus = REG_ACCEPTED
+        logic.writeStudyRows(parameterNode.studyTable, rows)
+        # The input volumes were not touched: no parent transform on them
+        self.assertTrue(all(r.spectNode.GetParentTransformNode() is None for r in rows))
+
+        self.delayDisplay("Running the dosimetry")
+        messages = []
+        result = logic.runDosimetry(parameterNode, rows, progress=lambda f, m: messages.append(m))
+        self.assertTrue(messages)
+        self.assertEqual(len(result.rows), len(loaded.study.vois) * len(loaded.study.cycles))
+
+        nodes = logic.createResultNodes(parameterNode, result)
+        self.assertEqual(nodes["resultsTable"].GetNumberOfRows(), len(result.rows))
+        self.assertIn(parameterNode.patientId, nodes["resultsTable"].GetName())
+        self.assertGreater(nodes["tacChart"].GetNumberOfPlotSeriesNodes(), 0)
+        self.assertGreater(nodes["adPerAaChart"].GetNumberOfPlotSeriesNodes(), 0)
+        self.assertIn("Cumulative tumour dose", logic.summaryHtml(parameterNode.summaryTable))
+
+        self.delayDisplay("Comparing with the analytic ground truth")
+        comparison = logic.compareWithGroundTruth(result, manifest.parent / "ground_truth.json")
+        logging.info(comparison.to_text())
+        self.assertGreater(len(comparison.rows), 0)
+        self.assertLess(comparison.max_abs_relative_error, self.DOSE_TOLERANCE, comparison.to_text())
+        self.assertEqual(result.summary["patient_id"], truth["patient_id"])
+
+        self.delayDisplay("Exporting contract-2 files")
+        with tempfile.TemporaryDirectory() as folder:
+            files = logic.exportResults(result, folder)
+            names = {pathlib.Path(f).name for f in files}
+            self.assertTrue({"voi_cycle_doses.csv", "summary.json", "report.html"} <= names, names)
+
+        self.delayDisplay("Sending the patient to LuResponse")
+        record = logic.sendToLuResponse(parameterNode.summaryTable, "PR")
+        self.assertEqual(record["patient_id"], truth["patient_id"])
+        self.delayDisplay("Test passed")

@@ -1,0 +1,162 @@
+"""``lu-dosimetry cohort``: the command-line front of LuResponseLib.
+
+Wired by ``LuDosimetryLib.cli``: it calls :func:`add_cohort_arguments` on the ``cohort``
+sub-parser and :func:`run_cohort_command` to run it.  Only ``argparse`` is imported at module
+level so ``lu-dosimetry --help`` stays instant.
+
+Examples::
+
+    lu-dosimetry cohort cohort.csv --out results/
+    lu-dosimetry cohort --results-dir patients/ --clinical clinical.csv --out results/
+    lu-dosimetry cohort --demo --seed 3 --out demo_cohort/
+    lu-dosimetry cohort cohort.csv --out results/ --cutoff 120,-40 --predict 110,-55
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _pair(text: str) -> tuple[float, float]:
+    try:
+        a, b = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected two numbers 'cAD_Gy,dAD/AA_percent', got '{text}'") from None
+    return a, b
+
+
+def add_cohort_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the ``cohort`` options to ``p``."""
+    p.description = ("Cohort dose-response analysis (seed 000 methods): descriptive statistics, groupwise "
+                     "analysis and Eq. 2 sigmoid, cross-validated logistic/SVM models, cut-off rules, survival "
+                     "and lesion analyses. Writes cohort_report.html, cohort_results.json, figures/ and models/.")
+    p.add_argument("table", nargs="?", help="cohort CSV (patient_id, cumulative_tumor_dose_Gy, "
+                                            "delta_ad_per_aa_percent, response, optional columns)")
+    p.add_argument("--out", default="lu_cohort_results", help="output folder (default: %(default)s)")
+    src = p.add_argument_group("other inputs")
+    src.add_argument("--demo", action="store_true", help="analyse a synthetic cohort with the shape of seed 000 "
+                                                         "(73 patients, 28 PR / 33 SD / 12 PD)")
+    src.add_argument("--results-dir", help="folder of per-patient result folders (summary.json, "
+                                           "voi_cycle_doses.csv) to assemble the cohort from")
+    src.add_argument("--clinical", help="clinical CSV joined on patient_id (response, sex, grade, pfs_months, ...)"
+                                        " — with --results-dir")
+    src.add_argument("--cycles", action="append", default=[], metavar="CSV",
+                     help="per-cycle VOI table(s) (voi_cycle_doses.csv columns) for Table 2 statistics; repeatable")
+    src.add_argument("--lesions", help="per-lesion CSV (patient_id, lesion_id, lesion_ad_Gy, delta_volume_percent, "
+                                       "total_uptake_baseline, total_uptake_followup)")
+    st = p.add_argument_group("analysis")
+    st.add_argument("--seed", type=int, default=0, help="random seed of folds, bootstrap, demo (default 0)")
+    st.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for CIs (default 1000)")
+    st.add_argument("--cv-folds", type=int, default=5, help="stratified CV folds (default 5)")
+    st.add_argument("--cv-repeats", type=int, default=20, help="repeated CV splits for the AUC spread (default 20)")
+    st.add_argument("--group-size", type=int, default=11, help="patients per group for Fig. 4 / Eq. 2 (default 11)")
+    st.add_argument("--cad-cutoff-Gy", type=float, default=100.0, help="cAD cut-off of the rule (default 100 Gy)")
+    st.add_argument("--delta-cutoff-percent", type=float, default=-50.0,
+                    help="dAD/AA cut-off of the rule (default -50 %%)")
+    st.add_argument("--cutoff", type=_pair, action="append", default=[], metavar="CAD_GY,DELTA_PERCENT",
+                    help="extra cut-off rule to evaluate, e.g. 120,-40; repeatable")
+    st.add_argument("--survival-thresholds", choices=["seed", "median"], default="seed",
+                    help="dose thresholds for KM/Cox: seed 001 values (91.36 / 52.52 Gy) or cohort medians")
+    st.add_argument("--landmark-months", type=float, action="append", default=None, metavar="MONTHS",
+                    help="landmark time(s) for the shrinkage analysis (default 6 and 12); repeatable")
+    st.add_argument("--logistic-C", type=float, default=1.0, help="inverse L2 strength of Eq. 5 (default 1)")
+    st.add_argument("--svm-C", type=float, default=1.0, help="SVM C (default 1)")
+    st.add_argument("--svm-gamma", default="scale", help="SVM RBF gamma: number or 'scale' (default)")
+    o = p.add_argument_group("output")
+    o.add_argument("--predict", type=_pair, action="append", default=[], metavar="CAD_GY,DELTA_PERCENT",
+                   help="print every model's probability of PR for a new patient; repeatable")
+    o.add_argument("--no-plots", action="store_true", help="skip figures (report without images)")
+
+
+def _gamma(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        if text not in ("scale", "auto"):
+            raise ValueError(f"--svm-gamma must be a number, 'scale' or 'auto' (got '{text}')") from None
+        return text
+
+
+def run_cohort_command(args: argparse.Namespace) -> int:
+    """Run the cohort analysis for parsed ``args``; returns the exit code (0 = success)."""
+    import logging
+    from pathlib import Path
+
+    from .analysis import CohortAnalysisOptions, run_cohort_analysis
+    from .models import ModelSettings
+    from .report import write_cohort_outputs
+    from .table import assemble_cohort_table, load_cohort_table, load_cycle_table, load_lesion_table
+
+    log = logging.getLogger("lu-dosimetry.cohort")
+    n_sources = sum(bool(x) for x in (args.table, args.demo, args.results_dir))
+    if n_sources != 1:
+        raise ValueError("give exactly one of: a cohort TABLE.csv, --demo, or --results-dir")
+    if args.clinical and not args.results_dir:
+        raise ValueError("--clinical is joined to --results-dir; put clinical columns into TABLE.csv otherwise")
+    if args.bootstrap < 1:
+        raise ValueError("--bootstrap must be >= 1")
+
+    extra: dict[str, str] = {}
+    cycles = lesions = None
+    demo_truth = None
+    if args.demo:
+        from .synthetic import make_demo_cohort
+
+        demo = make_demo_cohort(args.seed)
+        table, cycles, lesions, demo_truth = demo.table, demo.cycles, demo.lesions, demo.truth
+        from .table import columns_to_csv_text
+
+        extra["demo_cohort.csv"] = table.to_csv_text()
+        extra["demo_voi_cycle_doses.csv"] = columns_to_csv_text(cycles.columns)
+        extra["demo_lesions.csv"] = columns_to_csv_text(lesions.columns)
+    elif args.results_dir:
+        assembled = assemble_cohort_table(args.results_dir, args.clinical)
+        table, cycles = assembled.table, assembled.cycles
+        extra["cohort_table.csv"] = table.to_csv_text()
+    else:
+        table = load_cohort_table(args.table)
+    if args.cycles:
+        cycles = load_cycle_table([Path(c) for c in args.cycles])
+    if args.lesions:
+        lesions = load_lesion_table(args.lesions)
+
+    options = CohortAnalysisOptions(
+        seed=args.seed, n_bootstrap=args.bootstrap, n_cv_splits=args.cv_folds, n_cv_repeats=args.cv_repeats,
+        group_size=args.group_size, cad_cutoff_Gy=args.cad_cutoff_Gy, delta_cutoff_percent=args.delta_cutoff_percent,
+        user_cutoffs=tuple(args.cutoff), survival_thresholds=args.survival_thresholds,
+        landmark_months=tuple(args.landmark_months) if args.landmark_months else (6.0, 12.0),
+        model_settings=ModelSettings(logistic_C=args.logistic_C, svm_C=args.svm_C, svm_gamma=_gamma(args.svm_gamma)))
+    log.info("Cohort: %d patients from %s", table.n_patients, table.source)
+    results = run_cohort_analysis(table, options, cycles, lesions,
+                                  progress=lambda f, m: log.info("[%3d%%] %s", int(round(100 * f)), m))
+    results.demo_truth = demo_truth
+    log.info("Writing figures and report to %s", args.out)
+    paths = write_cohort_outputs(results, Path(args.out), extra, make_plots=not args.no_plots)
+
+    print(f"Cohort: {table.n_patients} patients ({table.source})")
+    rc = table.response_counts()
+    print("  response: " + ", ".join(f"{k} {v}" for k, v in rc.items() if v))
+    s = results.sigmoid
+    if s is not None:
+        print(f"  Eq. 2 sigmoid: D_half {s.D_half_Gy:.1f} Gy [{s.D_half_ci95_Gy[0]:.1f}, {s.D_half_ci95_Gy[1]:.1f}], "
+              f"k {s.k_Gy:.1f} Gy [{s.k_ci95_Gy[0]:.1f}, {s.k_ci95_Gy[1]:.1f}], P_max {100 * s.P_max:.0f} %, "
+              f"R2 {s.r2:.2f}, RMSE {100 * s.rmse:.1f} %, AUC {s.auc:.3f}")
+    for name, cv in results.cv.items():
+        print(f"  {name:15s} CV AUC {cv.auc:.3f} [{cv.auc_ci95[0]:.3f}, {cv.auc_ci95[1]:.3f}]")
+    if results.rules:
+        r = results.rules[0]
+        print(f"  rule {r.name}: {r.true_positive}/{r.true_positive + r.false_positive} responders "
+              f"(PPV {100 * r.ppv.estimate:.0f} %)" if r.ppv.n else f"  rule {r.name}: no patient positive")
+    for cad, delta in args.predict:
+        pred = results.predict_new_patient(cad, delta)
+        print(f"  new patient cAD {cad:g} Gy, dAD/AA {delta:g} %: " +
+              ", ".join(f"{k} {100 * v['probability']:.0f} %" for k, v in pred.items()))
+        for k, v in pred.items():
+            for w in v["warnings"]:
+                print(f"    warning ({k}): {w}")
+    for w in results.warnings:
+        print(f"  note: {w}")
+    print(f"Results in {Path(args.out)}: cohort_report.html, cohort_results.json, "
+          f"{sum(1 for p in paths if p.parent.name == 'figures')} figure files, "
+          f"{sum(1 for p in paths if p.parent.name == 'models')} models")
+    return 0

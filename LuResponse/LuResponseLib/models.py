@@ -1,0 +1,513 @@
+"""2D response models of seed 000: logistic regression (Eq. 5) and an RBF-kernel SVM.
+
+Inputs are the per-patient (cAD in Gy, ΔAD/AA in %) — or a single one of them — and the label
+responder (CR/PR) vs non-responder (SD/PD).  Every model is a scikit-learn ``Pipeline``
+(``StandardScaler`` then the classifier), so in cross-validation the scaler is fitted on the
+training folds only (no leakage of the test fold's mean/SD).
+
+* Cross-validation: ``StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)`` ->
+  out-of-fold probabilities -> ROC curve and AUC, with a stratified bootstrap percentile 95 % CI
+  over patients (:func:`roc.bootstrap_auc_ci`, the out-of-fold probabilities are not refitted).
+  :func:`repeated_cv_auc` repeats the CV with other fold splits to show the spread.
+* SVM probabilities: ``SVC(kernel="rbf")`` decision values mapped to probabilities by Platt
+  scaling, P(PR) = 1 / (1 + exp(A f + B)), with A, B fitted (Platt 1999; Lin, Lin & Weng 2007
+  target smoothing, Newton iterations) on decision values from an internal stratified 5-fold
+  CV of the training data — what libsvm does for ``probability=True``, implemented here
+  because that option is deprecated in scikit-learn 1.9 and because it keeps every number of
+  the model explicit.
+* A trained model is a :class:`ResponseModel`: plain numbers (scaler mean/scale, logistic
+  coefficients or SVM support vectors, dual coefficients, intercept, gamma, Platt A/B, training
+  ranges) that predict with numpy alone, save to JSON and load back with identical
+  predictions.  No pickle.  Predictions outside the training range raise an
+  :class:`ExtrapolationWarning`.
+
+scikit-learn is imported inside the functions that need it; :class:`ResponseModel` prediction
+needs only numpy.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import AnalysisError, ExtrapolationWarning
+from .roc import RocCurve, bootstrap_auc_ci, roc_auc, roc_curve
+
+MODEL_KINDS = ("logistic", "svm")
+MODEL_FORMAT = "LuResponse.ResponseModel"
+MODEL_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Hyper-parameters (scikit-learn defaults, as in the seed's scikit-learn 1.6.1 models).
+
+    logistic_C: inverse L2 strength of ``LogisticRegression`` (on standardised inputs; solved
+    exactly with the ``newton-cholesky`` solver; ``float('inf')`` = unpenalised maximum likelihood);
+    svm_C, svm_gamma: ``SVC`` parameters (``"scale"`` = 1 / (n_features · var(X_std)));
+    platt_folds: internal CV folds for Platt scaling."""
+
+    logistic_C: float = 1.0
+    svm_C: float = 1.0
+    svm_gamma: float | str = "scale"
+    platt_folds: int = 5
+
+    def to_dict(self) -> dict:
+        return {"logistic_C": self.logistic_C, "svm_C": self.svm_C, "svm_gamma": self.svm_gamma,
+                "platt_folds": self.platt_folds}
+
+
+def _expit(z):
+    z = np.asarray(z, dtype=float)
+    return np.exp(-np.logaddexp(0.0, -z))
+
+
+def platt_fit(decision, y, max_iter: int = 100) -> tuple[float, float]:
+    """Platt scaling parameters (A, B) with P(y=1 | f) = 1 / (1 + exp(A f + B)).
+
+    Targets are smoothed as in Platt (1999): (N+ + 1)/(N+ + 2) for positives and 1/(N- + 2) for
+    negatives; the log-likelihood is maximised by Newton's method with backtracking."""
+    f = np.asarray(decision, dtype=float)
+    y = np.asarray(y).astype(bool)
+    n1, n0 = int(y.sum()), int((~y).sum())
+    t = np.where(y, (n1 + 1.0) / (n1 + 2.0), 1.0 / (n0 + 2.0))
+
+    def nll(a, b):
+        z = a * f + b
+        return float(np.sum(t * np.logaddexp(0, z) + (1 - t) * np.logaddexp(0, -z)))
+
+    a, b = 0.0, math.log((n0 + 1.0) / (n1 + 1.0))
+    cur = nll(a, b)
+    for _ in range(max_iter):
+        s = _expit(a * f + b)
+        g = s - (1.0 - t)
+        ga, gb = float(np.sum(f * g)), float(np.sum(g))
+        if max(abs(ga), abs(gb)) < 1e-10 * f.size:
+            break
+        w = s * (1 - s) + 1e-12
+        h = np.array([[np.sum(w * f * f) + 1e-12, np.sum(w * f)], [np.sum(w * f), np.sum(w) + 1e-12]])
+        da, db = np.linalg.solve(h, [ga, gb])
+        step = 1.0
+        while True:
+            na, nb = a - step * da, b - step * db
+            new = nll(na, nb)
+            if new <= cur:
+                break
+            step /= 2.0
+            if step < 1e-12:
+                return float(a), float(b)
+        a, b, done = na, nb, (cur - new) < 1e-14 * max(1.0, abs(cur))
+        cur = new
+        if done:
+            break
+    return float(a), float(b)
+
+
+@functools.lru_cache(maxsize=None)
+def _platt_svc_class():
+    """The scikit-learn compatible RBF-SVM with explicit Platt scaling (made on first use so
+    that importing this module does not import scikit-learn)."""
+    from sklearn.base import BaseEstimator, ClassifierMixin
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.svm import SVC
+
+    class PlattSVC(ClassifierMixin, BaseEstimator):
+        """``SVC(kernel='rbf')`` plus Platt scaling fitted on internal-CV decision values."""
+
+        def __init__(self, C=1.0, gamma="scale", platt_folds=5, random_state=0):
+            self.C = C
+            self.gamma = gamma
+            self.platt_folds = platt_folds
+            self.random_state = random_state
+
+        def _svc(self):
+            return SVC(C=self.C, kernel="rbf", gamma=self.gamma)
+
+        def fit(self, X, y):
+            X = np.asarray(X, dtype=float)
+            y = np.asarray(y).astype(int)
+            self.classes_ = np.array([0, 1])
+            n_min = int(min(np.sum(y == 0), np.sum(y == 1)))
+            if n_min < 1:
+                raise AnalysisError("the SVM needs both responders and non-responders in the training data")
+            k = min(int(self.platt_folds), n_min)
+            f = np.empty(y.size)
+            if k >= 2:
+                skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=self.random_state)
+                for tr, te in skf.split(X, y):
+                    f[te] = self._svc().fit(X[tr], y[tr]).decision_function(X[te])
+            self.svc_ = self._svc().fit(X, y)
+            if k < 2:
+                f = self.svc_.decision_function(X)
+            self.platt_A_, self.platt_B_ = platt_fit(f, y)
+            return self
+
+        def decision_function(self, X):
+            return self.svc_.decision_function(np.asarray(X, dtype=float))
+
+        def predict_proba(self, X):
+            p1 = _expit(-(self.platt_A_ * self.decision_function(X) + self.platt_B_))
+            return np.column_stack([1.0 - p1, p1])
+
+        def predict(self, X):
+            return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
+
+    return PlattSVC
+
+
+def make_pipeline(kind: str, seed: int = 0, settings: ModelSettings | None = None):
+    """A fresh ``Pipeline([('scaler', StandardScaler()), ('model', ...)])`` for ``kind``."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    settings = settings or ModelSettings()
+    if kind == "logistic":
+        model = LogisticRegression(C=settings.logistic_C, solver="newton-cholesky", max_iter=1000)
+    elif kind == "svm":
+        model = _platt_svc_class()(C=settings.svm_C, gamma=settings.svm_gamma, platt_folds=settings.platt_folds,
+                                   random_state=seed)
+    else:
+        raise AnalysisError(f"unknown model kind '{kind}' (expected one of {', '.join(MODEL_KINDS)})")
+    return Pipeline([("scaler", StandardScaler()), ("model", model)])
+
+
+def _check_xy(X, y, feature_names=None):
+    X = np.asarray(X, dtype=float)
+    if X.ndim == 1:
+        X = X[:, None]
+    y = np.asarray(y)
+    if y.dtype != bool:
+        y = y.astype(int)
+        if not set(np.unique(y).tolist()) <= {0, 1}:
+            raise AnalysisError("labels must be 0/1 or boolean")
+    y = y.astype(int)
+    if X.shape[0] != y.size:
+        raise AnalysisError(f"{X.shape[0]} rows of predictors but {y.size} labels")
+    bad = np.argwhere(~np.isfinite(X))
+    if bad.size:
+        names = feature_names or [f"column {j}" for j in range(X.shape[1])]
+        where = ", ".join(f"row {i} {names[j]}" for i, j in bad[:10])
+        raise AnalysisError(f"predictors contain missing or non-finite values ({where}); pass complete cases")
+    if y.sum() == 0 or y.sum() == y.size:
+        raise AnalysisError("the models need both responders and non-responders")
+    return X, y
+
+
+def stratified_folds(y, n_splits: int = 5, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train, test) index arrays of ``StratifiedKFold(n_splits, shuffle=True, random_state=seed)``."""
+    from sklearn.model_selection import StratifiedKFold
+
+    y = np.asarray(y).astype(int)
+    n_min = int(min(np.sum(y == 0), np.sum(y == 1)))
+    if n_min < n_splits:
+        raise AnalysisError(f"{n_splits}-fold stratified CV needs at least {n_splits} patients of each class "
+                            f"(the smaller class has {n_min})")
+    skf = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    return [(tr, te) for tr, te in skf.split(np.zeros((y.size, 1)), y)]
+
+
+@dataclass
+class CVResult:
+    """Cross-validated performance of one model.
+
+    ``oof_probability[i]`` is patient i's probability of PR from the model trained on the folds
+    not containing i; ``fold_of_patient[i]`` its test fold; ``auc`` = ROC AUC of those
+    probabilities; ``auc_ci95`` the stratified-bootstrap percentile interval."""
+
+    kind: str
+    feature_names: list[str]
+    oof_probability: np.ndarray
+    fold_of_patient: np.ndarray
+    folds: list[tuple[np.ndarray, np.ndarray]]
+    auc: float
+    auc_ci95: tuple[float, float]
+    roc: RocCurve
+    n_splits: int
+    seed: int
+    n_bootstrap: int
+    confidence: float
+    fold_models: list | None = None
+
+    def to_dict(self, include_curve: bool = True) -> dict:
+        d = {"kind": self.kind, "features": list(self.feature_names), "auc": self.auc,
+             "auc_ci95": list(self.auc_ci95), "n_splits": self.n_splits, "seed": self.seed,
+             "n_bootstrap": self.n_bootstrap, "confidence": self.confidence,
+             "ci_method": "stratified bootstrap percentile over patients of the out-of-fold probabilities",
+             "cv_method": f"StratifiedKFold(n_splits={self.n_splits}, shuffle=True, random_state={self.seed}); "
+                          "StandardScaler fitted inside each training fold (Pipeline)"}
+        if include_curve:
+            d["roc"] = {"fpr": self.roc.fpr.tolist(), "tpr": self.roc.tpr.tolist()}
+            d["oof_probability"] = self.oof_probability.tolist()
+            d["fold_of_patient"] = self.fold_of_patient.tolist()
+        return d
+
+
+def cross_validated_probabilities(X, y, kind: str = "logistic", n_splits: int = 5, seed: int = 0,
+                                  n_bootstrap: int = 1000, confidence: float = 0.95,
+                                  settings: ModelSettings | None = None, feature_names=None,
+                                  keep_models: bool = False) -> CVResult:
+    """Out-of-fold probabilities, ROC and AUC (bootstrap CI) of a ``kind`` model (see module doc).
+
+    ``X``: (n, n_features) predictors in their units, ``y``: responder (bool or 0/1).
+    ``keep_models=True`` keeps the fitted fold pipelines (to inspect e.g. the fold scalers)."""
+    X, y = _check_xy(X, y, feature_names)
+    names = list(feature_names) if feature_names is not None else [f"x{j}" for j in range(X.shape[1])]
+    folds = stratified_folds(y, n_splits, seed)
+    oof = np.full(y.size, np.nan)
+    fold_of = np.full(y.size, -1, dtype=int)
+    models = []
+    for fi, (tr, te) in enumerate(folds):
+        pipe = make_pipeline(kind, seed + fi, settings).fit(X[tr], y[tr])
+        oof[te] = pipe.predict_proba(X[te])[:, 1]
+        fold_of[te] = fi
+        if keep_models:
+            models.append(pipe)
+    auc = roc_auc(y, oof)
+    lo, hi, _ = bootstrap_auc_ci(y, oof, n_bootstrap, seed, confidence)
+    return CVResult(kind, names, oof, fold_of, folds, auc, (lo, hi), roc_curve(y, oof), n_splits, seed,
+                    n_bootstrap, confidence, models if keep_models else None)
+
+
+@dataclass
+class RepeatedCV:
+    """AUCs of the same model over ``n_repeats`` different stratified fold splits."""
+
+    kind: str
+    aucs: np.ndarray
+    seeds: list[int]
+
+    def to_dict(self) -> dict:
+        q = np.percentile(self.aucs, [2.5, 50, 97.5])
+        return {"kind": self.kind, "n_repeats": int(self.aucs.size), "aucs": self.aucs.tolist(),
+                "median_auc": float(q[1]), "auc_p2_5": float(q[0]), "auc_p97_5": float(q[2]),
+                "min_auc": float(self.aucs.min()), "max_auc": float(self.aucs.max()), "seeds": self.seeds}
+
+
+def repeated_cv_auc(X, y, kind: str = "logistic", n_repeats: int = 20, n_splits: int = 5, seed: int = 0,
+                    settings: ModelSettings | None = None) -> RepeatedCV:
+    """CV AUC for fold seeds ``seed, seed+1, …`` (no bootstrap): the spread due to the split."""
+    X, y = _check_xy(X, y)
+    seeds = [seed + r for r in range(n_repeats)]
+    aucs = []
+    for s in seeds:
+        oof = np.empty(y.size)
+        for fi, (tr, te) in enumerate(stratified_folds(y, n_splits, s)):
+            oof[te] = make_pipeline(kind, s + fi, settings).fit(X[tr], y[tr]).predict_proba(X[te])[:, 1]
+        aucs.append(roc_auc(y, oof))
+    return RepeatedCV(kind, np.array(aucs), seeds)
+
+
+# --------------------------------------------------------------------------------------------
+# trained model as plain numbers
+# --------------------------------------------------------------------------------------------
+
+def _jsonable(v):
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, (np.floating, np.integer)):
+        return v.item()
+    return v
+
+
+@dataclass
+class ResponseModel:
+    """A trained response model that predicts with numpy alone (see module doc).
+
+    ``params`` for ``logistic``: ``coef`` (per standardised feature), ``intercept``;
+    for ``svm``: ``support_vectors`` (standardised units), ``dual_coef``, ``intercept``,
+    ``gamma``, ``platt_A``, ``platt_B``."""
+
+    kind: str
+    feature_names: list[str]
+    scaler_mean: np.ndarray
+    scaler_scale: np.ndarray
+    params: dict
+    training_min: np.ndarray
+    training_max: np.ndarray
+    n_train: int
+    n_responders: int
+    settings: dict = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)
+
+    # -- prediction --------------------------------------------------------------------------
+    def _as_matrix(self, X) -> np.ndarray:
+        X = np.asarray(X, dtype=float)
+        if X.ndim == 1:
+            X = X[None, :] if X.size == len(self.feature_names) else X[:, None]
+        if X.shape[1] != len(self.feature_names):
+            raise AnalysisError(f"the model expects {len(self.feature_names)} predictor(s) "
+                                f"({', '.join(self.feature_names)}), got {X.shape[1]}")
+        if not np.all(np.isfinite(X)):
+            raise AnalysisError("predictors contain missing or non-finite values")
+        return X
+
+    def out_of_range(self, X) -> list[str]:
+        """Messages for every value outside the training range of its feature."""
+        X = self._as_matrix(X)
+        msgs = []
+        for j, name in enumerate(self.feature_names):
+            lo, hi = self.training_min[j], self.training_max[j]
+            for i in np.flatnonzero((X[:, j] < lo) | (X[:, j] > hi)):
+                msgs.append(f"{name} = {X[i, j]:g} is outside the training range [{lo:g}, {hi:g}] "
+                            f"(row {i}): extrapolation")
+        return msgs
+
+    def decision_function(self, X) -> np.ndarray:
+        """Linear predictor (logistic) or SVM decision value (positive -> responder)."""
+        z = (self._as_matrix(X) - self.scaler_mean) / self.scaler_scale
+        p = self.params
+        if self.kind == "logistic":
+            return z @ np.asarray(p["coef"], dtype=float) + float(p["intercept"])
+        sv = np.asarray(p["support_vectors"], dtype=float)
+        d2 = np.sum((z[:, None, :] - sv[None, :, :]) ** 2, axis=2)
+        return np.exp(-float(p["gamma"]) * d2) @ np.asarray(p["dual_coef"], dtype=float) + float(p["intercept"])
+
+    def predict_probability(self, X, warn: bool = True) -> np.ndarray:
+        """Probability of PR (CR/PR) for each row of ``X`` (columns = ``feature_names``).
+
+        Values outside the training range give an :class:`ExtrapolationWarning` (``warn``)."""
+        if warn:
+            for m in self.out_of_range(X):
+                warnings.warn(m, ExtrapolationWarning, stacklevel=2)
+        f = self.decision_function(X)
+        if self.kind == "logistic":
+            return _expit(f)
+        return _expit(-(float(self.params["platt_A"]) * f + float(self.params["platt_B"])))
+
+    def coefficients_original_units(self) -> dict:
+        """Eq. 5 coefficients in the original units (logistic only): beta0 and one per feature."""
+        if self.kind != "logistic":
+            raise AnalysisError("only the logistic model has coefficients")
+        coef = np.asarray(self.params["coef"], dtype=float) / self.scaler_scale
+        b0 = float(self.params["intercept"]) - float(np.sum(coef * self.scaler_mean))
+        return {"beta0": b0, **{f"beta_{n}": float(c) for n, c in zip(self.feature_names, coef)}}
+
+    # -- serialisation -----------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        d = {"format": MODEL_FORMAT, "format_version": MODEL_FORMAT_VERSION, "kind": self.kind,
+             "features": list(self.feature_names),
+             "scaler": {"mean": self.scaler_mean.tolist(), "scale": self.scaler_scale.tolist()},
+             "params": {k: _jsonable(v) for k, v in self.params.items()},
+             "training": {"n": self.n_train, "n_responders": self.n_responders,
+                          "min": self.training_min.tolist(), "max": self.training_max.tolist()},
+             "settings": {k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v)
+                          for k, v in self.settings.items()},
+             "provenance": dict(self.provenance),
+             "probability": ("1 / (1 + exp(-(coef . z + intercept)))" if self.kind == "logistic" else
+                             "1 / (1 + exp(platt_A * f + platt_B)), f = sum(dual_coef * exp(-gamma |z - sv|^2)) "
+                             "+ intercept"),
+             "standardisation": "z = (x - scaler.mean) / scaler.scale"}
+        if self.kind == "logistic":
+            d["coefficients_original_units"] = self.coefficients_original_units()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ResponseModel":
+        if d.get("format") != MODEL_FORMAT:
+            raise AnalysisError(f"not a LuResponse model (format = {d.get('format')!r})")
+        if int(d.get("format_version", 0)) > MODEL_FORMAT_VERSION:
+            raise AnalysisError(f"model format version {d.get('format_version')} is newer than this library "
+                                f"({MODEL_FORMAT_VERSION})")
+        kind = d["kind"]
+        if kind not in MODEL_KINDS:
+            raise AnalysisError(f"unknown model kind {kind!r}")
+        needed = ("coef", "intercept") if kind == "logistic" else (
+            "support_vectors", "dual_coef", "intercept", "gamma", "platt_A", "platt_B")
+        missing = [k for k in needed if k not in d.get("params", {})]
+        if missing:
+            raise AnalysisError(f"model file lacks parameter(s): {', '.join(missing)}")
+        return cls(kind=kind, feature_names=list(d["features"]),
+                   scaler_mean=np.asarray(d["scaler"]["mean"], dtype=float),
+                   scaler_scale=np.asarray(d["scaler"]["scale"], dtype=float),
+                   params=dict(d["params"]),
+                   training_min=np.asarray(d["training"]["min"], dtype=float),
+                   training_max=np.asarray(d["training"]["max"], dtype=float),
+                   n_train=int(d["training"]["n"]), n_responders=int(d["training"]["n_responders"]),
+                   settings=dict(d.get("settings", {})), provenance=dict(d.get("provenance", {})))
+
+    def save_json(self, path: str | Path) -> Path:
+        """Write the model as JSON (floats written with full precision: exact round trip)."""
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), indent=1, allow_nan=False), encoding="utf-8")
+        return path
+
+    @classmethod
+    def load_json(cls, path: str | Path) -> "ResponseModel":
+        path = Path(path)
+        try:
+            d = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise AnalysisError(f"{path}: not valid JSON ({e})") from e
+        return cls.from_dict(d)
+
+
+def model_from_pipeline(pipe, kind: str, feature_names, X, y, settings: ModelSettings | None = None,
+                        seed: int = 0) -> ResponseModel:
+    """Extract the numbers of a fitted pipeline into a :class:`ResponseModel`."""
+    import sklearn
+
+    scaler = pipe.named_steps["scaler"]
+    est = pipe.named_steps["model"]
+    if kind == "logistic":
+        params = {"coef": est.coef_.ravel().astype(float), "intercept": float(est.intercept_[0])}
+    else:
+        svc = est.svc_
+        params = {"support_vectors": svc.support_vectors_.astype(float), "dual_coef": svc.dual_coef_.ravel().astype(float),
+                  "intercept": float(svc.intercept_[0]), "gamma": float(svc._gamma),
+                  "platt_A": float(est.platt_A_), "platt_B": float(est.platt_B_)}
+    X = np.asarray(X, dtype=float)
+    if X.ndim == 1:
+        X = X[:, None]
+    s = (settings or ModelSettings()).to_dict()
+    return ResponseModel(kind, list(feature_names), scaler.mean_.astype(float), scaler.scale_.astype(float), params,
+                         X.min(axis=0), X.max(axis=0), int(len(y)), int(np.sum(y)), s,
+                         {"library": f"scikit-learn {sklearn.__version__}", "seed": seed})
+
+
+def fit_response_model(X, y, kind: str = "logistic", feature_names=None, seed: int = 0,
+                       settings: ModelSettings | None = None) -> ResponseModel:
+    """Train a ``kind`` model on all patients (for the probability surface and for predicting
+    new patients) and return it as a :class:`ResponseModel`."""
+    X, y = _check_xy(X, y, feature_names)
+    names = list(feature_names) if feature_names is not None else [f"x{j}" for j in range(X.shape[1])]
+    pipe = make_pipeline(kind, seed, settings).fit(X, y)
+    return model_from_pipeline(pipe, kind, names, X, y, settings, seed)
+
+
+def probability_surface(model: ResponseModel, x_range, y_range, n: int = 121):
+    """Probability of PR on an n × n grid over ``x_range`` (first feature) × ``y_range``
+    (second).  Returns (x_values, y_values, P) with P[i, j] at (x_values[j], y_values[i])."""
+    if len(model.feature_names) != 2:
+        raise AnalysisError("a probability surface needs a model of two features")
+    xs = np.linspace(float(x_range[0]), float(x_range[1]), n)
+    ys = np.linspace(float(y_range[0]), float(y_range[1]), n)
+    gx, gy = np.meshgrid(xs, ys)
+    p = model.predict_probability(np.column_stack([gx.ravel(), gy.ravel()]), warn=False).reshape(gx.shape)
+    return xs, ys, p
+
+
+def predict_new_patient(models: dict[str, ResponseModel], cAD_Gy: float, delta_ad_per_aa_percent: float,
+                        sigmoid=None) -> dict:
+    """Probability of PR for one new patient from every model (and the Eq. 2 curve if given).
+
+    Returns {model name: {probability, warnings}}; a value outside a model's training range is
+    named in that model's warnings (no Python warning is raised here)."""
+    out = {}
+    values = {"cumulative_tumor_dose_Gy": float(cAD_Gy), "delta_ad_per_aa_percent": float(delta_ad_per_aa_percent)}
+    for name, m in models.items():
+        x = np.array([[values[f] for f in m.feature_names]])
+        out[name] = {"probability": float(m.predict_probability(x, warn=False)[0]), "warnings": m.out_of_range(x)}
+    if sigmoid is not None:
+        lo = min(g.min_value for g in sigmoid.groups)
+        hi = max(g.max_value for g in sigmoid.groups)
+        w = [] if lo <= cAD_Gy <= hi else [f"cumulative_tumor_dose_Gy = {cAD_Gy:g} is outside the fitted range "
+                                           f"[{lo:g}, {hi:g}]: extrapolation"]
+        out["sigmoid_eq2"] = {"probability": float(sigmoid.predict(cAD_Gy)), "warnings": w}
+    return out

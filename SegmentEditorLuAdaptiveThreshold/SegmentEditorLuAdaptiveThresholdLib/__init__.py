@@ -1,0 +1,4 @@
+from SegmentEditorEffects.AbstractScriptedSegmentEditorEffect import *
+from SegmentEditorEffects.AbstractScriptedSegmentEditorLabelEffect import *
+
+from .SegmentEditorEffect import *

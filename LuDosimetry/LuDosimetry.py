@@ -924,7 +924,6 @@ class LuDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         table.clearContents()
         vois = self.logic.voiSummaries(pn.segmentation, self.referenceSpect(), pn.minTumorVolumeMl)
         table.setRowCount(len(vois))
-        perVoiFit = self.logic.perVoiFitModelSupported()
         for r, voi in enumerate(vois):
             item = qt.QTableWidgetItem(voi["name"])
             item.setFlags(qt.Qt.ItemIsSelectable | qt.Qt.ItemIsEnabled)
@@ -936,9 +935,6 @@ class LuDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 combo.addItems(choices)
                 combo.setCurrentText(voi[key])
                 combo.connect("currentTextChanged(QString)", functools.partial(self.onVoiPropertyChanged, voi["segmentId"], tag))
-                if column == self.VOI_FIT and not perVoiFit:
-                    combo.enabled = False
-                    combo.toolTip = _("This version of LuDosimetryLib uses one fit model for all VOIs (the default model of the Dose step).")
                 table.setCellWidget(r, column, combo)
             volume = voi["volumeMl"]
             table.setItem(r, self.VOI_VOLUME, qt.QTableWidgetItem("" if volume is None else f"{volume:.1f}"))
@@ -1472,8 +1468,8 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
     def validateStudyRows(self, patientId: str, rows, radionuclide: str = "Lu-177") -> list:
         """Check the study table with the manifest rules; return StudyProblem per field.
 
-        Lib: LuDosimetryLib.study.study_from_dict (its ManifestError.problems are mapped to table cells).
-        Image-file checks do not apply to volumes in the scene and are replaced by "is a volume selected".
+        Lib: LuDosimetryLib.study.study_from_dict(..., check_files=False) (its ManifestError.problems are mapped
+        to table cells). Image files do not apply to volumes in the scene: "is a volume selected" is checked instead.
         """
         import re
 
@@ -1485,16 +1481,13 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
             return [StudyProblem(-1, "cycles", _("add at least one time point"))]
         manifest, where = self.manifestDictFromRows(patientId, rows, radionuclide)
         try:
-            with tempfile.TemporaryDirectory() as baseDir:
-                study_from_dict(manifest, pathlib.Path(baseDir))
+            study_from_dict(manifest, pathlib.Path.cwd(), check_files=False)
         except ManifestError as exc:
             cycleRows = {}
             for (ci, _ti), index in where.items():
                 cycleRows.setdefault(ci, []).append(index)
             pattern = re.compile(r"^cycles\[(\d+)\](?:\.timepoints(?:\[(\d+)\])?)?(?:\.(\w+))?$")
             for field, message in exc.problems:
-                if field.startswith("segmentation") or field.endswith(".spect") or field.endswith(".ct"):
-                    continue  # VOIs come from the Segment step; images are scene volumes
                 match = pattern.match(field)
                 if not match:
                     problems.append(StudyProblem(-1, field, message))
@@ -1780,14 +1773,6 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
         image.CopyInformation(referenceImage)
         return image
 
-    def perVoiFitModelSupported(self) -> bool:
-        """True if LuDosimetryLib.pipeline.PipelineOptions accepts a fit model per VOI (field fit_model_per_voi)."""
-        try:
-            from LuDosimetryLib.pipeline import PipelineOptions
-        except ImportError:
-            return False
-        return "fit_model_per_voi" in {f.name for f in dataclasses.fields(PipelineOptions)}
-
     # ------------------------------------------------------------------ 4. Dose
 
     def createRecoveryTable(self, patientId: str, recoveryCoefficients: dict | None):
@@ -1826,12 +1811,10 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
                                fit_model=parameterNode.fitModel, min_tumor_volume_ml=parameterNode.minTumorVolumeMl,
                                save_maps=parameterNode.saveMaps, reference_hours=parameterNode.referenceHours)
 
-    def studyImages(self, rows, referenceRow: int, segmentationNode, useAcceptedTransforms: bool):
+    def studyImages(self, rows, referenceRow: int, segmentationNode):
         """LuDosimetryLib.pipeline.StudyImages from the scene: SPECT (counts converted to Bq/mL), CT, labelmap.
 
-        With useAcceptedTransforms, every SPECT is resampled onto the reference grid with its accepted
-        transform (Lib: LuDosimetryLib.images.resample_to_reference, total activity kept), so the pipeline
-        needs no registration of its own. Lib: LuDosimetryLib.images.counts_to_bq_per_ml for counts.
+        Lib: LuDosimetryLib.images.counts_to_bq_per_ml for counts. Input nodes are only read.
         """
         from LuDosimetryLib import images as image_io
         from LuDosimetryLib.pipeline import StudyImages
@@ -1844,21 +1827,24 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
             image = reference if index == referenceRow else self.sitkImageFromVolume(row.spectNode)
             if row.spectUnits == "counts":
                 image = image_io.counts_to_bq_per_ml(image, row.calibrationCpsPerMBq, row.acquisitionDurationS)
-            if useAcceptedTransforms and index != referenceRow:
-                image = image_io.resample_to_reference(image, reference, self.sitkTransformFromNode(row.transformNode)).image
             spect[key] = image
-            needCt = row.ctNode is not None and (index == referenceRow or not useAcceptedTransforms)
-            ct[key] = self.sitkImageFromVolume(row.ctNode) if needCt else None
+            ct[key] = self.sitkImageFromVolume(row.ctNode) if row.ctNode is not None else None
         labelmap = self.labelmapFromSegmentation(segmentationNode, rows[referenceRow].spectNode, reference)
         return StudyImages(spect=spect, ct=ct, labelmap=labelmap)
+
+    def acceptedTransforms(self, rows, referenceRow: int) -> dict:
+        """{(cycle, i): sitk.Transform} of the registrations accepted in the Register step (fixed -> moving)."""
+        keys = self.timePointKeys(rows)
+        return {keys[i]: self.sitkTransformFromNode(r.transformNode) for i, r in enumerate(rows)
+                if i != referenceRow and r.registrationStatus == REG_ACCEPTED and r.transformNode is not None}
 
     def runDosimetry(self, parameterNode: LuDosimetryParameterNode, rows, progress=None, cancel=None):
         """Run the per-patient dosimetry on the scene data; returns the PipelineResult (also kept in lastResult).
 
         Lib: LuDosimetryLib.pipeline.run_study(study, images, options, progress, cancel).
-        If every non-reference time point has an accepted registration, those transforms are used
-        (registration "none" on pre-aligned images); otherwise the pipeline registers the scans itself
-        with the chosen method and a warning says so.
+        Registrations accepted in the Register step are passed as transforms (the Lib resamples with them);
+        scans without an accepted registration are registered by the pipeline with the chosen method, and a
+        warning says so.
         """
         problems = self.validateStudyRows(parameterNode.patientId, rows)
         if problems:
@@ -1873,33 +1859,29 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
         parameterNode.referenceHours = rows[referenceRow].hoursPostInjection
         others = [r for i, r in enumerate(rows) if i != referenceRow]
         method = parameterNode.registrationMethod
-        useAccepted = method != "none" and bool(others) and all(
-            r.registrationStatus == REG_ACCEPTED and r.transformNode is not None for r in others)
+        transforms = self.acceptedTransforms(rows, referenceRow) if method != "none" else {}
         extraWarnings = []
-        if method != "none" and not useAccepted:
-            extraWarnings.append(f"registrations of the Register step not all accepted: the pipeline registered "
-                                 f"every scan itself (method {method})")
+        if method != "none" and len(transforms) < len(others):
+            extraWarnings.append(f"{len(others) - len(transforms)} registration(s) of the Register step not accepted: "
+                                 f"the pipeline registered those scans itself (method {method})")
         radionuclide = "Lu-177"
         if parameterNode.studyTable is not None and parameterNode.studyTable.GetAttribute("LuDosimetry.radionuclide"):
             radionuclide = parameterNode.studyTable.GetAttribute("LuDosimetry.radionuclide")
         recovery = self.recoveryCoefficientsFromTable(parameterNode.recoveryTable) if parameterNode.usePvc else None
         study = self.studyFromRows(parameterNode.patientId, rows, self.voiDefinitions(parameterNode.segmentation),
                                    recovery, radionuclide)
-        images = self.studyImages(rows, referenceRow, parameterNode.segmentation, useAccepted)
-        options = self.pipelineOptions(parameterNode, "none" if useAccepted else method)
-        if self.perVoiFitModelSupported():
-            segmentation = parameterNode.segmentation.GetSegmentation()
-            perVoi = {}
-            for index in range(segmentation.GetNumberOfSegments()):
-                segment = segmentation.GetSegment(segmentation.GetNthSegmentID(index))
-                model = self.voiProperties(segment)["fitModel"]
-                if model != DEFAULT_FIT_MODEL:
-                    perVoi[segment.GetName()] = model
-            options.fit_model_per_voi = perVoi
+        images = self.studyImages(rows, referenceRow, parameterNode.segmentation)
+        options = self.pipelineOptions(parameterNode, method)
+        segmentation = parameterNode.segmentation.GetSegmentation()
+        for index in range(segmentation.GetNumberOfSegments()):
+            segment = segmentation.GetSegment(segmentation.GetNthSegmentID(index))
+            model = self.voiProperties(segment)["fitModel"]
+            if model != DEFAULT_FIT_MODEL:
+                options.fit_model_per_voi[segment.GetName()] = model
 
         from LuDosimetryLib.pipeline import run_study
 
-        result = run_study(study, images, options, progress=progress, cancel=cancel)
+        result = run_study(study, images, options, progress=progress, cancel=cancel, transforms=transforms)
         result.summary.setdefault("warnings", [])
         result.summary["warnings"] = extraWarnings + list(result.summary["warnings"])
         self.lastResult = result

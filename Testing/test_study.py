@@ -117,3 +117,16 @@ def test_bad_labels_and_rc(tmp_path):
 def test_parse_iso_time_z():
     t = parse_iso_time("2025-01-06T09:00:00Z")
     assert t.utcoffset().total_seconds() == 0
+
+
+def test_check_files_false_validates_all_but_files(tmp_path):
+    _, d = _manifest(tmp_path)
+    for tp in d["cycles"][0]["timepoints"]:
+        tp.pop("spect")
+    d.pop("segmentation")
+    s = study_from_dict(d, tmp_path, check_files=False)
+    assert s.cycles[0].timepoints[0].spect is None
+    d["cycles"][0]["administered_activity_MBq"] = 0
+    with pytest.raises(ManifestError) as e:
+        study_from_dict(d, tmp_path, check_files=False)
+    assert [f for f, _ in e.value.problems] == ["cycles[0].administered_activity_MBq"]

@@ -121,7 +121,9 @@ def _number(value, field_name, problems, positive=False):
     return value
 
 
-def _path(base: Path, value, field_name, problems, required=True):
+def _path(base: Path, value, field_name, problems, required=True, check_files=True):
+    if not check_files and (value is None or value == ""):
+        return None
     if value is None or value == "":
         if required:
             problems.append((field_name, "is missing"))
@@ -130,7 +132,7 @@ def _path(base: Path, value, field_name, problems, required=True):
         problems.append((field_name, f"must be a path string, got {value!r}"))
         return None
     p = (base / value).resolve() if not Path(value).is_absolute() else Path(value)
-    if not p.exists():
+    if check_files and not p.exists():
         problems.append((field_name, f"file or folder not found: {p}"))
     return p
 
@@ -142,7 +144,8 @@ def normalise_units(units: str) -> str | None:
     return _UNIT_ALIASES.get(units.strip().lower().replace(" ", ""))
 
 
-def _parse_timepoint(tp: dict, where: str, base: Path, injection: datetime | None, problems, warnings):
+def _parse_timepoint(tp: dict, where: str, base: Path, injection: datetime | None, problems, warnings,
+                     check_files: bool = True):
     if not isinstance(tp, dict):
         problems.append((where, "must be an object"))
         return None
@@ -189,17 +192,22 @@ def _parse_timepoint(tp: dict, where: str, base: Path, injection: datetime | Non
             problems.append((f"{where}.acquisition_duration_s", "required when spect_units is 'counts'"))
         else:
             dur = _number(tp["acquisition_duration_s"], f"{where}.acquisition_duration_s", problems, positive=True)
-    spect = _path(base, tp.get("spect"), f"{where}.spect", problems)
-    ct = _path(base, tp.get("ct"), f"{where}.ct", problems, required=False)
+    spect = _path(base, tp.get("spect"), f"{where}.spect", problems, check_files=check_files)
+    ct = _path(base, tp.get("ct"), f"{where}.ct", problems, required=False, check_files=check_files)
     if hours is None:
         return None
     return TimePoint(hours_post_injection=hours, spect=spect, spect_units=units or str(raw_units), ct=ct,
                      acquisition_time=acq_text, calibration_cps_per_MBq=cal, acquisition_duration_s=dur)
 
 
-def study_from_dict(d: dict, base_dir: Path, manifest_path: Path | None = None) -> Study:
+def study_from_dict(d: dict, base_dir: Path, manifest_path: Path | None = None, check_files: bool = True) -> Study:
     """Build and validate a :class:`Study` from a manifest dict; relative paths are resolved
-    against ``base_dir``. Raises :class:`ManifestError` listing every problem found."""
+    against ``base_dir``. Raises :class:`ManifestError` listing every problem found.
+
+    ``check_files=False`` validates everything but the image and segmentation files (their
+    presence is then optional and not checked): for studies whose images are already in memory,
+    e.g. volumes of a Slicer scene.
+    """
     source = manifest_path or Path(base_dir) / "<manifest>"
     problems: list[tuple[str, str]] = []
     warnings: list[str] = []
@@ -250,7 +258,7 @@ def study_from_dict(d: dict, base_dir: Path, manifest_path: Path | None = None) 
         if not isinstance(tps_raw, list) or not tps_raw:
             problems.append((f"{where}.timepoints", "must be a non-empty list"))
             tps_raw = []
-        tps = [_parse_timepoint(tp, f"{where}.timepoints[{j}]", base, injection, problems, warnings)
+        tps = [_parse_timepoint(tp, f"{where}.timepoints[{j}]", base, injection, problems, warnings, check_files)
                for j, tp in enumerate(tps_raw)]
         hours = [tp.hours_post_injection for tp in tps if tp is not None]
         if any(b <= a for a, b in zip(hours, hours[1:])):
@@ -268,12 +276,14 @@ def study_from_dict(d: dict, base_dir: Path, manifest_path: Path | None = None) 
     seg_file = None
     vois: list[VoiDefinition] = []
     seg = d.get("segmentation")
-    if seg is None:
+    if seg is None and not check_files:
+        pass
+    elif seg is None:
         problems.append(("segmentation", "is missing (a labelmap file and its labels are required)"))
     elif not isinstance(seg, dict):
         problems.append(("segmentation", "must be an object with 'file' and 'labels'"))
     else:
-        seg_file = _path(base, seg.get("file"), "segmentation.file", problems)
+        seg_file = _path(base, seg.get("file"), "segmentation.file", problems, check_files=check_files)
         labels = seg.get("labels")
         if not isinstance(labels, dict) or not labels:
             problems.append(("segmentation.labels", "must be a non-empty object {label value: {name, kind}}"))

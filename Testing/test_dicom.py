@@ -288,6 +288,12 @@ def test_suspicious_values_flagged(tmp_path):
     info = dicom.read_series_info(f)
     assert any("probably entered in MBq" in w for w in info.warnings)
     assert any("decay-corrected" in w for w in info.warnings)
+    f2 = write_nm(tmp_path / "nm2.dcm", acquisition=datetime(2025, 1, 7, 9), injection=datetime(2025, 1, 6, 9),
+                  corrected="DECY")  # single-valued CorrectedImage
+    assert any("decay-corrected" in w for w in dicom.read_series_info(f2).warnings)
+    assert not any("decay-corrected" in w for w in dicom.read_series_info(
+        write_nm(tmp_path / "nm3.dcm", acquisition=datetime(2025, 1, 7, 9), injection=datetime(2025, 1, 6, 9),
+                 corrected=["UNIF", "ATTN"])).warnings)
 
 
 def test_radionuclide_names():

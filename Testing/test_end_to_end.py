@@ -116,3 +116,20 @@ def test_run_reports_manifest_errors_cleanly(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "cycles" in err and "segmentation" in err
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_results_assemble_into_cohort_table(demo_dir, tmp_path):
+    """Contract 2 -> contract 3: LuResponse assembles the patient's summary with a clinical CSV."""
+    from LuResponseLib.table import assemble_cohort_table
+
+    s = json.loads((demo_dir / "summary.json").read_text())
+    clinical = tmp_path / "clinical.csv"
+    clinical.write_text(f"patient_id,response,sex\n{s['patient_id']},PR,F\n")
+    assembled = assemble_cohort_table(demo_dir, clinical)
+    t = assembled.table
+    ids = [str(x) for x in t.column("patient_id")]
+    i = ids.index(s["patient_id"])
+    assert float(t.column("cumulative_tumor_dose_Gy")[i]) == pytest.approx(s["cumulative_tumor_dose_Gy"], rel=1e-9)
+    assert float(t.column("delta_ad_per_aa_percent")[i]) == pytest.approx(s["delta_ad_per_aa_percent"], rel=1e-9)
+    assert str(t.column("response")[i]) == "PR"
+    assert assembled.cycles is not None

@@ -670,6 +670,8 @@ def _read_emission_tags(ds, datasets, info: DicomSeriesInfo, tz, where: str) -> 
     info.decay_correction = _text(ds, "DecayCorrection")
     _read_scaling(ds, datasets, info)
     corrected = ds.get("CorrectedImage", None)
+    if isinstance(corrected, str):
+        corrected = [corrected]
     corrected = [str(c).upper() for c in corrected] if corrected is not None else []
     if info.decay_correction and info.decay_correction.upper() == "ADMIN" or "DECY" in corrected:
         info.warnings.append("voxel values are decay-corrected (DecayCorrection (0054,1102) = ADMIN or 'DECY' in "

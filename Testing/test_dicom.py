@@ -359,12 +359,10 @@ def test_inspect_directory_groups_cycles_and_infers_dates(tmp_path):
 
 
 def test_cli_inspect_prints_report(tmp_path, capsys):
-    import argparse
-
-    from LuDosimetryLib.cli import _cmd_inspect  # the `lu-dosimetry inspect DIR` handler
+    from LuDosimetryLib.cli import main  # `lu-dosimetry inspect DIR`
 
     _write_two_cycle_tree(tmp_path)
-    assert _cmd_inspect(argparse.Namespace(directory=str(tmp_path))) == 0
+    assert main(["inspect", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "2 injection(s)" in out
 

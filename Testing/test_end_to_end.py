@@ -54,7 +54,8 @@ def test_demo_doses_match_ground_truth(demo_dir):
     kinds = {r["kind"] for r in cmp.rows}
     assert kinds == {"tumor", "kidney"}
     assert len(cmp.rows) == 4 * 5  # 3 tumours >= 10 mL + 2 kidneys, 4 cycles
-    assert cmp.max_abs_relative_error < 0.10, cmp.to_text()
+    # issue 4 acceptance is 10 %; measured 3.1 % (rigid CT + two-stage cycle registration), guard at 6 %
+    assert cmp.max_abs_relative_error < 0.06, cmp.to_text()
 
 
 def test_pv_corrected_tumour_activity_matches_truth(demo_dir):

@@ -156,11 +156,12 @@ def load_study_images(study: Study) -> StudyImages:
     spect, ct = {}, {}
     for cyc in study.cycles:
         for i, tp in enumerate(cyc.timepoints):
-            img = image_io.read_image(tp.spect)
+            img = image_io.read_image(tp.spect, series_uid=tp.spect_series_uid)
             if tp.spect_units == "counts":
                 img = image_io.counts_to_bq_per_ml(img, tp.calibration_cps_per_MBq, tp.acquisition_duration_s)
             spect[(cyc.cycle, i)] = img
-            ct[(cyc.cycle, i)] = image_io.read_image(tp.ct) if tp.ct is not None else None
+            ct[(cyc.cycle, i)] = (image_io.read_image(tp.ct, series_uid=tp.ct_series_uid)
+                                  if tp.ct is not None else None)
     labelmap = image_io.read_image(study.segmentation_file)
     return StudyImages(spect=spect, ct=ct, labelmap=labelmap)
 
@@ -192,14 +193,31 @@ def local_boxes(vois: list, reference: sitk.Image, margin_mm: float) -> list:
     return boxes
 
 
+def _chained(cycle_res, tp_res, fixed: sitk.Image) -> registration.RegistrationResult:
+    """One result for cycle-1 reference -> cycle-c reference -> cycle-c time point."""
+    tx = registration.chain_transforms(cycle_res.transform, tp_res.transform)
+    centre = fixed.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2.0 for n in fixed.GetSize()])
+    moved = np.asarray(tx.TransformPoint(centre)) - np.asarray(centre)
+    ok = cycle_res.ok and tp_res.ok
+    return registration.RegistrationResult(
+        transform=tx, method=f"{tp_res.method} + cycle {cycle_res.method}", requested_method=tp_res.requested_method,
+        metric_value=tp_res.metric_value, translation_mm=tuple(float(v) for v in moved),
+        quality="ok" if ok else "failed",
+        warnings=[f"cycle registration: {w}" for w in cycle_res.warnings] + list(tp_res.warnings))
+
+
 def register_scans(study: Study, images: StudyImages, ref_key: tuple, method: str,
                    progress: ProgressCallback | None = None, cancel=None, transforms: dict | None = None,
-                   boxes: list | None = None) -> tuple[dict, dict, dict]:
+                   boxes: list | None = None, reference_hours: float = 24.0) -> tuple[dict, dict, dict]:
     """Register every scan to the reference scan and resample it onto the reference grid.
 
+    Within the reference cycle each scan is registered to the reference scan. A later cycle is
+    registered in two stages, as the patient is repositioned between cycles: its own reference
+    scan to the cycle-1 reference (:func:`registration.register_cycles`: centre-of-mass start,
+    wider bounds), then its other scans to its reference scan; the transforms are chained.
     ``transforms`` (optional): {(cycle, i): sitk.Transform} fixed -> moving, used instead of
     registering (e.g. transforms the user accepted in Slicer). ``boxes``: tumour boxes for
-    method "local" (see :func:`local_boxes`).
+    method "local" (see :func:`local_boxes`), refined per scan after the global registration.
 
     Returns (registrations, registered_spect, local_spect): per (cycle, i) the registration
     result (None for the reference itself), the SPECT resampled on the reference grid with its
@@ -209,32 +227,52 @@ def register_scans(study: Study, images: StudyImages, ref_key: tuple, method: st
     fixed = images.spect[ref_key]
     fixed_ct = images.ct.get(ref_key)
     regs, registered, local = {}, {}, {}
+    transforms = transforms or {}
+    global_method = "auto" if method == "local" else method
+    cycle_refs = {c.cycle: (c.cycle, reference_index(c.hours, reference_hours)) for c in study.cycles}
+    cycle_regs = {}
     keys = sorted(images.spect)
     for n, key in enumerate(keys):
         _check_cancel(cancel)
         _report(progress, 0.1 + 0.35 * n / len(keys), f"registering cycle {key[0]} time point {key[1] + 1}")
+        moving, moving_ct = images.spect[key], images.ct.get(key)
         if key == ref_key:
             regs[key] = None
             registered[key] = fixed
             continue
-        if transforms is not None and key in transforms:
+        if key in transforms:
             res = _given_registration(transforms[key])
         elif method == "none":
             regs[key] = None
-            image_io.check_same_geometry(fixed, images.spect[key], "reference SPECT", f"SPECT cycle {key[0]} #{key[1] + 1}")
-            registered[key] = images.spect[key]
+            image_io.check_same_geometry(fixed, moving, "reference SPECT", f"SPECT cycle {key[0]} #{key[1] + 1}")
+            registered[key] = moving
             continue
+        elif key[0] == ref_key[0]:
+            res = registration.register_time_point(fixed, moving, fixed_ct=fixed_ct, moving_ct=moving_ct,
+                                                   method=global_method)
         else:
-            res = registration.register_time_point(fixed, images.spect[key], fixed_ct=fixed_ct,
-                                                   moving_ct=images.ct.get(key), method=method,
-                                                   local_boxes=boxes if method == "local" else None)
+            cref = cycle_refs[key[0]]
+            if key[0] not in cycle_regs:
+                cycle_regs[key[0]] = registration.register_cycles(fixed, images.spect[cref], ct_cycle1=fixed_ct,
+                                                                  ct_other=images.ct.get(cref), method=global_method)
+            cyc = cycle_regs[key[0]]
+            if key == cref:
+                res = cyc
+            else:
+                tp = registration.register_time_point(images.spect[cref], moving, fixed_ct=images.ct.get(cref),
+                                                      moving_ct=moving_ct, method=global_method)
+                res = _chained(cyc, tp, fixed)
+        if method == "local" and boxes and key not in transforms:
+            for name, centre, size in boxes:
+                sub = registration.register_local(fixed, moving, centre, size, initial_transform=res.transform)
+                res.local[name] = sub
+                res.warnings.extend(f"{name}: {w}" for w in sub.warnings)
         regs[key] = res
         # cubic B-spline: linear interpolation smooths small objects (measured: -4 % mean in a 15 mL sphere)
-        registered[key] = image_io.resample_to_reference(images.spect[key], fixed, res.transform,
-                                                         interpolator="bspline").image
+        registered[key] = image_io.resample_to_reference(moving, fixed, res.transform, interpolator="bspline").image
         for name, sub in (res.local or {}).items():
             if sub.ok:
-                local[(name, key)] = image_io.resample_to_reference(images.spect[key], fixed, sub.transform,
+                local[(name, key)] = image_io.resample_to_reference(moving, fixed, sub.transform,
                                                                     interpolator="bspline").image
     return regs, registered, local
 
@@ -340,7 +378,8 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
     t0 = time.perf_counter()
     boxes = local_boxes(vois, reference, options.local_box_margin_mm) if options.registration == "local" else None
     regs, registered, local = register_scans(study, images, ref_key, options.registration, progress, cancel,
-                                             transforms=transforms, boxes=boxes)
+                                             transforms=transforms, boxes=boxes,
+                                             reference_hours=options.reference_hours)
     for key, r in regs.items():
         if r is not None:
             warnings.extend(f"registration cycle {key[0]} #{key[1] + 1}: {w}" for w in r.warnings)

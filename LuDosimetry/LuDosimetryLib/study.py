@@ -36,6 +36,7 @@ class TimePoint:
     spect / ct: absolute paths (file or DICOM folder); ct may be None.
     spect_units: "Bq/mL", "counts" or "Gy/h".
     calibration_cps_per_MBq, acquisition_duration_s: required when spect_units == "counts".
+    spect_series_uid / ct_series_uid: optional SeriesInstanceUID when a DICOM folder holds several series.
     """
 
     hours_post_injection: float
@@ -45,6 +46,8 @@ class TimePoint:
     acquisition_time: str | None = None
     calibration_cps_per_MBq: float | None = None
     acquisition_duration_s: float | None = None
+    spect_series_uid: str | None = None  # which DICOM series, when a folder holds several
+    ct_series_uid: str | None = None
 
 
 @dataclass
@@ -196,8 +199,14 @@ def _parse_timepoint(tp: dict, where: str, base: Path, injection: datetime | Non
     ct = _path(base, tp.get("ct"), f"{where}.ct", problems, required=False, check_files=check_files)
     if hours is None:
         return None
+    uids = {}
+    for key in ("spect_series_uid", "ct_series_uid"):
+        if tp.get(key) is not None and not isinstance(tp.get(key), str):
+            problems.append((f"{where}.{key}", f"must be a DICOM UID string, got {tp.get(key)!r}"))
+        else:
+            uids[key] = tp.get(key)
     return TimePoint(hours_post_injection=hours, spect=spect, spect_units=units or str(raw_units), ct=ct,
-                     acquisition_time=acq_text, calibration_cps_per_MBq=cal, acquisition_duration_s=dur)
+                     acquisition_time=acq_text, calibration_cps_per_MBq=cal, acquisition_duration_s=dur, **uids)
 
 
 def study_from_dict(d: dict, base_dir: Path, manifest_path: Path | None = None, check_files: bool = True) -> Study:

@@ -173,6 +173,7 @@ def ensurePythonPackages(requirements: dict, purpose: str, requester: str = "LuD
     user; never at import time. Returns True when all are importable, False if the user declined.
 
     Uses slicer.packaging.pip_ensure (Slicer >= 5.12) or slicer.util.pip_install (older Slicer).
+    Also used by LuResponse (requester "LuResponse") and the LuAdaptiveThreshold effect's test.
     """
     import importlib
     import importlib.util
@@ -194,6 +195,143 @@ def ensurePythonPackages(requirements: dict, purpose: str, requester: str = "LuD
         slicer.packaging.pip_ensure(missing, prompt_install=False, requester=requester, skip_in_testing=False)
     importlib.invalidate_caches()
     return all(importlib.util.find_spec(module) is not None for module in requirements.values())
+
+
+#
+# Slicer helpers shared with the LuResponse module (LuResponse.py imports them from here; no computation).
+# Not in LuDosimetryLib: that package must stay free of Slicer, Qt and VTK.
+#
+
+# Colours of the plot series (cycled).
+PALETTE = [(0.89, 0.10, 0.11), (0.22, 0.49, 0.72), (0.30, 0.69, 0.29), (0.60, 0.31, 0.64),
+           (1.00, 0.50, 0.00), (0.65, 0.34, 0.16), (0.97, 0.51, 0.75), (0.40, 0.40, 0.40)]
+
+
+def parseFloat(text, default=None):
+    """Finite float from a text or number; ``default`` if there is none (empty, not a number, NaN, infinite)."""
+    try:
+        value = float(str(text).strip())
+    except (TypeError, ValueError):
+        return default
+    return value if math.isfinite(value) else default
+
+
+def paletteColor(palette, index: int) -> tuple:
+    """Colour ``index`` of ``palette`` (cycled)."""
+    return palette[index % len(palette)]
+
+
+def createProgress(windowTitle: str, labelText: str):
+    """A progress dialog (0 to 100) and ``report(fraction, message)`` that updates it and processes events.
+    Returns (dialog, report); the caller closes the dialog."""
+    progress = slicer.util.createProgressDialog(maximum=100, windowTitle=windowTitle, labelText=labelText)
+
+    def report(fraction, message):
+        progress.value = int(round(100 * fraction))
+        progress.labelText = message
+        slicer.app.processEvents()
+
+    return progress, report
+
+
+def nodeByAttribute(className: str, attribute: str, value: str):
+    """The first node of ``className`` in the scene whose ``attribute`` is ``value``, or None."""
+    for node in slicer.util.getNodesByClass(className):
+        if node.GetAttribute(attribute) == value:
+            return node
+    return None
+
+
+def outputNode(className: str, existing, name: str):
+    """Reuse an output node (renamed to ``name``) if it is still in the scene, or create one (never an input node)."""
+    if existing is not None and existing.GetScene() is not None:
+        existing.SetName(name)
+        return existing
+    return slicer.mrmlScene.AddNewNodeByClass(className, name)
+
+
+def taggedNode(className: str, attribute: str, value: str, name: str):
+    """The node of ``className`` whose ``attribute`` is ``value`` (renamed to ``name``), or a new one so tagged;
+    found again by the tag between runs."""
+    node = outputNode(className, nodeByAttribute(className, attribute, value), name)
+    node.SetAttribute(attribute, value)
+    return node
+
+
+def outputChart(existing, name: str, xTitle: str, yTitle: str):
+    """Reuse (see outputNode) or create a plot chart titled ``name`` with these axis titles."""
+    chart = outputNode("vtkMRMLPlotChartNode", existing, name)
+    chart.SetTitle(name)
+    chart.SetXAxisTitle(xTitle)
+    chart.SetYAxisTitle(yTitle)
+    return chart
+
+
+def plotSeries(name: str, tableNode, xColumn: str, yColumn: str, color, line: bool, dashed: bool = False,
+               markers: bool = True, *, seriesAttribute: str):
+    """A plot series node showing two table columns, found again between runs by ``name`` in its
+    ``seriesAttribute`` attribute (e.g. "LuDosimetry.series")."""
+    series = nodeByAttribute("vtkMRMLPlotSeriesNode", seriesAttribute, name)
+    if series is None:
+        series = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLPlotSeriesNode", name)
+        series.SetAttribute(seriesAttribute, name)
+    series.SetAndObserveTableNodeID(tableNode.GetID())
+    series.SetXColumnName(xColumn)
+    series.SetYColumnName(yColumn)
+    series.SetPlotType(slicer.vtkMRMLPlotSeriesNode.PlotTypeScatter)
+    if not line:
+        series.SetLineStyle(slicer.vtkMRMLPlotSeriesNode.LineStyleNone)
+    elif dashed:
+        series.SetLineStyle(slicer.vtkMRMLPlotSeriesNode.LineStyleDash)
+    else:
+        series.SetLineStyle(slicer.vtkMRMLPlotSeriesNode.LineStyleSolid)
+    series.SetMarkerStyle(slicer.vtkMRMLPlotSeriesNode.MarkerStyleCircle if markers
+                          else slicer.vtkMRMLPlotSeriesNode.MarkerStyleNone)
+    series.SetColor(*color)
+    return series
+
+
+def showChart(chartNode, missingMessage: str) -> None:
+    """Show a plot chart in the layout, fitted to its content; ValueError(missingMessage) if there is none."""
+    if chartNode is None:
+        raise ValueError(missingMessage)
+    slicer.modules.plots.logic().ShowChartInLayout(chartNode)
+    layoutManager = slicer.app.layoutManager()
+    if layoutManager is not None and layoutManager.plotWidget(0) is not None:
+        layoutManager.plotWidget(0).plotView().fitToContent()
+
+
+def writeTableColumns(tableNode, columns, numericColumns, toNumber=float) -> None:
+    """Replace the content of a table node with ``columns``, (name, values) pairs. Columns named in
+    ``numericColumns`` become vtkDoubleArray (plottable: toNumber(value); NaN where the value is None or
+    toNumber gives None), the others vtkStringArray ("" for None)."""
+    tableNode.RemoveAllColumns()
+    for name, values in columns:
+        numeric = name in numericColumns
+        array = vtk.vtkDoubleArray() if numeric else vtk.vtkStringArray()
+        array.SetName(name)
+        array.SetNumberOfValues(len(values))
+        for i, value in enumerate(values):
+            if numeric:
+                number = None if value is None else toNumber(value)
+                array.SetValue(i, float("nan") if number is None else number)
+            else:
+                array.SetValue(i, "" if value is None else str(value))
+        tableNode.AddColumn(array)
+    tableNode.Modified()
+
+
+def readTableRows(tableNode, nanAsEmpty: bool = False) -> list:
+    """Rows of a table node as dicts of column name -> cell text (with nanAsEmpty, "" for NaN cells)."""
+    if tableNode is None:
+        return []
+    names = [tableNode.GetColumnName(c) for c in range(tableNode.GetNumberOfColumns())]
+
+    def cell(r, c):
+        text = tableNode.GetCellText(r, c)
+        return "" if nanAsEmpty and text.lower() == "nan" else text
+
+    return [{name: cell(r, c) for c, name in enumerate(names)} for r in range(tableNode.GetNumberOfRows())]
 
 
 #
@@ -985,13 +1123,7 @@ class LuDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         pn = self._parameterNode
         if not ensurePythonPackages(DOSIMETRY_REQUIREMENTS, _("The dose calculation")):
             return
-        progress = slicer.util.createProgressDialog(maximum=100, windowTitle=_("LuDosimetry"),
-                                                    labelText=_("Starting the dosimetry..."))
-
-        def report(fraction, message):
-            progress.value = int(round(100 * fraction))
-            progress.labelText = message
-            slicer.app.processEvents()
+        progress, report = createProgress(_("LuDosimetry"), _("Starting the dosimetry..."))
 
         def cancelled():
             slicer.app.processEvents()
@@ -1099,13 +1231,7 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
 
     # ------------------------------------------------------------------ small converters (no computation)
 
-    @staticmethod
-    def parseFloat(text, default=None):
-        try:
-            value = float(str(text).strip())
-        except (TypeError, ValueError):
-            return default
-        return value if math.isfinite(value) else default
+    parseFloat = staticmethod(parseFloat)
 
     @staticmethod
     def parseInt(text, default=None):
@@ -1131,29 +1257,13 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
     @staticmethod
     def writeTable(tableNode, columnNames, rows, numericColumns=()) -> None:
         """Replace the content of a table node; numeric columns are vtkDoubleArray (plottable), others strings."""
-        tableNode.RemoveAllColumns()
-        for c, name in enumerate(columnNames):
-            array = vtk.vtkDoubleArray() if name in numericColumns else vtk.vtkStringArray()
-            array.SetName(name)
-            array.SetNumberOfValues(len(rows))
-            for r, row in enumerate(rows):
-                value = row[c]
-                if name in numericColumns:
-                    number = LuDosimetryLogic.parseFloat(value)
-                    array.SetValue(r, float("nan") if number is None else number)
-                else:
-                    array.SetValue(r, "" if value is None else str(value))
-            tableNode.AddColumn(array)
-        tableNode.Modified()
+        writeTableColumns(tableNode, ((name, [row[c] for row in rows]) for c, name in enumerate(columnNames)),
+                          numericColumns, toNumber=parseFloat)
 
     @staticmethod
     def readTable(tableNode) -> list:
         """Rows of a table node as dicts of column name -> cell text."""
-        if tableNode is None:
-            return []
-        names = [tableNode.GetColumnName(c) for c in range(tableNode.GetNumberOfColumns())]
-        return [{name: tableNode.GetCellText(r, c) for c, name in enumerate(names)}
-                for r in range(tableNode.GetNumberOfRows())]
+        return readTableRows(tableNode)
 
     # ------------------------------------------------------------------ study table node <-> rows
 
@@ -1900,10 +2010,7 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
 
     def outputTable(self, existing, name: str):
         """Reuse an output table referenced by the parameter node, or create one (never an input node)."""
-        if existing is not None and existing.GetScene() is not None:
-            existing.SetName(name)
-            return existing
-        return slicer.mrmlScene.AddNewNodeByClass("vtkMRMLTableNode", name)
+        return outputNode("vtkMRMLTableNode", existing, name)
 
     def createResultNodes(self, parameterNode: LuDosimetryParameterNode, result) -> dict:
         """Put a PipelineResult into nodes named after the patient and cycle: VOI x cycle table, summary table,
@@ -1955,15 +2062,12 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
                 if fit is not None:
                     fitColumns.append(f"{voi} C{cycle}")
                     fitValues.append(np.asarray(fit.evaluate(grid), dtype=float))
-        measuredTable = self.outputTable(self.nodeByAttribute("vtkMRMLTableNode", "LuDosimetry.output", f"{pid}/tacMeasured"),
-                                         f"{pid} time-activity measured")
-        measuredTable.SetAttribute("LuDosimetry.output", f"{pid}/tacMeasured")
+        measuredTable = taggedNode("vtkMRMLTableNode", "LuDosimetry.output", f"{pid}/tacMeasured",
+                                   f"{pid} time-activity measured")
         measuredTable.SetAttribute("LuDosimetry.units", units)
         self.writeTable(measuredTable, measuredColumns, [list(x) for x in zip(*measuredValues)] if measuredValues else [],
                         numericColumns=set(measuredColumns))
-        fitTable = self.outputTable(self.nodeByAttribute("vtkMRMLTableNode", "LuDosimetry.output", f"{pid}/tacFit"),
-                                    f"{pid} time-activity fits")
-        fitTable.SetAttribute("LuDosimetry.output", f"{pid}/tacFit")
+        fitTable = taggedNode("vtkMRMLTableNode", "LuDosimetry.output", f"{pid}/tacFit", f"{pid} time-activity fits")
         self.writeTable(fitTable, fitColumns, [list(x) for x in zip(*fitValues)], numericColumns=set(fitColumns))
         parameterNode.tacChart = self.outputChart(parameterNode.tacChart, f"{pid} time-activity curves",
                                                   _("Time after injection (h)"),
@@ -1972,9 +2076,7 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
         self.showTacForVoi(parameterNode, tumours[0] if tumours else vois[0] if vois else "")
 
         # AD/AA across cycles
-        adTable = self.outputTable(self.nodeByAttribute("vtkMRMLTableNode", "LuDosimetry.output", f"{pid}/adPerAa"),
-                                   f"{pid} AD per AA per cycle")
-        adTable.SetAttribute("LuDosimetry.output", f"{pid}/adPerAa")
+        adTable = taggedNode("vtkMRMLTableNode", "LuDosimetry.output", f"{pid}/adPerAa", f"{pid} AD per AA per cycle")
         adColumns = ["cycle"] + vois
         adRows = []
         for cycle in cycles:
@@ -2007,49 +2109,18 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
         return {"resultsTable": resultsTable, "summaryTable": summaryTable, "tacChart": parameterNode.tacChart,
                 "adPerAaChart": chart, "maps": mapNodes, "tacMeasuredTable": measuredTable, "tacFitTable": fitTable}
 
-    @staticmethod
-    def nodeByAttribute(className: str, attribute: str, value: str):
-        for node in slicer.util.getNodesByClass(className):
-            if node.GetAttribute(attribute) == value:
-                return node
-        return None
+    nodeByAttribute = staticmethod(nodeByAttribute)
+    outputChart = staticmethod(outputChart)
 
     @staticmethod
     def color(index: int) -> tuple:
-        palette = [(0.89, 0.10, 0.11), (0.22, 0.49, 0.72), (0.30, 0.69, 0.29), (0.60, 0.31, 0.64),
-                   (1.00, 0.50, 0.00), (0.65, 0.34, 0.16), (0.97, 0.51, 0.75), (0.40, 0.40, 0.40)]
-        return palette[index % len(palette)]
-
-    def outputChart(self, existing, name: str, xTitle: str, yTitle: str):
-        chart = existing if existing is not None and existing.GetScene() is not None else \
-            slicer.mrmlScene.AddNewNodeByClass("vtkMRMLPlotChartNode", name)
-        chart.SetName(name)
-        chart.SetTitle(name)
-        chart.SetXAxisTitle(xTitle)
-        chart.SetYAxisTitle(yTitle)
-        return chart
+        return paletteColor(PALETTE, index)
 
     def plotSeries(self, name: str, tableNode, xColumn: str, yColumn: str, color, line: bool, dashed: bool = False,
                    markers: bool = True):
-        """A plot series node showing two table columns."""
-        series = self.nodeByAttribute("vtkMRMLPlotSeriesNode", "LuDosimetry.series", name)
-        if series is None:
-            series = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLPlotSeriesNode", name)
-            series.SetAttribute("LuDosimetry.series", name)
-        series.SetAndObserveTableNodeID(tableNode.GetID())
-        series.SetXColumnName(xColumn)
-        series.SetYColumnName(yColumn)
-        series.SetPlotType(slicer.vtkMRMLPlotSeriesNode.PlotTypeScatter)
-        if not line:
-            series.SetLineStyle(slicer.vtkMRMLPlotSeriesNode.LineStyleNone)
-        elif dashed:
-            series.SetLineStyle(slicer.vtkMRMLPlotSeriesNode.LineStyleDash)
-        else:
-            series.SetLineStyle(slicer.vtkMRMLPlotSeriesNode.LineStyleSolid)
-        series.SetMarkerStyle(slicer.vtkMRMLPlotSeriesNode.MarkerStyleCircle if markers
-                              else slicer.vtkMRMLPlotSeriesNode.MarkerStyleNone)
-        series.SetColor(*color)
-        return series
+        """A plot series node showing two table columns (reused by name between runs)."""
+        return plotSeries(name, tableNode, xColumn, yColumn, color, line, dashed=dashed, markers=markers,
+                          seriesAttribute="LuDosimetry.series")
 
     def tacVoiNames(self, parameterNode: LuDosimetryParameterNode) -> list:
         """VOI names of the results table (for the time-activity curve chooser)."""
@@ -2080,12 +2151,7 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
 
     def showChart(self, chartNode) -> None:
         """Show a plot chart in the layout."""
-        if chartNode is None:
-            raise ValueError(_("Run the dosimetry first."))
-        slicer.modules.plots.logic().ShowChartInLayout(chartNode)
-        layoutManager = slicer.app.layoutManager()
-        if layoutManager is not None and layoutManager.plotWidget(0) is not None:
-            layoutManager.plotWidget(0).plotView().fitToContent()
+        showChart(chartNode, _("Run the dosimetry first."))
 
     def mapNodesOfPatient(self, patientId: str) -> list:
         return [n for n in slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode")

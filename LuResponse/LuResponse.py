@@ -35,6 +35,22 @@ from slicer import (
     vtkMRMLTableNode,
 )
 
+# Slicer helpers shared with the LuDosimetry module of this extension (a dependency of this module, so it is
+# loaded first; its folder is on sys.path).
+from LuDosimetry import (
+    createProgress,
+    outputChart,
+    outputNode,
+    paletteColor,
+    parseFloat,
+    plotSeries,
+    readTableRows,
+    showChart,
+    taggedNode,
+    writeTableColumns,
+)
+from LuDosimetry import ensurePythonPackages as _ensurePythonPackages
+
 MODEL_KINDS = ["logistic", "svm"]
 RESPONSE_CODES = ["CR", "PR", "SD", "PD"]
 CAD = "cumulative_tumor_dose_Gy"
@@ -49,6 +65,10 @@ SURVIVAL_REQUIREMENTS = {"lifelines>=0.27": "lifelines"}
 REPORT_REQUIREMENTS = {"matplotlib>=3.7": "matplotlib"}
 SURVIVAL_COLUMNS = ("pfs_months", "pfs_event", "os_months", "os_event")
 
+# Colours of the plot series (cycled).
+PALETTE = [(0.10, 0.60, 0.30), (0.22, 0.49, 0.72), (0.95, 0.60, 0.10), (0.85, 0.15, 0.15),
+           (0.50, 0.30, 0.65), (0.40, 0.40, 0.40)]
+
 
 class _RocPoints:
     """ROC points given as lists (the in-sample sigmoid ROC of LuResponseLib.analysis is a dict)."""
@@ -61,28 +81,9 @@ def ensurePythonPackages(requirements: dict, purpose: str, requester: str = "LuR
     """Install the missing packages of ``requirements`` (pip requirement -> import name) after asking the
     user; never at import time. Returns True when all are importable, False if the user declined.
 
-    Uses slicer.packaging.pip_ensure (Slicer >= 5.12) or slicer.util.pip_install (older Slicer).
+    LuDosimetry.ensurePythonPackages with LuResponse as the default requester.
     """
-    import importlib
-    import importlib.util
-
-    missing = [req for req, module in requirements.items() if importlib.util.find_spec(module) is None]
-    if not missing:
-        return True
-    if not slicer.util.confirmOkCancelDisplay(
-            _("{purpose} needs Python packages that are not installed in Slicer yet:\n\n{packages}\n\n"
-              "Install them now? (internet connection needed)").format(purpose=purpose, packages="\n".join(missing)),
-            windowTitle=_("Install Python packages")):
-        return False
-    try:
-        import slicer.packaging
-    except ImportError:  # Slicer < 5.12
-        slicer.util.pip_install(" ".join(missing))
-    else:
-        # The user has just confirmed; also install when Slicer runs its self-tests (the tests need them).
-        slicer.packaging.pip_ensure(missing, prompt_install=False, requester=requester, skip_in_testing=False)
-    importlib.invalidate_caches()
-    return all(importlib.util.find_spec(module) is not None for module in requirements.values())
+    return _ensurePythonPackages(requirements, purpose, requester)
 
 
 #
@@ -99,7 +100,7 @@ class LuResponse(ScriptedLoadableModule):
         ScriptedLoadableModule.__init__(self, parent)
         self.parent.title = _("Lu Response")
         self.parent.categories = [translate("qSlicerAbstractCoreModule", "Nuclear Medicine")]
-        self.parent.dependencies = []
+        self.parent.dependencies = ["LuDosimetry"]  # shared Slicer helpers are imported from LuDosimetry
         self.parent.contributors = ["LuDosimetry developers"]
         self.parent.helpText = _("""
 Cohort dose-response analysis of [177Lu]Lu-DOTATATE therapy: load a cohort table (one row per patient:
@@ -265,13 +266,7 @@ class LuResponseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         withModels = ensurePythonPackages(MODEL_REQUIREMENTS, _("Training the responder models"))
         withSurvival = not self.logic.hasSurvivalColumns(pn.cohortTable) or ensurePythonPackages(
             SURVIVAL_REQUIREMENTS, _("The survival analyses (PFS / OS columns)"))
-        progress = slicer.util.createProgressDialog(maximum=100, windowTitle=_("LuResponse"), labelText=_("Analysing..."))
-
-        def report(fraction, message):
-            progress.value = int(round(100 * fraction))
-            progress.labelText = message
-            slicer.app.processEvents()
-
+        progress, report = createProgress(_("LuResponse"), _("Analysing..."))
         try:
             with slicer.util.tryWithErrorDisplay(_("The analyses failed."), waitCursor=True):
                 self.logic.runAnalyses(pn, withModels=withModels, withSurvival=withSurvival, progress=report)
@@ -337,63 +332,26 @@ class LuResponseLogic(ScriptedLoadableModuleLogic):
 
     # ------------------------------------------------------------------ table helpers (no computation)
 
-    @staticmethod
-    def parseFloat(text, default=None):
-        try:
-            value = float(str(text).strip())
-        except (TypeError, ValueError):
-            return default
-        return value if math.isfinite(value) else default
+    parseFloat = staticmethod(parseFloat)
+    outputNode = staticmethod(outputNode)
 
     @staticmethod
     def writeColumns(tableNode, columns: dict) -> None:
         """Replace a table node's content: ``columns`` maps name -> list of values; numeric lists
         (all values float/int/None) become vtkDoubleArray (plottable, NaN for None), others strings."""
-        tableNode.RemoveAllColumns()
-        for name, values in columns.items():
-            values = list(values)
-            numeric = all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in values)
-            array = vtk.vtkDoubleArray() if numeric else vtk.vtkStringArray()
-            array.SetName(name)
-            array.SetNumberOfValues(len(values))
-            for i, v in enumerate(values):
-                if numeric:
-                    array.SetValue(i, float("nan") if v is None else float(v))
-                else:
-                    array.SetValue(i, "" if v is None else str(v))
-            tableNode.AddColumn(array)
-        tableNode.Modified()
+        columns = [(name, list(values)) for name, values in columns.items()]
+        numeric = {name for name, values in columns
+                   if all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in values)}
+        writeTableColumns(tableNode, columns, numeric)
 
     @staticmethod
     def readRows(tableNode) -> list:
         """Rows of a table node as dicts of column name -> cell text ("" for empty/NaN)."""
-        if tableNode is None:
-            return []
-        names = [tableNode.GetColumnName(c) for c in range(tableNode.GetNumberOfColumns())]
-        rows = []
-        for r in range(tableNode.GetNumberOfRows()):
-            row = {}
-            for c, name in enumerate(names):
-                text = tableNode.GetCellText(r, c)
-                row[name] = "" if text.lower() == "nan" else text
-            rows.append(row)
-        return rows
-
-    def outputNode(self, className: str, existing, name: str):
-        if existing is not None and existing.GetScene() is not None:
-            existing.SetName(name)
-            return existing
-        return slicer.mrmlScene.AddNewNodeByClass(className, name)
+        return readTableRows(tableNode, nanAsEmpty=True)
 
     def dataTable(self, role: str, name: str):
         """A data table for plots, found again by its role attribute (reused between runs)."""
-        for node in slicer.util.getNodesByClass("vtkMRMLTableNode"):
-            if node.GetAttribute("LuResponse.role") == role:
-                node.SetName(name)
-                return node
-        node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLTableNode", name)
-        node.SetAttribute("LuResponse.role", role)
-        return node
+        return taggedNode("vtkMRMLTableNode", "LuResponse.role", role, name)
 
     # ------------------------------------------------------------------ cohort
 
@@ -586,39 +544,16 @@ class LuResponseLogic(ScriptedLoadableModuleLogic):
 
     @staticmethod
     def color(index: int) -> tuple:
-        palette = [(0.10, 0.60, 0.30), (0.22, 0.49, 0.72), (0.95, 0.60, 0.10), (0.85, 0.15, 0.15),
-                   (0.50, 0.30, 0.65), (0.40, 0.40, 0.40)]
-        return palette[index % len(palette)]
+        return paletteColor(PALETTE, index)
 
     def plotSeries(self, name: str, tableNode, xColumn: str, yColumn: str, color, line: bool, markers: bool = True,
                    dashed: bool = False):
         """A plot series node showing two table columns (reused by name between runs)."""
-        series = None
-        for node in slicer.util.getNodesByClass("vtkMRMLPlotSeriesNode"):
-            if node.GetAttribute("LuResponse.series") == name:
-                series = node
-        if series is None:
-            series = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLPlotSeriesNode", name)
-            series.SetAttribute("LuResponse.series", name)
-        series.SetAndObserveTableNodeID(tableNode.GetID())
-        series.SetXColumnName(xColumn)
-        series.SetYColumnName(yColumn)
-        series.SetPlotType(slicer.vtkMRMLPlotSeriesNode.PlotTypeScatter)
-        if not line:
-            series.SetLineStyle(slicer.vtkMRMLPlotSeriesNode.LineStyleNone)
-        else:
-            series.SetLineStyle(slicer.vtkMRMLPlotSeriesNode.LineStyleDash if dashed
-                                else slicer.vtkMRMLPlotSeriesNode.LineStyleSolid)
-        series.SetMarkerStyle(slicer.vtkMRMLPlotSeriesNode.MarkerStyleCircle if markers
-                              else slicer.vtkMRMLPlotSeriesNode.MarkerStyleNone)
-        series.SetColor(*color)
-        return series
+        return plotSeries(name, tableNode, xColumn, yColumn, color, line, dashed=dashed, markers=markers,
+                          seriesAttribute="LuResponse.series")
 
     def chart(self, existing, name: str, xTitle: str, yTitle: str):
-        chart = self.outputNode("vtkMRMLPlotChartNode", existing, name)
-        chart.SetTitle(name)
-        chart.SetXAxisTitle(xTitle)
-        chart.SetYAxisTitle(yTitle)
+        chart = outputChart(existing, name, xTitle, yTitle)
         chart.RemoveAllPlotSeriesNodeIDs()
         return chart
 
@@ -731,12 +666,8 @@ class LuResponseLogic(ScriptedLoadableModuleLogic):
         parameterNode.surfaceVolume = volume
 
     def showChart(self, chartNode) -> None:
-        if chartNode is None:
-            raise ValueError(_("Run the analyses first."))
-        slicer.modules.plots.logic().ShowChartInLayout(chartNode)
-        layoutManager = slicer.app.layoutManager()
-        if layoutManager is not None and layoutManager.plotWidget(0) is not None:
-            layoutManager.plotWidget(0).plotView().fitToContent()
+        """Show a plot chart in the layout."""
+        showChart(chartNode, _("Run the analyses first."))
 
     def showSurface(self, parameterNode: LuResponseParameterNode) -> None:
         if parameterNode.surfaceVolume is None:

@@ -77,6 +77,14 @@ def test_pv_corrected_tumour_activity_matches_truth(demo_dir):
     assert checked == 3 * 4 * 3
 
 
+def test_lesion_tracking_in_summary(demo_dir):
+    s = json.loads((demo_dir / "summary.json").read_text())
+    lt = s["lesion_tracking"]
+    assert sorted(t["lesion"] for t in lt["tracks"]) == ["tumor_liver_1", "tumor_liver_2", "tumor_node_1"]
+    assert all(t["category"] in ("disappearing", "decreasing", "stable", "increasing", "new") for t in lt["tracks"])
+    assert isinstance(lt["heterogeneous"], bool)
+
+
 def test_small_tumour_excluded_and_listed(demo_dir):
     s = json.loads((demo_dir / "summary.json").read_text())
     assert "tumor_node_2" in s["tumors_excluded"]

@@ -42,6 +42,7 @@ def _run_options(args: argparse.Namespace):
         fit_model=args.fit_model,
         min_tumor_volume_ml=args.min_volume_ml,
         save_maps=args.save_maps,
+        resegment_each_cycle=args.resegment_each_cycle,
     )
 
 
@@ -119,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--min-volume-ml", type=float, default=10.0,
                        help="minimum tumour volume on the cycle-1 reference scan (default 10 mL, seed 000)")
         q.add_argument("--save-maps", action="store_true", help="also write dose and TIA maps (NRRD)")
+        q.add_argument("--resegment-each-cycle", action="store_true",
+                       help="contour adaptive-threshold tumours again on each cycle's reference scan "
+                            "(default: the cycle-1 contour is copied to every scan, seed 000)")
 
     sp = sub.add_parser("run", help="dosimetry of one patient from a study manifest")
     sp.add_argument("manifest")

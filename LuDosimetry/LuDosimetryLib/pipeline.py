@@ -35,7 +35,7 @@ import SimpleITK as sitk
 from . import cycles as cycle_metrics
 from . import dose as dose_mod
 from . import images as image_io
-from . import kinetics, pvc, radiobiology, registration, segmentation
+from . import kinetics, pvc, radiobiology, registration, segmentation, tracking
 from .errors import InputDataError, LuDosimetryError
 from .radionuclides import get_nuclide
 from .study import Study, VoiDefinition, load_study
@@ -69,6 +69,9 @@ class PipelineOptions:
         ``fit_model_per_voi`` overrides it for named VOIs.
     min_tumor_volume_ml: tumours smaller than this on the cycle-1 reference scan are excluded.
     reference_hours: the reference time point (closest scan to this many hours p.i.).
+    resegment_each_cycle: contour adaptive-threshold tumours again, inside the same ROI, on each
+        cycle's registered reference scan (volume and mass per cycle); otherwise the cycle-1
+        contour is copied to every scan (seed 000).
     apply_pvc_to: VOI kinds corrected with recovery coefficients (seed 000: tumours and kidneys).
     """
 
@@ -82,6 +85,7 @@ class PipelineOptions:
     value_uncertainty: float = 0.05
     fit_model_per_voi: dict = field(default_factory=dict)  # VOI name -> model, overrides fit_model
     local_box_margin_mm: float = 30.0  # "local" registration: box = tumour extent + this margin per side
+    resegment_each_cycle: bool = False  # adaptive-threshold tumours contoured again on each cycle's reference
 
 
 @dataclass
@@ -104,6 +108,17 @@ class Voi:
     mass_g: float
     included: bool = True
     flags: list = field(default_factory=list)
+    roi: np.ndarray | None = None  # the drawn label (the rough ROI of an adaptive-threshold tumour)
+    per_cycle: dict = field(default_factory=dict)  # cycle -> (mask, volume_ml, mass_g) when re-segmented
+
+    def mask_for(self, cycle: int) -> np.ndarray:
+        return self.per_cycle[cycle][0] if cycle in self.per_cycle else self.mask
+
+    def volume_for(self, cycle: int) -> float:
+        return self.per_cycle[cycle][1] if cycle in self.per_cycle else self.volume_ml
+
+    def mass_for(self, cycle: int) -> float:
+        return self.per_cycle[cycle][2] if cycle in self.per_cycle else self.mass_g
 
     @property
     def name(self) -> str:
@@ -229,7 +244,7 @@ def register_scans(study: Study, images: StudyImages, ref_key: tuple, method: st
     regs, registered, local = {}, {}, {}
     transforms = transforms or {}
     global_method = "auto" if method == "local" else method
-    cycle_refs = {c.cycle: (c.cycle, reference_index(c.hours, reference_hours)) for c in study.cycles}
+    cycle_refs = cycle_reference_keys(study, reference_hours)
     cycle_regs = {}
     keys = sorted(images.spect)
     for n, key in enumerate(keys):
@@ -318,7 +333,7 @@ def define_vois(study: Study, images: StudyImages, reference: sitk.Image, refere
                 mask, flags = roi, flags + ["segmentation:roi_fallback"]
         volume = float(mask.sum()) * voxel_ml
         mass = float(density[mask].sum()) * voxel_ml if density is not None else volume
-        vois.append(Voi(definition=d, mask=mask, volume_ml=volume, mass_g=mass, flags=flags))
+        vois.append(Voi(definition=d, mask=mask, volume_ml=volume, mass_g=mass, flags=flags, roi=roi))
     tumours = {v.name: v.volume_ml for v in vois if v.kind == "tumor"}
     if tumours:
         rule = pvc.apply_minimum_volume_rule(tumours, min_volume_ml=options.min_tumor_volume_ml)
@@ -329,6 +344,57 @@ def define_vois(study: Study, images: StudyImages, reference: sitk.Image, refere
                 warnings.append(f"{v.name} excluded: {v.volume_ml:.1f} mL on the cycle-1 reference scan is below "
                                 f"the minimum volume of {options.min_tumor_volume_ml:g} mL")
     return vois, warnings, density
+
+
+def cycle_reference_keys(study: Study, reference_hours: float) -> dict:
+    """{cycle: (cycle, i)} of each cycle's reference scan (closest to ``reference_hours``)."""
+    return {c.cycle: (c.cycle, reference_index(c.hours, reference_hours)) for c in study.cycles}
+
+
+def resegment_cycles(vois: list, registered: dict, cycle_refs: dict, density, voxel_ml: float) -> list:
+    """Contour each adaptive-threshold tumour again on every cycle's registered reference scan,
+    inside its ROI (:func:`segmentation.adaptive_threshold_segment`); sets ``Voi.per_cycle``.
+    A cycle where nothing is found keeps the cycle-1 contour and says so. Returns warnings."""
+    warnings = []
+    for v in vois:
+        if v.definition.mode != "adaptive_threshold" or v.roi is None:
+            continue
+        for c, key in cycle_refs.items():
+            seg = segmentation.adaptive_threshold_segment(registered[key], v.roi)
+            if not seg.mask.any():
+                warnings.append(f"{v.name} cycle {c}: re-segmentation found no lesion in the ROI; cycle-1 contour used")
+                continue
+            vol = float(seg.mask.sum()) * voxel_ml
+            mass = float(density[seg.mask].sum()) * voxel_ml if density is not None else vol
+            v.per_cycle[c] = (seg.mask, vol, mass)
+    return warnings
+
+
+def track_lesions(vois: list, registered: dict, cycle_refs: dict, reference: sitk.Image) -> dict:
+    """Lesions matched across cycles with seed 003 categories (:func:`tracking.match_lesions`).
+
+    Lesions: the included tumours' contours per cycle (re-segmented ones when available);
+    value: total uptake (MBq) in the lesion on each cycle's registered reference scan. Returns a
+    JSON-ready dict (tracks with names, per-cycle volume and uptake, category; counts; the
+    patient-level heterogeneity flag)."""
+    tumours = [v for v in vois if v.kind == "tumor" and v.included]
+    cycles = sorted(cycle_refs)
+    if not tumours or len(cycles) < 2:
+        return {"tracks": [], "counts": {}, "heterogeneous": False,
+                "note": "lesion tracking needs at least one included tumour and two cycles"}
+    masks = [[v.mask_for(c) for v in tumours] for c in cycles]
+    images = [registered[cycle_refs[c]] for c in cycles]
+    res = tracking.match_lesions(masks, reference, images_by_cycle=images)
+    tracks = []
+    for t in res.tracks:
+        first = next(i for i, m in enumerate(t.members) if m is not None)
+        name = tumours[t.members[first]].name
+        tracks.append({"lesion": name, "category": t.category, "change_percent": t.change_percent,
+                       "uptake_MBq_by_cycle": dict(zip(cycles, t.values)),
+                       "volume_ml_by_cycle": {c: (res.observations[i][m].volume_ml if m is not None else None)
+                                              for i, (c, m) in enumerate(zip(cycles, t.members))}})
+    return {"value": "total uptake at each cycle's reference time point (MBq), first vs last cycle",
+            "tracks": tracks, "counts": dict(res.counts), "heterogeneous": bool(res.heterogeneous)}
 
 
 def measure_voi_values(registered: dict, vois: list, units: str, local: dict | None = None) -> dict:
@@ -342,7 +408,7 @@ def measure_voi_values(registered: dict, vois: list, units: str, local: dict | N
         voxel_ml = image_io.voxel_volume_ml(img)
         for v in vois:
             own = local.get((v.name, key))
-            vals = (sitk.GetArrayViewFromImage(own) if own is not None else arr)[v.mask]
+            vals = (sitk.GetArrayViewFromImage(own) if own is not None else arr)[v.mask_for(key[0])]
             if units == "Gy/h":
                 out[(v.name, key[0], key[1])] = float(vals.mean())
             else:
@@ -384,6 +450,11 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
         if r is not None:
             warnings.extend(f"registration cycle {key[0]} #{key[1] + 1}: {w}" for w in r.warnings)
     timings["registration"] = time.perf_counter() - t0
+    cycle_refs = cycle_reference_keys(study, options.reference_hours)
+    if options.resegment_each_cycle:
+        t0 = time.perf_counter()
+        warnings.extend(resegment_cycles(vois, registered, cycle_refs, density, image_io.voxel_volume_ml(reference)))
+        timings["segmentation"] += time.perf_counter() - t0
 
     rc_curve = None
     if study.recovery_coefficients:
@@ -405,7 +476,7 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
             hours = np.array(cyc.hours)
             flags = list(v.flags)
             if voxel_map is not None:
-                y = np.array([float(sitk.GetArrayViewFromImage(voxel_map[(cyc.cycle, i)])[v.mask].mean())
+                y = np.array([float(sitk.GetArrayViewFromImage(voxel_map[(cyc.cycle, i)])[v.mask_for(cyc.cycle)].mean())
                               for i in range(len(hours))])
                 y_units = "Gy/h"
             else:
@@ -414,7 +485,7 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
             raw = y.copy()
             rc = 1.0
             if rc_curve is not None and v.kind in options.apply_pvc_to:
-                corrected, rc, pvc_flags = rc_curve.correct(y, v.volume_ml)
+                corrected, rc, pvc_flags = rc_curve.correct(y, v.volume_for(cyc.cycle))
                 y = np.asarray(corrected, dtype=float)
                 flags += list(pvc_flags)
             fit = kinetics.fit_time_activity(hours, y, model=options.fit_model_per_voi.get(v.name, options.fit_model),
@@ -433,17 +504,17 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
                 tia = None
             else:
                 tia = fit.integral
-                dose_Gy = dose_mod.led_dose_Gy(tia, v.mass_g, nuclide)
+                dose_Gy = dose_mod.led_dose_Gy(tia, v.mass_for(cyc.cycle), nuclide)
                 dose_sd = dose_Gy * fit.uncertainty / fit.integral if fit.integral > 0 else float("nan")
             aa = cyc.administered_activity_MBq
             rows.append({
                 "patient_id": study.patient_id, "cycle": cyc.cycle, "voi": v.name, "kind": v.kind,
-                "volume_ml": round(v.volume_ml, 3), "administered_activity_MBq": aa,
+                "volume_ml": round(v.volume_for(cyc.cycle), 3), "administered_activity_MBq": aa,
                 "absorbed_dose_Gy": dose_Gy, "ad_per_aa_Gy_per_GBq": dose_Gy / (aa / 1000.0),
                 "fit_model": fit.model, "effective_half_life_h": fit.effective_half_life_h,
                 "recovery_coefficient": rc, "flags": ";".join(dict.fromkeys(flags)),
                 "absorbed_dose_uncertainty_Gy": dose_sd, "time_integrated_activity_MBq_h": tia,
-                "mass_g": v.mass_g, "included": v.included, "excluded": not v.included,
+                "mass_g": v.mass_for(cyc.cycle), "included": v.included, "excluded": not v.included,
                 "lea_catcheside_g": radiobiology.g_factor_from_fit(fit) if v.kind == "kidney" else None,
             })
             if fit.flags:  # a fallback, a rising curve or a bound: say what was done and why
@@ -462,6 +533,7 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
     _report(progress, 0.9, "cross-cycle metrics, kidney BED and next-cycle activity")
     t0 = time.perf_counter()
     summary = _summarise(study, rows, warnings)
+    summary["lesion_tracking"] = track_lesions(vois, registered, cycle_refs, reference)
     timings["cross-cycle metrics"] = time.perf_counter() - t0
     return PipelineResult(study=study, rows=rows, summary=summary, fits=fits, samples=samples,
                           time_activity=time_activity, vois=vois,
@@ -503,6 +575,8 @@ def voxel_dose_maps(study: Study, registered: dict, reference: sitk.Image, densi
         mask = np.zeros(sitk.GetArrayViewFromImage(reference).shape, dtype=bool)
         for v in vois:
             mask |= v.mask
+            for m, _, _ in v.per_cycle.values():
+                mask |= m
     out = {"tia_MBq_h": {}, "dose_Gy": {}, "dose_statistics": {}, "warnings": []}
     for cyc in study.cycles:
         keys = [(cyc.cycle, i) for i in range(len(cyc.timepoints))]
@@ -527,7 +601,8 @@ def voxel_dose_maps(study: Study, registered: dict, reference: sitk.Image, densi
                 out[name][cyc.cycle] = img
         masses = density * voxel_ml if density is not None else None
         for v in vois:
-            out["dose_statistics"][(v.name, cyc.cycle)] = dose_mod.voi_dose_statistics(dose_Gy, v.mask, masses)
+            out["dose_statistics"][(v.name, cyc.cycle)] = dose_mod.voi_dose_statistics(dose_Gy, v.mask_for(cyc.cycle),
+                                                                                       masses)
     return out
 
 

@@ -114,7 +114,15 @@ def default_compartments() -> list[Compartment]:
 
 @dataclass
 class PhantomConfig:
-    """Settings of the synthetic patient (defaults: the demo patient)."""
+    """Settings of the synthetic patient (defaults: the demo patient).
+
+    ``spect_units`` selects what the SPECT files hold: activity concentration (Bq/mL); counts
+    per voxel (the Bq/mL image times voxel volume, ``calibration_cps_per_MBq`` and the
+    acquisition duration, both written to the manifest); or an absorbed-dose-rate map (Gy/h) by
+    local deposition, ``rate = C x E_electrons / rho`` with the true tissue density (floored at
+    0.26 g/mL, lung, so blurred activity in air does not blow up), as a Monte Carlo code would
+    hand over.
+    """
 
     seed: int = 1
     patient_id: str = "SYNTH001"
@@ -135,6 +143,8 @@ class PhantomConfig:
     cycle_interval_days: float = 56.0
     first_injection: str = "2025-01-06T09:00:00+00:00"
     radionuclide: str = "Lu-177"
+    spect_units: str = "Bq/mL"  # or "counts" (calibration_cps_per_MBq) or "Gy/h" (local-deposition dose rate)
+    calibration_cps_per_MBq: float = 12.0  # for spect_units "counts": tomographic sensitivity written to the manifest
     compartments: list = field(default_factory=default_compartments)
 
 
@@ -319,6 +329,14 @@ def simulate_scan(cfg: PhantomConfig, truth: dict, cycle: int, hours: float, pos
                            cfg.acquisition_duration_s, rng)
     hu = paint(cfg, [comp.hu for comp in cfg.compartments], -1000.0, pose)
     ct = hu + rng.normal(0.0, cfg.ct_noise_HU, hu.shape) * (hu > -900)
+    if cfg.spect_units == "counts":
+        voxel_ml = cfg.spacing_mm ** 3 / 1000.0
+        spect = (spect * (voxel_ml * 1e-6 * cfg.calibration_cps_per_MBq * cfg.acquisition_duration_s)).astype(np.float32)
+    elif cfg.spect_units == "Gy/h":
+        rho = np.maximum(paint(cfg, [comp.density_g_per_ml for comp in cfg.compartments], 0.0012, pose), 0.26)
+        spect = (spect * 1e-6 * energy / rho).astype(np.float32)
+    elif cfg.spect_units != "Bq/mL":
+        raise ValueError(f"PhantomConfig.spect_units must be 'Bq/mL', 'counts' or 'Gy/h', got {cfg.spect_units!r}")
     return spect, np.clip(np.round(ct), -1024, 3071).astype(np.int16)
 
 
@@ -366,8 +384,12 @@ def write_phantom_study(out_dir, config: PhantomConfig | None = None) -> Path:
                 cp = f"cycle{c}/ct_{int(round(h)):03d}h.nii.gz"
                 sitk.WriteImage(_to_image(spect, cfg), str(tmp / sp), True)
                 sitk.WriteImage(_to_image(ct, cfg), str(tmp / cp), True)
-                tps.append({"acquisition_time": (inj + timedelta(hours=h)).isoformat(), "spect": sp,
-                            "spect_units": "Bq/mL", "ct": cp})
+                tp = {"acquisition_time": (inj + timedelta(hours=h)).isoformat(), "spect": sp,
+                      "spect_units": cfg.spect_units, "ct": cp}
+                if cfg.spect_units == "counts":
+                    tp.update(calibration_cps_per_MBq=cfg.calibration_cps_per_MBq,
+                              acquisition_duration_s=cfg.acquisition_duration_s)
+                tps.append(tp)
             cycles.append({"cycle": c, "administered_activity_MBq": round(truth["administered_activity_MBq"][c - 1], 1),
                            "injection_time": inj.astimezone(timezone.utc).isoformat(), "timepoints": tps})
         sitk.WriteImage(_to_image(segmentation_labelmap(cfg), cfg), str(tmp / "segmentation.nii.gz"), True)

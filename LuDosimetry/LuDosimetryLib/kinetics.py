@@ -1041,31 +1041,35 @@ class VoxelwiseFit:
         return {self.MODEL_CODES[int(c)]: int(k) for c, k in zip(codes, num)}
 
 
-def _solve3_quadform(m00, m01, m02, m11, m12, m22, g0, g1, g2):
-    """gᵀ M⁻¹ g for symmetric 3×3 M given by components (vectorised, Cramer/adjugate)."""
+def _adjugate3(m00, m01, m02, m11, m12, m22):
+    """Cofactors (c00, c01, c02, c11, c12, c22) and determinant of a symmetric 3×3 M (vectorised)."""
     c00 = m11 * m22 - m12 * m12
     c01 = m02 * m12 - m01 * m22
     c02 = m01 * m12 - m02 * m11
     c11 = m00 * m22 - m02 * m02
     c12 = m01 * m02 - m00 * m12
     c22 = m00 * m11 - m01 * m01
-    det = m00 * c00 + m01 * c01 + m02 * c02
-    q = (g0 * (c00 * g0 + c01 * g1 + c02 * g2) + g1 * (c01 * g0 + c11 * g1 + c12 * g2)
-         + g2 * (c02 * g0 + c12 * g1 + c22 * g2))
-    return q / det, det
+    return (c00, c01, c02, c11, c12, c22), m00 * c00 + m01 * c01 + m02 * c02
+
+
+def _adj_times(c, b0, b1, b2):
+    """adj(M) b for the cofactors ``c`` of :func:`_adjugate3`."""
+    c00, c01, c02, c11, c12, c22 = c
+    return (c00 * b0 + c01 * b1 + c02 * b2, c01 * b0 + c11 * b1 + c12 * b2, c02 * b0 + c12 * b1 + c22 * b2)
+
+
+def _solve3_quadform(m00, m01, m02, m11, m12, m22, g0, g1, g2):
+    """gᵀ M⁻¹ g for symmetric 3×3 M given by components (vectorised, Cramer/adjugate)."""
+    c, det = _adjugate3(m00, m01, m02, m11, m12, m22)
+    a0, a1, a2 = _adj_times(c, g0, g1, g2)
+    return (g0 * a0 + g1 * a1 + g2 * a2) / det, det
 
 
 def _solve3(m00, m01, m02, m11, m12, m22, b0, b1, b2):
     """x = M⁻¹ b for symmetric 3×3 M (vectorised)."""
-    c00 = m11 * m22 - m12 * m12
-    c01 = m02 * m12 - m01 * m22
-    c02 = m01 * m12 - m02 * m11
-    c11 = m00 * m22 - m02 * m02
-    c12 = m01 * m02 - m00 * m12
-    c22 = m00 * m11 - m01 * m01
-    det = m00 * c00 + m01 * c01 + m02 * c02
-    return ((c00 * b0 + c01 * b1 + c02 * b2) / det, (c01 * b0 + c11 * b1 + c12 * b2) / det,
-            (c02 * b0 + c12 * b1 + c22 * b2) / det)
+    c, det = _adjugate3(m00, m01, m02, m11, m12, m22)
+    a0, a1, a2 = _adj_times(c, b0, b1, b2)
+    return a0 / det, a1 / det, a2 / det
 
 
 def _biexp_gn(t, Y, S, A, l1, l2, max_iter=40):

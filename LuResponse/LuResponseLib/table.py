@@ -502,19 +502,20 @@ CYCLE_COLUMNS: tuple[ColumnSpec, ...] = (
 
 
 @dataclass
-class CycleTable:
-    """Per-VOI, per-cycle doses of many patients (rows of contract-2 ``voi_cycle_doses.csv``)."""
+class _ColumnTable:
+    """Columns by name (numpy arrays), where they came from, and the rows with missing values."""
 
     columns: dict[str, np.ndarray]
     source: str = "<memory>"
     missing: list[TableProblem] = field(default_factory=list)
+    _kind = "table"
 
     def __len__(self) -> int:
         return len(self.columns["patient_id"])
 
     def column(self, name: str) -> np.ndarray:
         if name not in self.columns:
-            raise KeyError(f"column '{name}' is not in the per-cycle table {self.source}")
+            raise KeyError(f"column '{name}' is not in the {self._kind} {self.source}")
         return self.columns[name]
 
     def has(self, name: str) -> bool:
@@ -522,6 +523,13 @@ class CycleTable:
 
     def write_csv(self, path: str | Path) -> Path:
         return write_columns_csv(self.columns, path)
+
+
+@dataclass
+class CycleTable(_ColumnTable):
+    """Per-VOI, per-cycle doses of many patients (rows of contract-2 ``voi_cycle_doses.csv``)."""
+
+    _kind = "per-cycle table"
 
 
 def cycle_table_from_rows(rows: Sequence[Mapping[str, object]], source: str = "<memory>",
@@ -591,26 +599,10 @@ LESION_COLUMNS: tuple[ColumnSpec, ...] = (
 
 
 @dataclass
-class LesionTable:
+class LesionTable(_ColumnTable):
     """One row per lesion: dose, volume change and/or total uptake before and after therapy."""
 
-    columns: dict[str, np.ndarray]
-    source: str = "<memory>"
-    missing: list[TableProblem] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.columns["patient_id"])
-
-    def column(self, name: str) -> np.ndarray:
-        if name not in self.columns:
-            raise KeyError(f"column '{name}' is not in the lesion table {self.source}")
-        return self.columns[name]
-
-    def has(self, name: str) -> bool:
-        return name in self.columns and bool(np.any(~np.isnan(self.columns[name])))
-
-    def write_csv(self, path: str | Path) -> Path:
-        return write_columns_csv(self.columns, path)
+    _kind = "lesion table"
 
 
 def lesion_table_from_rows(rows: Sequence[Mapping[str, object]], source: str = "<memory>",

@@ -34,7 +34,6 @@ from slicer.parameterNodeWrapper import (
 
 from slicer import (
     vtkMRMLPlotChartNode,
-    vtkMRMLScalarVolumeNode,
     vtkMRMLSegmentationNode,
     vtkMRMLSegmentEditorNode,
     vtkMRMLTableNode,
@@ -187,12 +186,13 @@ def ensurePythonPackages(requirements: dict, purpose: str, requester: str = "LuD
             windowTitle=_("Install Python packages")):
         return False
     try:
-        import slicer.packaging
+        # not "import slicer.packaging": that would make "slicer" a local name of this function
+        from slicer import packaging as slicerPackaging
     except ImportError:  # Slicer < 5.12
         slicer.util.pip_install(" ".join(missing))
     else:
         # The user has just confirmed; also install when Slicer runs its self-tests (the tests need them).
-        slicer.packaging.pip_ensure(missing, prompt_install=False, requester=requester, skip_in_testing=False)
+        slicerPackaging.pip_ensure(missing, prompt_install=False, requester=requester, skip_in_testing=False)
     importlib.invalidate_caches()
     return all(importlib.util.find_spec(module) is not None for module in requirements.values())
 

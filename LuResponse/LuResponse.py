@@ -8,7 +8,6 @@ The Lib function behind each Logic method is named in its docstring.
 """
 
 import json
-import logging
 import math
 import os
 import pathlib

@@ -602,7 +602,6 @@ def series_info_from_datasets(datasets: list, files: list[Path]) -> DicomSeriesI
 
 
 def _read_emission_tags(ds, datasets, info: DicomSeriesInfo, tz, where: str) -> None:
-    manufacturer = info.manufacturer
     item = _radiopharm_item(ds)
     rp_src = item if item is not None else ds
     if item is None:

@@ -92,6 +92,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .checks import scalar as _scalar
 from .errors import InputDataError
 from .radionuclides import KEV_TO_J, Nuclide, get_nuclide
 
@@ -138,22 +139,6 @@ def _array(x, name: str, *, allow_negative: bool = False, ndim: int | None = Non
         raise InputDataError(f"{name}: {int((a < 0).sum())} value(s) are negative (min {a.min():.4g}); "
                              "clip them (np.clip) if they come from reconstruction or resampling")
     return a
-
-
-def _scalar(x, name: str, *, positive: bool = False, nonneg: bool = False, lo=None, hi=None) -> float:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        raise InputDataError(f"{name}: expected a number, got {x!r}") from None
-    if not math.isfinite(v):
-        raise InputDataError(f"{name}: must be finite, got {v}")
-    if positive and v <= 0:
-        raise InputDataError(f"{name}: must be > 0, got {v}")
-    if nonneg and v < 0:
-        raise InputDataError(f"{name}: must be >= 0, got {v}")
-    if lo is not None and v < lo or hi is not None and v > hi:
-        raise InputDataError(f"{name}: must be in [{lo}, {hi}], got {v}")
-    return v
 
 
 def _voxel_size(v, name: str = "voxel_size_mm") -> tuple:

@@ -73,6 +73,7 @@ from typing import ClassVar
 import numpy as np
 from scipy import optimize
 
+from .checks import scalar
 from .errors import FitError, InputDataError
 
 __all__ = [
@@ -137,23 +138,11 @@ def _as_times(times_h, name: str = "times_h", min_points: int = 2) -> np.ndarray
 
 
 def _positive_scalar(x, name: str, unit: str = "") -> float:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        raise InputDataError(f"{name} must be a number{(' in ' + unit) if unit else ''}, got {x!r}") from None
-    if not math.isfinite(v) or v <= 0:
-        raise InputDataError(f"{name} must be finite and > 0{(' ' + unit) if unit else ''}, got {v!r}")
-    return v
+    return scalar(x, name, positive=True, unit=unit)
 
 
 def _nonneg_scalar(x, name: str, unit: str = "") -> float:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        raise InputDataError(f"{name} must be a number{(' in ' + unit) if unit else ''}, got {x!r}") from None
-    if not math.isfinite(v) or v < 0:
-        raise InputDataError(f"{name} must be finite and >= 0{(' ' + unit) if unit else ''}, got {v!r}")
-    return v
+    return scalar(x, name, nonneg=True, unit=unit)
 
 
 def _as_values(values, n: int, name: str = "values") -> np.ndarray:
@@ -578,7 +567,7 @@ def _biexp3_exact(t3: np.ndarray, Y3: np.ndarray, max_iter: int = 60):
     search range (data not log-concave, uptake unresolvably fast or slow) or no convergence.
     """
     psi = _Psi.get(t3)
-    t0, t1, t2 = psi.t0, psi.t1, psi.t2
+    t2 = psi.t2
     ly = np.log(Y3)
     s_a = (ly[1] - ly[0]) * psi.h_a
     s_b = (ly[2] - ly[1]) * psi.h_b

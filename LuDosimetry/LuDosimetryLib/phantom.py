@@ -340,7 +340,37 @@ def simulate_scan(cfg: PhantomConfig, truth: dict, cycle: int, hours: float, pos
     return spect, np.clip(np.round(ct), -1024, 3071).astype(np.int16)
 
 
-def _to_image(array: np.ndarray, cfg: PhantomConfig) -> sitk.Image:
+@dataclass
+class Scan:
+    """One simulated SPECT/CT scan: arrays [z, y, x] on the phantom grid (see :func:`phantom_image`)."""
+
+    cycle: int
+    hours: float
+    injection_time: datetime
+    acquisition_time: datetime
+    spect: np.ndarray  # float32, in cfg.spect_units
+    ct: np.ndarray  # int16, HU
+
+
+def iter_scans(cfg: PhantomConfig, truth: dict | None = None):
+    """Yield every :class:`Scan` of the synthetic patient, cycle by cycle, in acquisition order.
+
+    One random stream (``cfg.seed``) runs through all scans in this order, so every writer of the
+    phantom (NIfTI :func:`write_phantom_study`, DICOM ``phantom_dicom``) gets identical images.
+    """
+    truth = truth if truth is not None else ground_truth(cfg)
+    poses = make_poses(cfg)
+    rng = np.random.default_rng(cfg.seed)
+    inj0 = datetime.fromisoformat(cfg.first_injection)
+    for c in range(1, cfg.n_cycles + 1):
+        inj = inj0 + timedelta(days=cfg.cycle_interval_days * (c - 1))
+        for h in cfg.hours:
+            spect, ct = simulate_scan(cfg, truth, c, h, poses[(c, h)], rng)
+            yield Scan(cycle=c, hours=h, injection_time=inj, acquisition_time=inj + timedelta(hours=h), spect=spect, ct=ct)
+
+
+def phantom_image(array: np.ndarray, cfg: PhantomConfig) -> sitk.Image:
+    """``array`` [z, y, x] as a SimpleITK image on the phantom grid (identity direction, LPS mm)."""
     img = sitk.GetImageFromArray(array)
     img.SetSpacing((cfg.spacing_mm,) * 3)
     img.SetOrigin(_origin_mm(cfg))
@@ -353,6 +383,12 @@ def recovery_coefficient_table(cfg: PhantomConfig) -> dict:
                                                 (cfg.spacing_mm,) * 3, cfg.fwhm_mm)
     return {"volume_ml": [round(v, 3) for v in volumes], "rc": [round(r, 4) for r in rc],
             "source": f"simulated spheres, Gaussian FWHM {cfg.fwhm_mm} mm, {cfg.spacing_mm} mm voxels"}
+
+
+def voi_labels(cfg: PhantomConfig) -> dict:
+    """The manifest's ``segmentation.labels`` of the phantom: {label: {name, kind, mode}}."""
+    return {str(comp.label): {"name": comp.name, "kind": comp.kind, "mode": comp.mode}
+            for comp in cfg.compartments if comp.label}
 
 
 def write_phantom_study(out_dir, config: PhantomConfig | None = None) -> Path:
@@ -370,33 +406,27 @@ def write_phantom_study(out_dir, config: PhantomConfig | None = None) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=".phantom-", dir=out.parent))
     try:
         truth = ground_truth(cfg)
-        poses = make_poses(cfg)
-        rng = np.random.default_rng(cfg.seed)
-        inj0 = datetime.fromisoformat(cfg.first_injection)
         cycles = []
-        for c in range(1, cfg.n_cycles + 1):
-            inj = inj0 + timedelta(days=cfg.cycle_interval_days * (c - 1))
-            (tmp / f"cycle{c}").mkdir()
-            tps = []
-            for h in cfg.hours:
-                spect, ct = simulate_scan(cfg, truth, c, h, poses[(c, h)], rng)
-                sp = f"cycle{c}/spect_{int(round(h)):03d}h.nii.gz"
-                cp = f"cycle{c}/ct_{int(round(h)):03d}h.nii.gz"
-                sitk.WriteImage(_to_image(spect, cfg), str(tmp / sp), True)
-                sitk.WriteImage(_to_image(ct, cfg), str(tmp / cp), True)
-                tp = {"acquisition_time": (inj + timedelta(hours=h)).isoformat(), "spect": sp,
-                      "spect_units": cfg.spect_units, "ct": cp}
-                if cfg.spect_units == "counts":
-                    tp.update(calibration_cps_per_MBq=cfg.calibration_cps_per_MBq,
-                              acquisition_duration_s=cfg.acquisition_duration_s)
-                tps.append(tp)
-            cycles.append({"cycle": c, "administered_activity_MBq": round(truth["administered_activity_MBq"][c - 1], 1),
-                           "injection_time": inj.astimezone(timezone.utc).isoformat(), "timepoints": tps})
-        sitk.WriteImage(_to_image(segmentation_labelmap(cfg), cfg), str(tmp / "segmentation.nii.gz"), True)
-        labels = {str(comp.label): {"name": comp.name, "kind": comp.kind, "mode": comp.mode}
-                  for comp in cfg.compartments if comp.label}
+        for scan in iter_scans(cfg, truth):
+            c, h = scan.cycle, scan.hours
+            if not cycles or cycles[-1]["cycle"] != c:
+                (tmp / f"cycle{c}").mkdir()
+                cycles.append({"cycle": c, "administered_activity_MBq": round(truth["administered_activity_MBq"][c - 1], 1),
+                               "injection_time": scan.injection_time.astimezone(timezone.utc).isoformat(),
+                               "timepoints": []})
+            sp = f"cycle{c}/spect_{int(round(h)):03d}h.nii.gz"
+            cp = f"cycle{c}/ct_{int(round(h)):03d}h.nii.gz"
+            sitk.WriteImage(phantom_image(scan.spect, cfg), str(tmp / sp), True)
+            sitk.WriteImage(phantom_image(scan.ct, cfg), str(tmp / cp), True)
+            tp = {"acquisition_time": scan.acquisition_time.isoformat(), "spect": sp,
+                  "spect_units": cfg.spect_units, "ct": cp}
+            if cfg.spect_units == "counts":
+                tp.update(calibration_cps_per_MBq=cfg.calibration_cps_per_MBq,
+                          acquisition_duration_s=cfg.acquisition_duration_s)
+            cycles[-1]["timepoints"].append(tp)
+        sitk.WriteImage(phantom_image(segmentation_labelmap(cfg), cfg), str(tmp / "segmentation.nii.gz"), True)
         manifest = {"patient_id": cfg.patient_id, "radionuclide": cfg.radionuclide, "cycles": cycles,
-                    "segmentation": {"file": "segmentation.nii.gz", "labels": labels},
+                    "segmentation": {"file": "segmentation.nii.gz", "labels": voi_labels(cfg)},
                     "recovery_coefficients": recovery_coefficient_table(cfg)}
         (tmp / "study.json").write_text(json.dumps(manifest, indent=2))
         (tmp / "ground_truth.json").write_text(json.dumps(truth, indent=2))

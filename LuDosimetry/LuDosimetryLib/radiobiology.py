@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import integrate
 
+from .checks import scalar
 from .errors import InputDataError
 
 __all__ = [
@@ -86,23 +87,11 @@ class TissueParameters:
 
 
 def _pos(x, name: str) -> float:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        raise InputDataError(f"{name} must be a number, got {x!r}") from None
-    if not math.isfinite(v) or v <= 0:
-        raise InputDataError(f"{name} must be finite and > 0, got {v!r}")
-    return v
+    return scalar(x, name, positive=True)
 
 
 def _nonneg(x, name: str) -> float:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        raise InputDataError(f"{name} must be a number, got {x!r}") from None
-    if not math.isfinite(v) or v < 0:
-        raise InputDataError(f"{name} must be finite and >= 0, got {v!r}")
-    return v
+    return scalar(x, name, nonneg=True)
 
 
 def _vector(x, name: str, allow_empty: bool = False) -> np.ndarray:

@@ -1,7 +1,7 @@
 """The ``lu-dosimetry`` command line.
 
 Subcommands:
-  phantom OUT_DIR              write the synthetic patient (study.json + images + ground truth)
+  phantom OUT_DIR [--dicom]    write the synthetic patient (study.json + images + ground truth; DICOM series)
   run MANIFEST --out DIR       dosimetry of one patient (contract 2 outputs)
   demo --out DIR               phantom + run + report in one go
   inspect DIR                  list image/DICOM series found and what each was taken to be
@@ -28,7 +28,12 @@ def _progress_logger(fraction: float, message: str) -> None:
 def _cmd_phantom(args: argparse.Namespace) -> int:
     from .phantom import PhantomConfig, write_phantom_study
 
-    manifest = write_phantom_study(Path(args.out_dir), PhantomConfig(seed=args.seed))
+    if args.dicom:
+        from .phantom_dicom import write_phantom_dicom
+
+        manifest = write_phantom_dicom(Path(args.out_dir), PhantomConfig(seed=args.seed))
+    else:
+        manifest = write_phantom_study(Path(args.out_dir), PhantomConfig(seed=args.seed))
     print(f"Synthetic patient written: {manifest}")
     return 0
 
@@ -107,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("phantom", help="write a synthetic patient")
     sp.add_argument("out_dir")
     sp.add_argument("--seed", type=int, default=1)
+    sp.add_argument("--dicom", action="store_true",
+                    help="write DICOM series (NM SPECT + CT per scan) with segmentation.nii.gz and study_dicom.json")
     sp.set_defaults(func=_cmd_phantom)
 
     def add_run_options(q: argparse.ArgumentParser) -> None:

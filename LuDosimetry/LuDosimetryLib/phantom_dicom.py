@@ -72,13 +72,10 @@ ground_truth.json  analytic absorbed doses per VOI and cycle (not computed by th
 
 
 def _ds(value: float) -> str:
-    """A DS string of at most 16 characters (values are first rounded to 1e-6)."""
+    """A DS string of at most 16 characters (12 significant digits: -304.8 + 3 x 4.8 gives '-290.4')."""
     from pydicom.valuerep import format_number_as_ds
 
-    v = float(value)
-    if abs(v) >= 1e-3:
-        v = float(f"{v:.6f}")
-    return format_number_as_ds(v)
+    return format_number_as_ds(float(f"{float(value):.12g}"))
 
 
 def _uid(cfg: PhantomConfig, *parts) -> str:

@@ -617,7 +617,8 @@ def _add_dose_statistics(rows: list, stats: dict) -> None:
 def _summarise(study: Study, rows: list, warnings: list, n_planned_cycles: int = 4) -> dict:
     """summary.json (contract 2): cross-cycle metrics (:func:`cycles.cross_cycle_metrics`),
     kidney BED from the per-row Lea-Catcheside factors, and the next-cycle activity by the
-    seed 000 rule (:func:`radiobiology.plan_next_activity_seed000`)."""
+    seed 000 rule (:func:`radiobiology.plan_next_activity_seed000`) and by the seed 002
+    renal-BED rule (:func:`radiobiology.plan_seed002`)."""
     metrics = cycle_metrics.cross_cycle_metrics(rows)
     patient = metrics.patients[study.patient_id]
     summary = patient.summary_fields()
@@ -632,15 +633,37 @@ def _summarise(study: Study, rows: list, warnings: list, n_planned_cycles: int =
         "tumors_included": list(patient.tumors),
         "tumors_excluded": list(patient.excluded_tumors),
         "next_cycle_activity": _next_cycle_plan(rows, n_planned_cycles),
+        "next_cycle_activity_seed002": _next_cycle_plan_seed002(rows),
     })
     return summary
 
 
-def _next_cycle_plan(rows: list, n_planned_cycles: int) -> dict | None:
+def _kidney_rows_by_cycle(rows: list) -> dict:
     kidney = {}
     for r in rows:
         if r["kind"] == "kidney":
             kidney.setdefault(r["cycle"], []).append(r)
+    return kidney
+
+
+def _next_cycle_plan_seed002(rows: list) -> dict | None:
+    """Seed 002 rule (:func:`radiobiology.plan_seed002`): 7.4 GBq cycles until the renal BED
+    reaches 27 +/- 2 Gy; kidney dose, G and AD/AA per cycle are the means over the kidney VOIs."""
+    kidney = _kidney_rows_by_cycle(rows)
+    if not kidney:
+        return None
+    given = sorted(kidney)
+    doses = [float(np.mean([r["absorbed_dose_Gy"] for r in kidney[c]])) for c in given]
+    gs = [float(np.mean([r["lea_catcheside_g"] for r in kidney[c]])) for c in given]
+    ad_per_aa = [float(np.mean([r["ad_per_aa_Gy_per_GBq"] for r in kidney[c]])) for c in given]
+    plan = radiobiology.plan_seed002(doses, gs, ad_per_aa)
+    return {"rule": plan.rule, "activity_MBq": plan.next_activity_GBq * 1000.0 if plan.continue_treatment else None,
+            "continue_treatment": plan.continue_treatment, "explanation": plan.reasoning,
+            "warnings": list(plan.warnings)}
+
+
+def _next_cycle_plan(rows: list, n_planned_cycles: int) -> dict | None:
+    kidney = _kidney_rows_by_cycle(rows)
     if not kidney:
         return None
     given = sorted(kidney)

@@ -199,13 +199,16 @@ def build_report_html(result) -> str:
              "partial-volume correction, time-activity fit (seed 000 Eq. 1 with documented fallbacks), "
              "local energy deposition with VOI mass from CT.</p>"]
     nxt = s.get("next_cycle_activity") or {}
+    nxt2 = s.get("next_cycle_activity_seed002") or {}
     parts.append("<h2>Summary</h2>" + _table(["metric", "value"], [
         ["cumulative tumour dose cAD (Gy, mean over included tumours)", _fmt(s.get("cumulative_tumor_dose_Gy"), 1)],
         ["ΔAD/AA last vs first cycle (%)", _fmt(s.get("delta_ad_per_aa_percent"), 1)],
         ["kidney cumulative dose (Gy)", _fmt(s.get("kidney_cumulative_dose_Gy"), 2)],
         ["kidney BED (Gy)", _fmt(s.get("kidney_bed_Gy"), 2)],
-        ["suggested next-cycle activity (MBq)", _fmt(nxt.get("activity_MBq"), 0)],
-        ["next-cycle rule", _fmt(nxt.get("explanation"))],
+        ["suggested next-cycle activity, seed 000 rule (MBq)", _fmt(nxt.get("activity_MBq"), 0)],
+        ["seed 000 rule (kidney 23 Gy)", _fmt(nxt.get("explanation"))],
+        ["next-cycle activity, seed 002 rule (MBq)", _fmt(nxt2.get("activity_MBq"), 0)],
+        ["seed 002 rule (renal BED 27 ± 2 Gy)", _fmt(nxt2.get("explanation"))],
         ["tumours included", _fmt(", ".join(s.get("tumors_included", [])))],
         ["tumours excluded", _fmt(", ".join(s.get("tumors_excluded", [])))],
     ]))

@@ -152,3 +152,14 @@ def test_next_cycle_plans_in_summary(demo_dir):
     # kidney BED ~20 Gy after 4 cycles is below 27 - 2 Gy: the seed-002 rule gives another 7.4 GBq cycle
     assert s["kidney_bed_Gy"] < 25
     assert p2["continue_treatment"] is True and p2["activity_MBq"] == pytest.approx(7400.0)
+
+
+def test_cohort_lesion_metrics_leave_out_excluded_tumours(demo_dir, tmp_path):
+    """The CSV carries `excluded`; the assembled lesion metrics match the summary's cAD."""
+    from LuResponseLib.table import assemble_cohort_table
+
+    s = json.loads((demo_dir / "summary.json").read_text())
+    t = assemble_cohort_table(demo_dir).table
+    i = [str(x) for x in t.column("patient_id")].index(s["patient_id"])
+    assert float(t.column("n_lesions")[i]) == len(s["tumors_included"]) == 3
+    assert float(t.column("mean_lesion_ad_Gy")[i]) == pytest.approx(s["cumulative_tumor_dose_Gy"], rel=1e-6)

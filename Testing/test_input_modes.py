@@ -59,3 +59,102 @@ def test_voxel_s_value_method_close_to_local_deposition(tmp_path_factory, counts
     errs = [r["relative_error"] for r in cmp.rows]
     assert max(errs) < 0.08 and min(errs) > -0.03, cmp.to_text()
     assert sum(errs) / len(errs) > 0.0  # the photon contribution is positive on average
+
+
+# --- robustness of the runner on one small Bq/mL patient (review findings) -------------------------
+
+@pytest.fixture(scope="module")
+def small_patient(tmp_path_factory):
+    d = tmp_path_factory.mktemp("small")
+    cfg = PhantomConfig(n_cycles=2, max_shift_mm=0.0, max_rotation_deg=0.0)
+    return write_phantom_study(d / "patient", cfg)
+
+
+def _edited_manifest(manifest, tmp_path, edit):
+    d = json.loads(manifest.read_text())
+    for c in d["cycles"]:
+        for tp in c["timepoints"]:
+            for k in ("spect", "ct"):
+                tp[k] = str(manifest.parent / tp[k])
+    d["segmentation"]["file"] = str(manifest.parent / d["segmentation"]["file"])
+    edit(d)
+    p = tmp_path / "study.json"
+    p.write_text(json.dumps(d))
+    return p
+
+
+def test_single_time_point_cycle_uses_madsen_with_own_t_eff(small_patient, tmp_path):
+    def keep_24h_only_in_cycle2(d):
+        d["cycles"][1]["timepoints"] = [d["cycles"][1]["timepoints"][1]]
+
+    m = _edited_manifest(small_patient, tmp_path, keep_24h_only_in_cycle2)
+    result = run_manifest(m, tmp_path / "out", PipelineOptions(registration="none"))
+    c2 = [r for r in result.rows if r["cycle"] == 2]
+    assert all(r["fit_model"] == "single_time_point" and "single_time_point:madsen" in r["flags"] for r in c2)
+    truth = json.loads((small_patient.parent / "ground_truth.json").read_text())
+    cmp = compare_doses(c2, truth)
+    # a mono-exponential through the 24 h point ignores the uptake phase: +lambda_wash/lambda_up
+    # (about +4 % for tumours, +1.5 % for kidneys) on top of the measurement error
+    assert len(cmp.rows) == 5 and cmp.max_abs_relative_error < 0.10, cmp.to_text()
+    assert any("one time point only, madsen" in w for w in result.summary["warnings"])
+
+
+def test_requested_model_that_fails_falls_back_with_warning(small_patient, tmp_path):
+    # a tri-exponential has 5 parameters: it cannot be fitted to 3 points
+    result = run_manifest(small_patient, tmp_path / "out",
+                          PipelineOptions(registration="none", fit_model_per_voi={"tumor_liver_2": "triexp"}))
+    rows = [r for r in result.rows if r["voi"] == "tumor_liver_2"]
+    assert all("fallback:auto_after_triexp" in r["flags"] and r["fit_model"] != "triexp" for r in rows)
+    assert any("tumor_liver_2 cycle 1: requested model 'triexp' failed" in w for w in result.summary["warnings"])
+
+
+def test_invalid_options_rejected_before_reading_images():
+    from LuDosimetryLib.errors import InputDataError
+
+    with pytest.raises(InputDataError) as e:
+        PipelineOptions(dose_method="monte_carlo", fit_model="bogus", apply_pvc_to=("tumour",))
+    msg = str(e.value)
+    assert "dose_method" in msg and "fit_model" in msg and "apply_pvc_to" in msg
+
+
+def test_labelmap_without_manifest_labels_is_a_clear_error(small_patient, tmp_path):
+    from LuDosimetryLib.errors import InputDataError
+
+    def relabel(d):
+        d["segmentation"]["labels"] = {"77": {"name": "nothing", "kind": "tumor"}}
+
+    with pytest.raises(InputDataError, match=r"labels \[77\].*labels found: \[1, 2"):
+        run_manifest(_edited_manifest(small_patient, tmp_path, relabel), tmp_path / "out",
+                     PipelineOptions(registration="none"))
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_rerun_into_same_folder_leaves_no_stale_maps(small_patient, tmp_path):
+    out = tmp_path / "out"
+    run_manifest(small_patient, out, PipelineOptions(registration="none", save_maps=True))
+    assert sorted(p.name for p in out.glob("*.nrrd")) == ["dose_Gy_cycle1.nrrd", "dose_Gy_cycle2.nrrd",
+                                                          "tia_MBq_h_cycle1.nrrd", "tia_MBq_h_cycle2.nrrd"]
+    (out / "my_notes.txt").write_text("mine")
+    result = run_manifest(small_patient, out, PipelineOptions(registration="none"))
+    assert not list(out.glob("*.nrrd"))
+    assert (out / "my_notes.txt").read_text() == "mine"  # files that are not results are left alone
+    s = json.loads((out / "summary.json").read_text())
+    assert s["options"]["registration"] == "none" and s["software"]["name"] == "lu-dosimetry"
+    assert len(s["warnings"]) == len(set(s["warnings"]))
+    assert "Methods." in (out / "report.html").read_text() and "No registration" in (out / "report.html").read_text()
+    assert result.summary["next_cycle_activity"]["activity_MBq"] > 0  # 2 of 4 cycles given: plan the third
+
+
+def test_given_transforms_are_used_and_reported(small_patient, tmp_path):
+    import SimpleITK as sitk
+
+    from LuDosimetryLib.pipeline import load_study_images, run_study
+    from LuDosimetryLib.study import load_study
+
+    study = load_study(small_patient)
+    images = load_study_images(study)
+    identity = {(c.cycle, i): sitk.TranslationTransform(3, (0.0, 0.0, 0.0))
+                for c in study.cycles for i in range(len(c.timepoints)) if (c.cycle, i) != (1, 1)}
+    result = run_study(study, images, PipelineOptions(registration="translation"), transforms=identity)
+    assert all(r is None or r.method == "given" for r in result.registrations.values())
+    assert all(r.translation_mm == (0.0, 0.0, 0.0) for r in result.registrations.values() if r is not None)

@@ -36,9 +36,10 @@ from . import cycles as cycle_metrics
 from . import dose as dose_mod
 from . import images as image_io
 from . import kinetics, pvc, radiobiology, registration, segmentation, tracking
+from . import __version__
 from .errors import InputDataError, LuDosimetryError
 from .radionuclides import get_nuclide
-from .study import Study, VoiDefinition, load_study
+from .study import VOI_KINDS, Study, VoiDefinition, load_study
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +47,19 @@ ProgressCallback = Callable[[float, str], None]
 
 CSV_COLUMNS = ["patient_id", "cycle", "voi", "kind", "volume_ml", "administered_activity_MBq", "absorbed_dose_Gy",
                "ad_per_aa_Gy_per_GBq", "fit_model", "effective_half_life_h", "recovery_coefficient", "flags",
-               "absorbed_dose_uncertainty_Gy", "time_integrated_activity_MBq_h", "mass_g", "included",
+               "absorbed_dose_uncertainty_Gy", "time_integrated_activity_MBq_h", "mass_g", "included", "excluded",
+               "lea_catcheside_g",
                "voxel_mean_dose_Gy", "D90_Gy", "D50_Gy", "D10_Gy", "EUD_Gy"]
 
+RESULT_FILE_PATTERNS = ("voi_cycle_doses.csv", "voi_time_activity.csv", "summary.json", "report.html",
+                        "tia_MBq_h_cycle*.nrrd", "dose_Gy_cycle*.nrrd")
 TIME_ACTIVITY_COLUMNS = ["patient_id", "cycle", "voi", "kind", "hours_post_injection", "value", "value_pv_corrected",
                          "recovery_coefficient", "units", "fitted_value"]
+
+
+REGISTRATION_METHODS = ("auto", "translation", "rigid_ct", "local", "none")
+DOSE_METHODS = ("local_deposition", "voxel_s_value")
+FIT_MODELS = ("auto", "biexp", "mono", "triexp", "trapezoid", "mono_last2")
 
 
 class Cancelled(LuDosimetryError):
@@ -73,6 +82,8 @@ class PipelineOptions:
         cycle's registered reference scan (volume and mass per cycle); otherwise the cycle-1
         contour is copied to every scan (seed 000).
     apply_pvc_to: VOI kinds corrected with recovery coefficients (seed 000: tumours and kidneys).
+    planned_cycles: cycles in the course (4 in seed 000), for the suggested next-cycle activity.
+    Invalid values raise InputDataError at construction, before any image is read.
     """
 
     registration: str = "auto"
@@ -86,6 +97,33 @@ class PipelineOptions:
     fit_model_per_voi: dict = field(default_factory=dict)  # VOI name -> model, overrides fit_model
     local_box_margin_mm: float = 30.0  # "local" registration: box = tumour extent + this margin per side
     resegment_each_cycle: bool = False  # adaptive-threshold tumours contoured again on each cycle's reference
+    planned_cycles: int = 4  # length of the treatment course, for the next-cycle activity
+
+    def __post_init__(self):
+        problems = []
+        if self.registration not in REGISTRATION_METHODS:
+            problems.append(f"registration must be one of {REGISTRATION_METHODS}, got {self.registration!r}")
+        if self.dose_method not in DOSE_METHODS:
+            problems.append(f"dose_method must be one of {DOSE_METHODS}, got {self.dose_method!r}")
+        for name, model in [("fit_model", self.fit_model)] + [(f"fit_model_per_voi[{k!r}]", m)
+                                                             for k, m in self.fit_model_per_voi.items()]:
+            if model not in FIT_MODELS:
+                problems.append(f"{name} must be one of {FIT_MODELS}, got {model!r}")
+        bad_kinds = [k for k in self.apply_pvc_to if k not in VOI_KINDS]
+        if bad_kinds:
+            problems.append(f"apply_pvc_to: unknown VOI kind(s) {bad_kinds}; kinds are {VOI_KINDS}")
+        if not self.min_tumor_volume_ml >= 0:
+            problems.append(f"min_tumor_volume_ml must be >= 0 mL, got {self.min_tumor_volume_ml!r}")
+        if not self.reference_hours > 0:
+            problems.append(f"reference_hours must be > 0 h, got {self.reference_hours!r}")
+        if not (isinstance(self.planned_cycles, int) and self.planned_cycles >= 1):
+            problems.append(f"planned_cycles must be an integer >= 1, got {self.planned_cycles!r}")
+        if problems:
+            raise InputDataError("PipelineOptions: " + "; ".join(problems))
+
+    def as_dict(self) -> dict:
+        """The options as recorded in summary.json."""
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
 
 
 @dataclass
@@ -188,8 +226,14 @@ def _units(study: Study) -> str:
     return "Gy/h" if "Gy/h" in units else "Bq/mL"
 
 
-def _given_registration(transform: sitk.Transform) -> registration.RegistrationResult:
+def _centre_displacement_mm(transform: sitk.Transform, fixed: sitk.Image) -> tuple:
+    centre = fixed.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2.0 for n in fixed.GetSize()])
+    return tuple(float(v) for v in np.asarray(transform.TransformPoint(centre)) - np.asarray(centre))
+
+
+def _given_registration(transform: sitk.Transform, fixed: sitk.Image) -> registration.RegistrationResult:
     return registration.RegistrationResult(transform=transform, method="given", requested_method="given",
+                                           translation_mm=_centre_displacement_mm(transform, fixed),
                                            warnings=["transform supplied by the caller (e.g. accepted in Slicer)"])
 
 
@@ -211,12 +255,10 @@ def local_boxes(vois: list, reference: sitk.Image, margin_mm: float) -> list:
 def _chained(cycle_res, tp_res, fixed: sitk.Image) -> registration.RegistrationResult:
     """One result for cycle-1 reference -> cycle-c reference -> cycle-c time point."""
     tx = registration.chain_transforms(cycle_res.transform, tp_res.transform)
-    centre = fixed.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2.0 for n in fixed.GetSize()])
-    moved = np.asarray(tx.TransformPoint(centre)) - np.asarray(centre)
     ok = cycle_res.ok and tp_res.ok
     return registration.RegistrationResult(
         transform=tx, method=f"{tp_res.method} + cycle {cycle_res.method}", requested_method=tp_res.requested_method,
-        metric_value=tp_res.metric_value, translation_mm=tuple(float(v) for v in moved),
+        metric_value=tp_res.metric_value, translation_mm=_centre_displacement_mm(tx, fixed),
         quality="ok" if ok else "failed",
         warnings=[f"cycle registration: {w}" for w in cycle_res.warnings] + list(tp_res.warnings))
 
@@ -256,7 +298,7 @@ def register_scans(study: Study, images: StudyImages, ref_key: tuple, method: st
             registered[key] = fixed
             continue
         if key in transforms:
-            res = _given_registration(transforms[key])
+            res = _given_registration(transforms[key], fixed)
         elif method == "none":
             regs[key] = None
             image_io.check_same_geometry(fixed, moving, "reference SPECT", f"SPECT cycle {key[0]} #{key[1] + 1}")
@@ -268,8 +310,9 @@ def register_scans(study: Study, images: StudyImages, ref_key: tuple, method: st
         else:
             cref = cycle_refs[key[0]]
             if key[0] not in cycle_regs:
-                cycle_regs[key[0]] = registration.register_cycles(fixed, images.spect[cref], ct_cycle1=fixed_ct,
-                                                                  ct_other=images.ct.get(cref), method=global_method)
+                cycle_regs[key[0]] = (_given_registration(transforms[cref], fixed) if cref in transforms else
+                                      registration.register_cycles(fixed, images.spect[cref], ct_cycle1=fixed_ct,
+                                                                   ct_other=images.ct.get(cref), method=global_method))
             cyc = cycle_regs[key[0]]
             if key == cref:
                 res = cyc
@@ -292,6 +335,18 @@ def register_scans(study: Study, images: StudyImages, ref_key: tuple, method: st
     return regs, registered, local
 
 
+def _ct_on_grid(ct: sitk.Image, reference: sitk.Image) -> sitk.Image:
+    """CT (HU) on the SPECT grid: a finer CT is first smoothed to the SPECT voxel size (Gaussian of
+    FWHM sqrt(s_spect^2 - s_ct^2) per axis) so each SPECT voxel gets the mean HU of its volume
+    rather than one point sample, then resampled linearly."""
+    s_ct, s_ref = np.array(ct.GetSpacing()), np.array(reference.GetSpacing())
+    fwhm = np.sqrt(np.clip(s_ref ** 2 - s_ct ** 2, 0.0, None))
+    if np.any(fwhm > 0):
+        sigma = tuple(float(f / (2.0 * np.sqrt(2.0 * np.log(2.0)))) for f in fwhm)
+        ct = sitk.SmoothingRecursiveGaussian(sitk.Cast(ct, sitk.sitkFloat32), sigma)
+    return image_io.resample_to_reference(ct, reference, None, preserve_total=False).image
+
+
 def define_vois(study: Study, images: StudyImages, reference: sitk.Image, reference_ct: sitk.Image | None,
                 options: PipelineOptions) -> tuple[list, list, np.ndarray | None]:
     """VOIs on the reference grid; adaptive-threshold tumours are contoured inside their ROI.
@@ -311,7 +366,7 @@ def define_vois(study: Study, images: StudyImages, reference: sitk.Image, refere
     if reference_ct is not None:
         ct = reference_ct
         if image_io.geometry_differences(ct, reference):
-            ct = image_io.resample_to_reference(ct, reference, None, preserve_total=False).image
+            ct = _ct_on_grid(ct, reference)
         density = dose_mod.hu_to_density_g_per_ml(sitk.GetArrayFromImage(ct))
     else:
         warnings.append("no CT for the reference scan: VOI mass from unit density (1.0 g/mL)")
@@ -334,6 +389,11 @@ def define_vois(study: Study, images: StudyImages, reference: sitk.Image, refere
         volume = float(mask.sum()) * voxel_ml
         mass = float(density[mask].sum()) * voxel_ml if density is not None else volume
         vois.append(Voi(definition=d, mask=mask, volume_ml=volume, mass_g=mass, flags=flags, roi=roi))
+    if not vois:
+        present = sorted(int(x) for x in np.unique(lab) if x != 0)
+        expected = [d.label for d in study.vois]
+        raise InputDataError(f"segmentation {study.segmentation_file}: none of the manifest's labels {expected} "
+                             f"is present on the reference grid (labels found: {present or 'none'})")
     tumours = {v.name: v.volume_ml for v in vois if v.kind == "tumor"}
     if tumours:
         rule = pvc.apply_minimum_volume_rule(tumours, min_volume_ml=options.min_tumor_volume_ml)
@@ -370,30 +430,32 @@ def resegment_cycles(vois: list, registered: dict, cycle_refs: dict, density, vo
     return warnings
 
 
-def track_lesions(vois: list, registered: dict, cycle_refs: dict, reference: sitk.Image) -> dict:
+def track_lesions(vois: list, rows: list, cycle_refs: dict, reference: sitk.Image) -> dict:
     """Lesions matched across cycles with seed 003 categories (:func:`tracking.match_lesions`).
 
-    Lesions: the included tumours' contours per cycle (re-segmented ones when available);
-    value: total uptake (MBq) in the lesion on each cycle's registered reference scan. Returns a
-    JSON-ready dict (tracks with names, per-cycle volume and uptake, category; counts; the
-    patient-level heterogeneity flag)."""
+    Lesions: the included tumours' contours per cycle (re-segmented ones when available). Value:
+    the lesion's absorbed dose per administered activity (Gy/GBq) in each cycle, so that
+    different activities and scan times do not masquerade as a change in uptake (seed 003 used
+    SUVtotal, also normalised to the injected activity). Returns a JSON-ready dict (tracks with
+    names, per-cycle volume and value, category; counts; the patient-level heterogeneity flag)."""
     tumours = [v for v in vois if v.kind == "tumor" and v.included]
     cycles = sorted(cycle_refs)
     if not tumours or len(cycles) < 2:
         return {"tracks": [], "counts": {}, "heterogeneous": False,
                 "note": "lesion tracking needs at least one included tumour and two cycles"}
+    ad_per_aa = {(r["voi"], r["cycle"]): r["ad_per_aa_Gy_per_GBq"] for r in rows}
     masks = [[v.mask_for(c) for v in tumours] for c in cycles]
-    images = [registered[cycle_refs[c]] for c in cycles]
-    res = tracking.match_lesions(masks, reference, images_by_cycle=images)
+    values = [[ad_per_aa[(v.name, c)] for v in tumours] for c in cycles]
+    res = tracking.match_lesions(masks, reference, values_by_cycle=values)
     tracks = []
     for t in res.tracks:
         first = next(i for i, m in enumerate(t.members) if m is not None)
         name = tumours[t.members[first]].name
         tracks.append({"lesion": name, "category": t.category, "change_percent": t.change_percent,
-                       "uptake_MBq_by_cycle": dict(zip(cycles, t.values)),
+                       "ad_per_aa_Gy_per_GBq_by_cycle": dict(zip(cycles, t.values)),
                        "volume_ml_by_cycle": {c: (res.observations[i][m].volume_ml if m is not None else None)
                                               for i, (c, m) in enumerate(zip(cycles, t.members))}})
-    return {"value": "total uptake at each cycle's reference time point (MBq), first vs last cycle",
+    return {"value": "lesion AD/AA (Gy/GBq), first vs last cycle (seed 003 categories: -30 % / +30 %)",
             "tracks": tracks, "counts": dict(res.counts), "heterogeneous": bool(res.heterogeneous)}
 
 
@@ -414,6 +476,89 @@ def measure_voi_values(registered: dict, vois: list, units: str, local: dict | N
             else:
                 out[(v.name, key[0], key[1])] = float(vals.sum()) * voxel_ml * 1e-6  # Bq/mL * mL -> MBq
     return out
+
+
+def _effective_half_life_from_other_cycles(fits: dict, voi: str, cycle: int) -> tuple[float | None, int | None]:
+    """T_eff (h) of the same VOI's fit in the nearest other cycle with several time points."""
+    other = sorted(((abs(c - cycle), c, f) for (name, c), f in fits.items()
+                    if name == voi and c != cycle and len(f.times_h) > 1), key=lambda x: x[:2])
+    if not other:
+        return None, None
+    return float(other[0][2].effective_half_life_h), other[0][1]
+
+
+def voi_cycle_dose(study: Study, cyc, v: Voi, y: np.ndarray, y_units: str, rc_curve, options: PipelineOptions,
+                   nuclide, fits: dict) -> dict:
+    """Dose of one VOI in one cycle from its measured values ``y`` (MBq, or Gy/h) per time point.
+
+    Steps: partial-volume correction (:meth:`pvc.RecoveryCurve.correct`) for the kinds in
+    ``options.apply_pvc_to``; time integration (:func:`kinetics.fit_time_activity`; a requested
+    model that fails falls back to ``"auto"`` with a warning; a single time point uses
+    :func:`kinetics.fit_single_time_point` with the VOI's T_eff from its nearest full cycle,
+    Hänscheid without one); dose by local deposition with the VOI mass
+    (:func:`dose.led_dose_Gy`) or, for dose rates, the integral itself; the Lea-Catcheside factor
+    of kidney curves (:func:`radiobiology.g_factor_from_fit`). Returns row, fit, values,
+    time_activity rows and warnings.
+    """
+    hours = np.array(cyc.hours)
+    flags, warnings = list(v.flags), []
+    raw = y.copy()
+    rc = 1.0
+    if rc_curve is not None and v.kind in options.apply_pvc_to:
+        corrected, rc, pvc_flags = rc_curve.correct(y, v.volume_for(cyc.cycle))
+        y = np.asarray(corrected, dtype=float)
+        flags += list(pvc_flags)
+    where = f"{v.name} cycle {cyc.cycle}"
+    if len(hours) == 1:
+        t_eff, source = _effective_half_life_from_other_cycles(fits, v.name, cyc.cycle)
+        fit = kinetics.fit_single_time_point(hours[0], y[0], physical_half_life_h=nuclide.half_life_h,
+                                             effective_half_life_h=t_eff, value_uncertainty=options.value_uncertainty)
+        note = f"T_eff {t_eff:.1f} h from cycle {source}" if t_eff is not None else "no full cycle for T_eff"
+        warnings.append(f"{where}: one time point only, {fit.params['method']} method ({note})")
+    else:
+        model = options.fit_model_per_voi.get(v.name, options.fit_model)
+        try:
+            fit = kinetics.fit_time_activity(hours, y, model=model, physical_half_life_h=nuclide.half_life_h,
+                                             value_uncertainty=options.value_uncertainty)
+        except LuDosimetryError as exc:
+            if model == "auto":
+                raise
+            warnings.append(f"{where}: requested model {model!r} failed ({exc}); automatic model selection used")
+            flags.append(f"fallback:auto_after_{model}")
+            fit = kinetics.fit_time_activity(hours, y, model="auto", physical_half_life_h=nuclide.half_life_h,
+                                             value_uncertainty=options.value_uncertainty)
+        if fit.flags:  # a fallback, a rising curve or a bound: say what was done and why
+            warnings.extend(f"{where}: {w}" for w in fit.warnings if not w.startswith("model "))
+    flags += list(fit.flags)
+    if y_units == "Gy/h":
+        dose_Gy, dose_sd, tia = fit.integral, fit.uncertainty, None
+    else:
+        tia = fit.integral
+        dose_Gy = dose_mod.led_dose_Gy(tia, v.mass_for(cyc.cycle), nuclide)
+        dose_sd = dose_Gy * fit.relative_uncertainty
+    g = None
+    if v.kind == "kidney":
+        if fit.integral > 0:
+            g = radiobiology.g_factor_from_fit(fit)
+        else:
+            warnings.append(f"{where}: zero integral, no Lea-Catcheside factor (kidney BED not defined)")
+    aa = cyc.administered_activity_MBq
+    row = {
+        "patient_id": study.patient_id, "cycle": cyc.cycle, "voi": v.name, "kind": v.kind,
+        "volume_ml": round(v.volume_for(cyc.cycle), 3), "administered_activity_MBq": aa,
+        "absorbed_dose_Gy": dose_Gy, "ad_per_aa_Gy_per_GBq": dose_Gy / (aa / 1000.0),
+        "fit_model": fit.model, "effective_half_life_h": fit.effective_half_life_h,
+        "recovery_coefficient": rc, "flags": ";".join(dict.fromkeys(flags)),
+        "absorbed_dose_uncertainty_Gy": dose_sd, "time_integrated_activity_MBq_h": tia,
+        "mass_g": v.mass_for(cyc.cycle), "included": v.included, "excluded": not v.included,
+        "lea_catcheside_g": g,
+    }
+    fitted = fit.evaluate(hours)
+    ta = [{"patient_id": study.patient_id, "cycle": cyc.cycle, "voi": v.name, "kind": v.kind,
+           "hours_post_injection": float(h), "value": float(m), "value_pv_corrected": float(c),
+           "recovery_coefficient": rc, "units": y_units, "fitted_value": float(f)}
+          for h, m, c, f in zip(hours, raw, y, fitted)]
+    return {"row": row, "fit": fit, "values": y, "time_activity": ta, "warnings": warnings}
 
 
 def run_study(study: Study, images: StudyImages, options: PipelineOptions | None = None,
@@ -470,56 +615,29 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
         voxel_map = _voxel_s_value_dose_rates(study, registered, reference, nuclide)
 
     fits, samples, rows, time_activity = {}, {}, [], []
+    # cycles with several time points first: a single-time-point cycle borrows the VOI's T_eff from them
+    ordered = sorted(study.cycles, key=lambda c: (len(c.timepoints) == 1, c.cycle))
     for v in vois:
-        for cyc in study.cycles:
+        for cyc in ordered:
             _check_cancel(cancel)
-            hours = np.array(cyc.hours)
-            flags = list(v.flags)
             if voxel_map is not None:
                 y = np.array([float(sitk.GetArrayViewFromImage(voxel_map[(cyc.cycle, i)])[v.mask_for(cyc.cycle)].mean())
-                              for i in range(len(hours))])
+                              for i in range(len(cyc.timepoints))])
                 y_units = "Gy/h"
             else:
-                y = np.array([values[(v.name, cyc.cycle, i)] for i in range(len(hours))])
+                y = np.array([values[(v.name, cyc.cycle, i)] for i in range(len(cyc.timepoints))])
                 y_units = "Gy/h" if units == "Gy/h" else "MBq"
-            raw = y.copy()
-            rc = 1.0
-            if rc_curve is not None and v.kind in options.apply_pvc_to:
-                corrected, rc, pvc_flags = rc_curve.correct(y, v.volume_for(cyc.cycle))
-                y = np.asarray(corrected, dtype=float)
-                flags += list(pvc_flags)
-            fit = kinetics.fit_time_activity(hours, y, model=options.fit_model_per_voi.get(v.name, options.fit_model),
-                                             physical_half_life_h=nuclide.half_life_h,
-                                             value_uncertainty=options.value_uncertainty)
-            fits[(v.name, cyc.cycle)] = fit
-            samples[(v.name, cyc.cycle)] = (hours, y, y_units)
-            for h, measured, corrected in zip(hours, raw, y):
-                time_activity.append({"patient_id": study.patient_id, "cycle": cyc.cycle, "voi": v.name, "kind": v.kind,
-                                      "hours_post_injection": float(h), "value": float(measured),
-                                      "value_pv_corrected": float(corrected), "recovery_coefficient": rc,
-                                      "units": y_units, "fitted_value": float(fit.evaluate(np.array([h]))[0])})
-            flags += list(fit.flags)
-            if y_units == "Gy/h":
-                dose_Gy, dose_sd = fit.integral, fit.uncertainty
-                tia = None
-            else:
-                tia = fit.integral
-                dose_Gy = dose_mod.led_dose_Gy(tia, v.mass_for(cyc.cycle), nuclide)
-                dose_sd = dose_Gy * fit.uncertainty / fit.integral if fit.integral > 0 else float("nan")
-            aa = cyc.administered_activity_MBq
-            rows.append({
-                "patient_id": study.patient_id, "cycle": cyc.cycle, "voi": v.name, "kind": v.kind,
-                "volume_ml": round(v.volume_for(cyc.cycle), 3), "administered_activity_MBq": aa,
-                "absorbed_dose_Gy": dose_Gy, "ad_per_aa_Gy_per_GBq": dose_Gy / (aa / 1000.0),
-                "fit_model": fit.model, "effective_half_life_h": fit.effective_half_life_h,
-                "recovery_coefficient": rc, "flags": ";".join(dict.fromkeys(flags)),
-                "absorbed_dose_uncertainty_Gy": dose_sd, "time_integrated_activity_MBq_h": tia,
-                "mass_g": v.mass_for(cyc.cycle), "included": v.included, "excluded": not v.included,
-                "lea_catcheside_g": radiobiology.g_factor_from_fit(fit) if v.kind == "kidney" else None,
-            })
-            if fit.flags:  # a fallback, a rising curve or a bound: say what was done and why
-                warnings.extend(f"{v.name} cycle {cyc.cycle}: {w}" for w in fit.warnings
-                                if not w.startswith("model "))
+            try:
+                out = voi_cycle_dose(study, cyc, v, y, y_units, rc_curve, options, nuclide, fits)
+            except LuDosimetryError as exc:
+                raise type(exc)(f"{v.name} cycle {cyc.cycle}: {exc}") from exc
+            fits[(v.name, cyc.cycle)] = out["fit"]
+            samples[(v.name, cyc.cycle)] = (np.array(cyc.hours), out["values"], y_units)
+            rows.append(out["row"])
+            time_activity.extend(out["time_activity"])
+            warnings.extend(out["warnings"])
+    order = {(c.cycle): i for i, c in enumerate(study.cycles)}
+    rows.sort(key=lambda r: ([v.name for v in vois].index(r["voi"]), order[r["cycle"]]))
 
     timings["activity, fit and dose"] = time.perf_counter() - t0
     _check_cancel(cancel)
@@ -532,8 +650,10 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
     timings["voxel-wise maps and DVH"] = time.perf_counter() - t0
     _report(progress, 0.9, "cross-cycle metrics, kidney BED and next-cycle activity")
     t0 = time.perf_counter()
-    summary = _summarise(study, rows, warnings)
-    summary["lesion_tracking"] = track_lesions(vois, registered, cycle_refs, reference)
+    summary = _summarise(study, rows, warnings, options.planned_cycles)
+    summary["lesion_tracking"] = track_lesions(vois, rows, cycle_refs, reference)
+    summary["options"] = options.as_dict()
+    summary["software"] = {"name": "lu-dosimetry", "version": __version__}
     timings["cross-cycle metrics"] = time.perf_counter() - t0
     return PipelineResult(study=study, rows=rows, summary=summary, fits=fits, samples=samples,
                           time_activity=time_activity, vois=vois,
@@ -579,6 +699,9 @@ def voxel_dose_maps(study: Study, registered: dict, reference: sitk.Image, densi
                 mask |= m
     out = {"tia_MBq_h": {}, "dose_Gy": {}, "dose_statistics": {}, "warnings": []}
     for cyc in study.cycles:
+        if len(cyc.timepoints) < 2:
+            out["warnings"].append(f"cycle {cyc.cycle}: one time point, no voxel-wise maps or DVH for this cycle")
+            continue
         keys = [(cyc.cycle, i) for i in range(len(cyc.timepoints))]
         if dose_rate_maps is not None or units == "Gy/h":
             source = dose_rate_maps if dose_rate_maps is not None else registered
@@ -614,7 +737,7 @@ def _add_dose_statistics(rows: list, stats: dict) -> None:
                       "D10_Gy": st.d10_Gy, "EUD_Gy": st.eud_Gy})
 
 
-def _summarise(study: Study, rows: list, warnings: list, n_planned_cycles: int = 4) -> dict:
+def _summarise(study: Study, rows: list, warnings: list, n_planned_cycles: int) -> dict:
     """summary.json (contract 2): cross-cycle metrics (:func:`cycles.cross_cycle_metrics`),
     kidney BED from the per-row Lea-Catcheside factors, and the next-cycle activity by the
     seed 000 rule (:func:`radiobiology.plan_next_activity_seed000`) and by the seed 002
@@ -622,7 +745,7 @@ def _summarise(study: Study, rows: list, warnings: list, n_planned_cycles: int =
     metrics = cycle_metrics.cross_cycle_metrics(rows)
     patient = metrics.patients[study.patient_id]
     summary = patient.summary_fields()
-    summary["warnings"] = list(dict.fromkeys(warnings + summary["warnings"] + list(metrics.warnings)))
+    summary["warnings"] = list(dict.fromkeys(warnings + summary["warnings"]))
     summary.update({
         "radionuclide": study.radionuclide,
         "administered_activity_MBq": [c.administered_activity_MBq for c in study.cycles],
@@ -654,7 +777,11 @@ def _next_cycle_plan_seed002(rows: list) -> dict | None:
         return None
     given = sorted(kidney)
     doses = [float(np.mean([r["absorbed_dose_Gy"] for r in kidney[c]])) for c in given]
-    gs = [float(np.mean([r["lea_catcheside_g"] for r in kidney[c]])) for c in given]
+    gs = [float(np.mean([np.nan if r["lea_catcheside_g"] is None else r["lea_catcheside_g"] for r in kidney[c]]))
+          for c in given]
+    if not np.all(np.isfinite(gs)):
+        return {"rule": "seed002", "activity_MBq": None, "continue_treatment": None,
+                "explanation": "kidney Lea-Catcheside factor not defined for every cycle: renal BED unknown"}
     ad_per_aa = [float(np.mean([r["ad_per_aa_Gy_per_GBq"] for r in kidney[c]])) for c in given]
     plan = radiobiology.plan_seed002(doses, gs, ad_per_aa)
     return {"rule": plan.rule, "activity_MBq": plan.next_activity_GBq * 1000.0 if plan.continue_treatment else None,
@@ -663,19 +790,25 @@ def _next_cycle_plan_seed002(rows: list) -> dict | None:
 
 
 def _next_cycle_plan(rows: list, n_planned_cycles: int) -> dict | None:
+    """Seed 000 trial rule for the cycle after the last one given (cycle numbers, not counts)."""
     kidney = _kidney_rows_by_cycle(rows)
     if not kidney:
         return None
     given = sorted(kidney)
-    remaining = n_planned_cycles - len(given)
+    last = given[-1]
+    note = []
+    if given != list(range(1, last + 1)):
+        missing = sorted(set(range(1, last + 1)) - set(given))
+        note.append(f"cycle(s) {missing} have no kidney dose: the delivered kidney dose is underestimated")
+    remaining = n_planned_cycles - last
     if remaining < 1:
-        return {"rule": "seed000", "activity_MBq": None,
-                "explanation": f"{len(given)} of {n_planned_cycles} planned cycles given: no further cycle planned"}
+        return {"rule": "seed000", "activity_MBq": None, "warnings": note,
+                "explanation": f"cycle {last} of {n_planned_cycles} planned given: no further cycle planned"}
     delivered = [float(np.mean([r["absorbed_dose_Gy"] for r in kidney[c]])) for c in given]
     ad_per_aa = [float(np.mean([r["ad_per_aa_Gy_per_GBq"] for r in kidney[c]])) for c in given]
     plan = radiobiology.plan_next_activity_seed000(delivered, ad_per_aa, cycles_remaining=remaining)
     return {"rule": plan.rule, "activity_MBq": plan.next_activity_GBq * 1000.0, "explanation": plan.reasoning,
-            "warnings": list(plan.warnings)}
+            "warnings": note + list(plan.warnings)}
 
 
 def write_results(result: PipelineResult, out_dir, report: bool = True, save_maps: bool = False) -> PipelineResult:
@@ -710,6 +843,10 @@ def write_results(result: PipelineResult, out_dir, report: bool = True, save_map
             for name in ("tia_MBq_h", "dose_Gy"):
                 for c, img in result.maps.get(name, {}).items():
                     sitk.WriteImage(img, str(tmp / f"{name}_cycle{c}.nrrd"), True)
+        # results of an earlier run in this folder would mix with these ones: remove them first
+        for old in out.iterdir():
+            if old.is_file() and any(old.match(pattern) for pattern in RESULT_FILE_PATTERNS):
+                old.unlink()
         files = []
         for p in sorted(tmp.iterdir()):
             target = out / p.name

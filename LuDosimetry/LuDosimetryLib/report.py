@@ -53,18 +53,19 @@ def _mip_figure(result) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ref_i = result.reference_key[1]
-    cyc_keys = sorted({k[0] for k in result.registered_spect})
+    from .pipeline import cycle_reference_keys
+
+    refs = cycle_reference_keys(result.study, result.summary.get("options", {}).get("reference_hours", 24.0))
+    cyc_keys = sorted(refs)
     fig, axes = plt.subplots(1, len(cyc_keys), figsize=(3.2 * len(cyc_keys), 3.6), squeeze=False)
     sp = result.reference_spect.GetSpacing()
     for ax, c in zip(axes[0], cyc_keys):
-        key = (c, ref_i) if (c, ref_i) in result.registered_spect else min(k for k in result.registered_spect if k[0] == c)
-        arr = sitk.GetArrayViewFromImage(result.registered_spect[key])
+        arr = sitk.GetArrayViewFromImage(result.registered_spect[refs[c]])
         mip = arr.max(axis=1)  # coronal: project along y (anterior-posterior)
         ax.imshow(mip, cmap="gray_r", origin="lower", aspect=sp[2] / sp[0],
                   vmax=np.percentile(mip, 99.5) if mip.max() > 0 else 1)
         for v, colour in zip(result.vois, _colours(len(result.vois))):
-            proj = v.mask.any(axis=1)
+            proj = v.mask_for(c).any(axis=1)
             if proj.any():
                 ax.contour(proj.astype(float), levels=[0.5], colors=[colour], linewidths=0.8,
                            linestyles="-" if v.included else ":")
@@ -184,6 +185,38 @@ th{background:#eee}td:first-child,th:first-child{text-align:left}h2{border-botto
 .warn{color:#8a4b00}.small{font-size:12px;color:#555}img{max-width:100%}"""
 
 
+def methods_text(result) -> str:
+    """What was actually done in this run, from its options and inputs (for the signed report)."""
+    opts = result.summary.get("options", {})
+    units = {tp.spect_units for c in result.study.cycles for tp in c.timepoints}
+    has_ct = any(tp.ct is not None for c in result.study.cycles for tp in c.timepoints)
+    reg = opts.get("registration", "auto")
+    parts = [f"SPECT units {', '.join(sorted(units))}."]
+    parts.append("No registration (images assumed aligned)." if reg == "none" else
+                 f"Registration '{reg}' of every scan to the cycle-1 reference scan "
+                 f"({opts.get('reference_hours', 24):g} h), later cycles in two stages; cubic B-spline resampling "
+                 "keeping total activity.")
+    parts.append("Tumour contours re-segmented on each cycle's reference scan." if opts.get("resegment_each_cycle")
+                 else "VOIs drawn or contoured (adaptive threshold) on the cycle-1 reference scan and copied to all "
+                      "scans.")
+    parts.append(f"Minimum tumour volume {opts.get('min_tumor_volume_ml', 10):g} mL on the cycle-1 reference scan.")
+    if result.study.recovery_coefficients:
+        parts.append(f"Partial-volume correction with recovery coefficients for {', '.join(opts.get('apply_pvc_to', []))}.")
+    else:
+        parts.append("No partial-volume correction (no recovery coefficients given).")
+    parts.append("Time-activity fit: seed 000 Eq. 1 bi-exponential with documented fallbacks "
+                 f"(model '{opts.get('fit_model', 'auto')}').")
+    if units == {"Gy/h"}:
+        parts.append("Dose-rate maps were integrated directly (no activity-to-dose step).")
+    elif opts.get("dose_method") == "voxel_s_value":
+        parts.append("Absorbed dose by voxel S-value convolution (electrons and photons, ICRP-107).")
+    else:
+        parts.append("Absorbed dose by local deposition of the ICRP-107 electron energy with the VOI mass from "
+                     + ("CT (HU to density)." if has_ct else "unit density (no CT)."))
+    parts.append("Kidney BED with the Lea-Catcheside factor of each fitted curve (alpha/beta 2.6 Gy, T_rep 2.8 h).")
+    return " ".join(parts)
+
+
 def build_report_html(result) -> str:
     """The report as an HTML string."""
     import matplotlib
@@ -194,10 +227,8 @@ def build_report_html(result) -> str:
              f"</title><style>{_CSS}</style></head><body>",
              f"<h1>LuDosimetry report — patient {html.escape(s['patient_id'])}</h1>",
              f"<p class='small'>Radionuclide {html.escape(s.get('radionuclide', ''))}; generated "
-             f"{_dt.datetime.now().astimezone().isoformat(timespec='seconds')} by lu-dosimetry {__version__}. "
-             "Methods: registration to the cycle-1 reference scan, VOI mean activity with recovery-coefficient "
-             "partial-volume correction, time-activity fit (seed 000 Eq. 1 with documented fallbacks), "
-             "local energy deposition with VOI mass from CT.</p>"]
+             f"{_dt.datetime.now().astimezone().isoformat(timespec='seconds')} by lu-dosimetry {__version__}.</p>",
+             f"<p><b>Methods.</b> {html.escape(methods_text(result))}</p>"]
     nxt = s.get("next_cycle_activity") or {}
     nxt2 = s.get("next_cycle_activity_seed002") or {}
     parts.append("<h2>Summary</h2>" + _table(["metric", "value"], [

@@ -653,13 +653,16 @@ def patient_lesion_dose_metrics(patient_id: np.ndarray, lesion_ad_Gy: np.ndarray
 
 def cycle_table_lesion_metrics(cycles: CycleTable) -> dict[str, dict[str, float]]:
     """Per patient: total AD per tumour VOI (sum over cycles), then mean/min/max over tumours,
-    and the cumulative administered activity (GBq)."""
+    and the cumulative administered activity (GBq). Tumours flagged ``excluded`` (below the
+    minimum volume, contract-2 column) are left out, as in the patient's cAD."""
     pid = cycles.column("patient_id")
     kind = cycles.column("kind")
     voi = cycles.column("voi")
     ad = cycles.column("absorbed_dose_Gy")
     out: dict[str, dict[str, float]] = {}
     tumour = np.array([k == "tumor" or k == "tumour" for k in kind])
+    if "excluded" in cycles.columns:
+        tumour &= ~np.array([str(x).strip().lower() in ("true", "1", "yes", "1.0") for x in cycles.column("excluded")])
     for p in dict.fromkeys(pid):
         sel = (pid == p) & tumour
         totals = [float(np.nansum(ad[sel & (voi == v)])) for v in dict.fromkeys(voi[sel])]

@@ -67,3 +67,32 @@ def test_images_deterministic_and_labelled():
     region = region_map(cfg)
     idx = next(i for i, c in enumerate(cfg.compartments, start=1) if c.name == "tumor_liver_1")
     assert (labels == 10).sum() > (region == idx).sum()
+
+
+def test_config_reference_scan_must_be_one_of_the_hours():
+    with pytest.raises(ValueError) as e:
+        PhantomConfig(hours=(4.0, 48.0, 96.0))  # reference_hours 24 not imaged
+    msg = str(e.value)
+    assert "reference_hours" in msg and "24 h" in msg and "PhantomConfig.hours" in msg and "48" in msg
+    assert PhantomConfig(hours=(4.0, 48.0, 96.0), reference_hours=48.0).reference_hours == 48.0
+
+
+def test_config_needs_a_kidney_compartment():
+    from LuDosimetryLib.phantom import default_compartments
+
+    no_kidney = [c for c in default_compartments() if c.kind != "kidney"]
+    with pytest.raises(ValueError, match="kidney"):
+        PhantomConfig(compartments=no_kidney)
+    cfg = PhantomConfig()
+    cfg.compartments = no_kidney  # changed after construction: still a clear error, not StopIteration
+    with pytest.raises(ValueError, match="no compartment of kind 'kidney'"):
+        ground_truth(cfg)
+
+
+def test_recovery_table_volumes_strictly_increasing_on_a_coarse_grid():
+    from LuDosimetryLib.phantom import recovery_coefficient_table
+
+    for cfg in (PhantomConfig(), PhantomConfig(shape_xyz=(32, 24, 20), spacing_mm=9.6)):
+        t = recovery_coefficient_table(cfg)
+        assert len(t["volume_ml"]) == len(t["rc"]) >= 8
+        assert all(b > a for a, b in zip(t["volume_ml"], t["volume_ml"][1:])), t

@@ -49,12 +49,14 @@ def test_resegment_each_cycle_follows_volume_and_tracking_categories():
     assert voi.volume_for(1) == pytest.approx(20.0, rel=0.15)
     assert voi.volume_for(2) == pytest.approx(12.0, rel=0.25)
     assert voi.mask_for(2).sum() < voi.mask_for(1).sum()
-    out = track_lesions([voi], registered, refs, c1.image)
+    rows = [{"voi": "t1", "cycle": 1, "ad_per_aa_Gy_per_GBq": 3.2}, {"voi": "t1", "cycle": 2, "ad_per_aa_Gy_per_GBq": 1.6}]
+    out = track_lesions([voi], rows, refs, c1.image)
     (track,) = out["tracks"]
     assert track["lesion"] == "t1"
-    # uptake 20 mL x 1 MBq/mL vs 12 mL x 0.55 MBq/mL -> about -67 %: "decreasing" (< -30 %, seed 003)
+    # AD/AA 3.2 -> 1.6 Gy/GBq: -50 %, "decreasing" (< -30 %, seed 003); per-cycle volumes from re-segmentation
     assert track["category"] == "decreasing"
-    assert track["change_percent"] < -30
+    assert track["change_percent"] == pytest.approx(-50.0)
+    assert track["volume_ml_by_cycle"][2] < track["volume_ml_by_cycle"][1]
     assert out["heterogeneous"] is False
 
 
@@ -69,5 +71,5 @@ def test_as_drawn_vois_are_not_resegmented():
 
 def test_tracking_needs_two_cycles():
     c1 = _cycle_image(20.0, 1.0e6, seed=1)
-    out = track_lesions([_voi_for(c1)], {(1, 1): c1.image}, {1: (1, 1)}, c1.image)
+    out = track_lesions([_voi_for(c1)], [], {1: (1, 1)}, c1.image)
     assert out["tracks"] == [] and "two cycles" in out["note"]

@@ -20,6 +20,9 @@ from pathlib import Path
 
 log = logging.getLogger("lu-dosimetry")
 
+# kinetics.MODELS, repeated so that building the parser does not import numpy/scipy (tests check they agree)
+FIT_MODELS = ("auto", "mono", "biexp", "triexp", "trapezoid", "mono_last2")
+
 
 def _progress_logger(fraction: float, message: str) -> None:
     log.info("[%3d%%] %s", int(round(100 * fraction)), message)
@@ -59,15 +62,49 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
+DEMO_PATIENT_FOLDER = "synthetic_patient"
+
+
+def demo_patient(out: Path, seed: int, config=None) -> tuple[Path, bool]:
+    """The demo's synthetic patient in ``out/synthetic_patient``: ``(study.json path, reused)``.
+
+    Written when the folder is absent or empty. A folder from an earlier ``demo --out`` run is
+    reused when it holds ``study.json`` and a ``ground_truth.json`` made with the same ``seed``;
+    anything else there is refused with :class:`FileExistsError` (never overwritten).
+    ``config`` (a :class:`~LuDosimetryLib.phantom.PhantomConfig`, default ``PhantomConfig(seed=seed)``)
+    is used when the patient has to be written.
+    """
+    import json
+
     from .phantom import PhantomConfig, write_phantom_study
+
+    phantom_dir = Path(out) / DEMO_PATIENT_FOLDER
+    manifest = phantom_dir / "study.json"
+    if not phantom_dir.exists() or (phantom_dir.is_dir() and not any(phantom_dir.iterdir())):
+        log.info("Writing synthetic patient to %s", phantom_dir)
+        return write_phantom_study(phantom_dir, config or PhantomConfig(seed=seed)), False
+    truth_file = phantom_dir / "ground_truth.json"
+    found_seed = None
+    if manifest.is_file() and truth_file.is_file():
+        try:
+            found_seed = json.loads(truth_file.read_text(encoding="utf-8")).get("seed")
+        except (OSError, ValueError, AttributeError):
+            found_seed = None
+    if found_seed == seed:
+        log.info("Reusing the synthetic patient (seed %d) already in %s", seed, phantom_dir)
+        return manifest, True
+    what = (f"holds a synthetic patient made with seed {found_seed}, not seed {seed}" if found_seed is not None
+            else "is not a synthetic patient written by 'lu-dosimetry demo' (no study.json with ground_truth.json)")
+    raise FileExistsError(f"{phantom_dir} already exists and {what}: give another --out or remove that folder")
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
     from .pipeline import run_manifest
     from .validation import compare_with_ground_truth
 
     out = Path(args.out)
-    phantom_dir = out / "synthetic_patient"
-    log.info("Writing synthetic patient to %s", phantom_dir)
-    manifest = write_phantom_study(phantom_dir, PhantomConfig(seed=args.seed))
+    phantom_dir = out / DEMO_PATIENT_FOLDER
+    manifest, _ = demo_patient(out, args.seed)
     result = run_manifest(manifest, out, _run_options(args), progress=_progress_logger)
     _print_summary(result)
     comparison = compare_with_ground_truth(out / "voi_cycle_doses.csv", phantom_dir / "ground_truth.json")
@@ -122,8 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="time-point registration method (default: auto = CT rigid, fallback translation)")
         q.add_argument("--dose-method", default="local_deposition", choices=["local_deposition", "voxel_s_value"],
                        help="activity to absorbed dose conversion")
-        q.add_argument("--fit-model", default="auto",
-                       help="time-activity model: auto, biexp, mono, triexp, trapezoid")
+        q.add_argument("--fit-model", default="auto", choices=list(FIT_MODELS),
+                       help="time-activity model (default: auto = bi-exponential with fallbacks)")
         q.add_argument("--min-volume-ml", type=float, default=10.0,
                        help="minimum tumour volume on the cycle-1 reference scan (default 10 mL, seed 000)")
         q.add_argument("--save-maps", action="store_true", help="also write dose and TIA maps (NRRD)")
@@ -164,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # user-facing: one clear line, full trace with -v
         from .errors import LuDosimetryError
 
-        if isinstance(exc, (LuDosimetryError, FileNotFoundError, ValueError)) and not args.verbose:
+        if isinstance(exc, (LuDosimetryError, OSError, ValueError)) and not args.verbose:
             print(f"lu-dosimetry {args.command}: error: {exc}", file=sys.stderr)
             return 2
         raise

@@ -147,6 +147,24 @@ class PhantomConfig:
     calibration_cps_per_MBq: float = 12.0  # for spect_units "counts": tomographic sensitivity written to the manifest
     compartments: list = field(default_factory=default_compartments)
 
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError if the settings cannot make a phantom: the reference scan
+        (``reference_hours``, the registration target and segmentation geometry) must be one of
+        ``hours``, and the ground truth and activity planning need a kidney compartment."""
+        hours = [float(h) for h in self.hours]
+        if not hours:
+            raise ValueError("PhantomConfig.hours must list at least one scan time (h)")
+        if float(self.reference_hours) not in hours:
+            raise ValueError(f"PhantomConfig.reference_hours = {self.reference_hours:g} h is not one of "
+                             f"PhantomConfig.hours = ({', '.join(f'{h:g}' for h in hours)}) h: the reference scan must "
+                             "be one of the imaged time points")
+        if not any(getattr(c, "kind", None) == "kidney" for c in self.compartments):
+            raise ValueError("PhantomConfig.compartments has no compartment of kind 'kidney': the activity of cycles "
+                             "after the first is planned from the kidney dose (seed 000 rule); add a kidney compartment")
+
 
 @dataclass
 class Pose:
@@ -284,6 +302,7 @@ def ground_truth(cfg: PhantomConfig) -> dict:
     """Analytic truth per VOI per cycle (no image is made): doses, kinetics, activities, poses."""
     nuc = get_nuclide(cfg.radionuclide)
     energy = nuc.local_deposition_Gy_g_per_MBq_h
+    cfg.validate()
     kidney = next(c for c in cfg.compartments if c.kind == "kidney")
     activities = plan_activities_MBq(cfg, kidney.ad_per_aa_Gy_per_GBq)
     vois = []
@@ -378,10 +397,20 @@ def phantom_image(array: np.ndarray, cfg: PhantomConfig) -> sitk.Image:
 
 
 def recovery_coefficient_table(cfg: PhantomConfig) -> dict:
-    """Recovery coefficients of the phantom's own SPECT resolution (spheres, cold background)."""
+    """Recovery coefficients of the phantom's own SPECT resolution (spheres, cold background).
+
+    Volumes are those of the voxelised spheres; on a coarse grid two small spheres can voxelise
+    to the same (or a smaller) volume, so only spheres whose voxel volume exceeds that of the
+    previous one are kept (the manifest requires strictly increasing volumes).
+    """
     volumes, rc = measure_recovery_coefficients([0.5, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
                                                 (cfg.spacing_mm,) * 3, cfg.fwhm_mm)
-    return {"volume_ml": [round(v, 3) for v in volumes], "rc": [round(r, 4) for r in rc],
+    kept_v, kept_rc = [], []
+    for v, r in zip(volumes, rc):
+        if not kept_v or round(v, 3) > kept_v[-1]:
+            kept_v.append(round(v, 3))
+            kept_rc.append(round(r, 4))
+    return {"volume_ml": kept_v, "rc": kept_rc,
             "source": f"simulated spheres, Gaussian FWHM {cfg.fwhm_mm} mm, {cfg.spacing_mm} mm voxels"}
 
 

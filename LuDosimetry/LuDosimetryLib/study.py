@@ -10,13 +10,23 @@ Times: ISO-8601 strings. Offsets (``+01:00``, ``Z``) are honoured. A naive time 
 is taken as local clock time of the imaging site; because injection and acquisition are then
 both naive, their difference is still correct, and a warning says so. Mixing naive and
 aware times in one cycle is an error (the difference would be ambiguous).
+
+DICOM: when a time point's ``spect`` is a DICOM file or series folder, the values the manifest
+does not give are read from the headers (:func:`LuDosimetryLib.dicom.read_series_info`) before
+validation: the time point's ``acquisition_time`` and ``spect_units`` (+ ``acquisition_duration_s``
+for counts), the cycle's ``injection_time`` and ``administered_activity_MBq`` (from its first DICOM
+time point that has them) and the study's ``radionuclide``. The manifest wins where both exist
+(a difference above 1 % is reported). Each value taken from a header is listed in
+:attr:`Study.warnings`; a value in neither place is an error naming the field and the DICOM tag
+that would have given it. ``check_files=False`` reads no header.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from .errors import ManifestError
@@ -148,51 +158,84 @@ def normalise_units(units: str) -> str | None:
 
 
 def _parse_timepoint(tp: dict, where: str, base: Path, injection: datetime | None, problems, warnings,
-                     check_files: bool = True):
+                     check_files: bool = True, hints: dict | None = None, dicom_timepoints: set | None = None,
+                     default_units: list | None = None):
+    """One time point. ``hints`` (field path → text) explain why a missing value was not found in
+    a DICOM header; ``dicom_timepoints`` holds the ``where`` of time points whose SPECT is DICOM
+    (their units must come from the manifest or the header); ``default_units`` collects the time
+    points whose units defaulted to Bq/mL."""
+    hints = hints or {}
+    dicom_timepoints = dicom_timepoints or set()
+
+    def hint(key):
+        return f" ({hints[key]})" if key in hints else ""
+
     if not isinstance(tp, dict):
         problems.append((where, "must be an object"))
         return None
     hours = None
     acq_text = tp.get("acquisition_time")
+    acq = None
+    if acq_text is not None:
+        try:
+            acq = parse_iso_time(acq_text)
+        except ValueError as exc:
+            problems.append((f"{where}.acquisition_time", f"not an ISO-8601 time ({exc})"))
+    hours_acq = None
+    if acq is not None and injection is not None:
+        if (acq.tzinfo is None) != (injection.tzinfo is None):
+            problems.append((f"{where}.acquisition_time",
+                             "one of injection_time/acquisition_time has a time-zone offset and the other "
+                             "does not; give both with offsets (or both without)"))
+        else:
+            hours_acq = hours_between(injection, acq)
     if "hours_post_injection" in tp:
         hours = _number(tp["hours_post_injection"], f"{where}.hours_post_injection", problems)
         if hours is not None and hours < 0:
             problems.append((f"{where}.hours_post_injection", f"must be >= 0, got {hours:g}"))
             hours = None
+        if hours is not None and hours_acq is not None and abs(hours - hours_acq) > 0.05:
+            problems.append((f"{where}.hours_post_injection",
+                             f"{hours:g} h disagrees with {where}.acquisition_time {acq_text} "
+                             f"({hours_acq:.2f} h after the cycle's injection_time) by {abs(hours - hours_acq):.2f} h "
+                             "(> 0.05 h): correct one of hours_post_injection / acquisition_time, or give only one"))
     elif acq_text is not None:
-        try:
-            acq = parse_iso_time(acq_text)
-        except ValueError as exc:
-            problems.append((f"{where}.acquisition_time", f"not an ISO-8601 time ({exc})"))
-            acq = None
-        if acq is not None and injection is not None:
-            if (acq.tzinfo is None) != (injection.tzinfo is None):
-                problems.append((f"{where}.acquisition_time",
-                                 "one of injection_time/acquisition_time has a time-zone offset and the other "
-                                 "does not; give both with offsets (or both without)"))
-            else:
-                hours = hours_between(injection, acq)
-                if hours < 0:
-                    problems.append((f"{where}.acquisition_time", f"is {-hours:.2f} h before the injection"))
-                    hours = None
+        if hours_acq is not None:
+            hours = hours_acq
+            if hours < 0:
+                problems.append((f"{where}.acquisition_time", f"is {-hours:.2f} h before the injection"))
+                hours = None
         elif acq is not None and injection is None:
             problems.append((f"{where}.acquisition_time", "given but the cycle has no injection_time; "
-                                                          "give injection_time or hours_post_injection"))
+                                                          "give injection_time or hours_post_injection"
+                             + hint(where.rsplit(".timepoints", 1)[0] + ".injection_time")))
     else:
-        problems.append((f"{where}", "needs acquisition_time or hours_post_injection"))
+        problems.append((f"{where}", "needs acquisition_time or hours_post_injection" + hint(where)))
 
-    raw_units = tp.get("spect_units", "Bq/mL")
-    units = normalise_units(raw_units)
-    if units is None:
-        problems.append((f"{where}.spect_units", f"unknown unit {raw_units!r}; use one of {', '.join(SPECT_UNITS)}"))
+    raw_units = tp.get("spect_units")
+    if raw_units is None:
+        if where in dicom_timepoints:
+            problems.append((f"{where}.spect_units", "is missing; give one of Bq/mL, counts, Gy/h" + hint(f"{where}.spect_units")))
+            units = None
+            raw_units = ""
+        else:
+            units = raw_units = "Bq/mL"
+            if default_units is not None:
+                default_units.append(where)
+    else:
+        units = normalise_units(raw_units)
+        if units is None:
+            problems.append((f"{where}.spect_units", f"unknown unit {raw_units!r}; use one of {', '.join(SPECT_UNITS)}"))
     cal = dur = None
     if units == "counts":
         if "calibration_cps_per_MBq" not in tp:
-            problems.append((f"{where}.calibration_cps_per_MBq", "required when spect_units is 'counts'"))
+            problems.append((f"{where}.calibration_cps_per_MBq", "required when spect_units is 'counts'"
+                             + hint(f"{where}.calibration_cps_per_MBq")))
         else:
             cal = _number(tp["calibration_cps_per_MBq"], f"{where}.calibration_cps_per_MBq", problems, positive=True)
         if "acquisition_duration_s" not in tp:
-            problems.append((f"{where}.acquisition_duration_s", "required when spect_units is 'counts'"))
+            problems.append((f"{where}.acquisition_duration_s", "required when spect_units is 'counts'"
+                             + hint(f"{where}.acquisition_duration_s")))
         else:
             dur = _number(tp["acquisition_duration_s"], f"{where}.acquisition_duration_s", problems, positive=True)
     spect = _path(base, tp.get("spect"), f"{where}.spect", problems, check_files=check_files)
@@ -209,13 +252,231 @@ def _parse_timepoint(tp: dict, where: str, base: Path, injection: datetime | Non
                      acquisition_time=acq_text, calibration_cps_per_MBq=cal, acquisition_duration_s=dur, **uids)
 
 
+# --------------------------------------------------------------------------------------------
+# Values missing from the manifest, read from DICOM headers (contract 1)
+# --------------------------------------------------------------------------------------------
+
+def _is_dicom_path(p: Path) -> bool:
+    """A folder (taken as a DICOM series folder, as images.read_image does) or a file with the
+    DICOM preamble ('DICM' at byte 128)."""
+    if p.is_dir():
+        return True
+    try:
+        with open(p, "rb") as fh:
+            fh.seek(128)
+            return fh.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def _missing_tag_text(info, manifest_suffix: str, default: str) -> str:
+    """'Keyword (gggg,eeee)' (+ detail) of the header tag that would give ``manifest_suffix``."""
+    for m in getattr(info, "missing", []):
+        if m.manifest_field.endswith(manifest_suffix):
+            detail = m.detail.replace("cycles[i].", "").replace("timepoints[j].", "")
+            return f"{m.keyword} {m.tag} missing" + (f" ({detail})" if detail and not detail.startswith("or ") else "")
+    return f"{default} missing"
+
+
+def _given(d: dict, key: str) -> bool:
+    return isinstance(d, dict) and d.get(key) is not None
+
+
+def _relative_difference(a: float, b: float) -> float:
+    return abs(a - b) / max(abs(b), 1e-12)
+
+
+def _complete_from_dicom(d: dict, base: Path, warnings: list) -> tuple[dict, dict, set]:
+    """Fill the fields a DICOM manifest leaves out from the SPECT headers (contract 1).
+
+    Returns ``(completed copy of d, hints, dicom_timepoints)``: ``hints`` maps a field path to a
+    sentence naming the DICOM tag that would have given a value still missing; ``dicom_timepoints``
+    holds the ``cycles[i].timepoints[j]`` whose SPECT is DICOM. ``d`` itself is not modified.
+    Malformed parts of ``d`` are left alone (validation reports them).
+    """
+    hints: dict[str, str] = {}
+    dicom_tps: set[str] = set()
+    if not isinstance(d, dict) or not isinstance(d.get("cycles"), list):
+        return d, hints, dicom_tps
+    infos: dict[tuple[int, int], tuple[Path, object]] = {}
+    for i, c in enumerate(d["cycles"]):
+        if not isinstance(c, dict) or not isinstance(c.get("timepoints"), list):
+            continue
+        for j, tp in enumerate(c["timepoints"]):
+            if not isinstance(tp, dict) or not isinstance(tp.get("spect"), str) or not tp["spect"]:
+                continue
+            p = Path(tp["spect"])
+            p = p if p.is_absolute() else (base / p).resolve()
+            if not p.exists() or not _is_dicom_path(p):
+                continue
+            dicom_tps.add(f"cycles[{i}].timepoints[{j}]")
+            infos[(i, j)] = (p, None)
+    if not infos:
+        return d, hints, dicom_tps
+
+    from .dicom import normalise_radionuclide, read_series_info  # lazy: pydicom only for DICOM input
+    from .errors import InputDataError
+
+    d = copy.deepcopy(d)
+    for (i, j), (p, _) in list(infos.items()):
+        uid = d["cycles"][i]["timepoints"][j].get("spect_series_uid")
+        try:
+            infos[(i, j)] = (p, read_series_info(p, series_uid=uid if isinstance(uid, str) else None))
+        except (InputDataError, OSError, ValueError) as exc:
+            where = f"cycles[{i}].timepoints[{j}]"
+            msg = f"the DICOM header of {p} cannot be read: {exc}"
+            warnings.append(f"{where}.spect: {msg}; times, activity and units must then be in the manifest")
+            for key in (where, f"{where}.spect_units", f"{where}.acquisition_duration_s",
+                        f"cycles[{i}].administered_activity_MBq", f"cycles[{i}].injection_time"):
+                hints.setdefault(key, msg)
+            del infos[(i, j)]
+
+    # ---- time points: acquisition time, units, duration
+    for (i, j), (p, info) in sorted(infos.items()):
+        tp = d["cycles"][i]["timepoints"][j]
+        where = f"cycles[{i}].timepoints[{j}]"
+        if not _given(tp, "acquisition_time") and "hours_post_injection" not in tp:
+            if info.acquisition_datetime is not None:
+                tp["acquisition_time"] = info.acquisition_datetime.isoformat()
+                warnings.append(f"{where}.acquisition_time taken from DICOM header {info.acquisition_source} of {p}")
+            else:
+                hints[where] = (f"not in the DICOM header of {p} either: "
+                                + _missing_tag_text(info, "acquisition_time",
+                                                    "AcquisitionDate/AcquisitionTime (0008,0022)/(0008,0032)"))
+        if not _given(tp, "spect_units"):
+            if info.spect_units is not None:
+                tp["spect_units"] = info.spect_units
+                src = f"Units (0054,1001) = {info.units}" if info.units else "Units (0054,1001)"
+                if (info.units or "").upper() not in ("BQML", "CNTS") or info.private_scale_factor is not None \
+                        or (info.spect_units == "Bq/mL" and (info.units or "").upper() != "BQML"):
+                    src += f", {info.scaling}"
+                warnings.append(f"{where}.spect_units = {info.spect_units!r} taken from DICOM header {src} of {p}")
+            else:
+                hints[f"{where}.spect_units"] = (
+                    f"not in the DICOM header of {p} either: Units (0054,1001) "
+                    + (f"= {info.units!r} is not usable for dosimetry (need BQML or CNTS)" if info.units else "missing"))
+        else:
+            given = normalise_units(tp["spect_units"])
+            if given is not None and info.spect_units is not None and given != info.spect_units:
+                warnings.append(f"{where}.spect_units = {given!r} (manifest, used) differs from the DICOM header of {p} "
+                                f"(Units (0054,1001) = {info.units} → {info.spect_units!r}, the unit the image is read "
+                                "in): check it")
+        if normalise_units(tp.get("spect_units")) == "counts":
+            if not _given(tp, "acquisition_duration_s"):
+                if info.acquisition_duration_s:
+                    tp["acquisition_duration_s"] = info.acquisition_duration_s
+                    src = ("ActualFrameDuration (0018,1242) x NumberOfFramesInRotation (0054,0053)"
+                           if info.number_of_frames_in_rotation else "ActualFrameDuration (0018,1242)")
+                    warnings.append(f"{where}.acquisition_duration_s = {info.acquisition_duration_s:g} s taken from "
+                                    f"DICOM header {src} of {p}")
+                else:
+                    hints[f"{where}.acquisition_duration_s"] = (f"not in the DICOM header of {p} either: "
+                                                                "ActualFrameDuration (0018,1242) missing")
+            elif info.acquisition_duration_s and isinstance(tp["acquisition_duration_s"], (int, float)) \
+                    and _relative_difference(tp["acquisition_duration_s"], info.acquisition_duration_s) > 0.01:
+                warnings.append(f"{where}.acquisition_duration_s = {tp['acquisition_duration_s']:g} s (manifest, used) "
+                                f"differs from the DICOM header of {p} ({info.acquisition_duration_s:g} s) by more than 1 %")
+            if not _given(tp, "calibration_cps_per_MBq"):
+                hints[f"{where}.calibration_cps_per_MBq"] = "the camera calibration is not a DICOM tag"
+
+    # ---- cycles: injection time and administered activity from the first DICOM time point having them
+    for i, c in enumerate(d["cycles"]):
+        members = [(j, p, info) for (ci, j), (p, info) in sorted(infos.items()) if ci == i]
+        if not members:
+            continue
+        where = f"cycles[{i}]"
+        with_aa = [(p, info) for _, p, info in members if info.administered_activity_MBq]
+        if not _given(c, "administered_activity_MBq"):
+            if with_aa:
+                p, info = with_aa[0]
+                c["administered_activity_MBq"] = info.administered_activity_MBq
+                warnings.append(f"{where}.administered_activity_MBq = {info.administered_activity_MBq:g} MBq taken from "
+                                f"DICOM header RadionuclideTotalDose (0018,1074) of {p}")
+            else:
+                p, info = members[0][1], members[0][2]
+                hints[f"{where}.administered_activity_MBq"] = (
+                    f"not in the DICOM header of {p} either: "
+                    + _missing_tag_text(info, "administered_activity_MBq", "RadionuclideTotalDose (0018,1074)"))
+        elif with_aa and isinstance(c["administered_activity_MBq"], (int, float)) \
+                and not isinstance(c["administered_activity_MBq"], bool):
+            p, info = with_aa[0]
+            diff = _relative_difference(c["administered_activity_MBq"], info.administered_activity_MBq)
+            if diff > 0.01:
+                warnings.append(f"{where}.administered_activity_MBq = {c['administered_activity_MBq']:g} MBq (manifest, "
+                                f"used) differs by {100 * diff:.1f} % from the DICOM header RadionuclideTotalDose "
+                                f"(0018,1074) of {p} ({info.administered_activity_MBq:g} MBq)")
+        if not _given(c, "injection_time"):
+            with_inj = [(p, info) for _, p, info in members if info.injection_datetime is not None]
+            if with_inj:
+                p, info = with_inj[0]
+                inj, src = info.injection_datetime, info.injection_source or "RadiopharmaceuticalStartDateTime (0018,1078)"
+                if not src.startswith("RadiopharmaceuticalStartDateTime") and info.injection_time_of_day is not None:
+                    # time only: the day of the cycle's earliest DICOM acquisition (or the day before)
+                    acqs = [x.acquisition_datetime for _, _, x in members if x.acquisition_datetime is not None]
+                    first = min(acqs, key=lambda a: a.replace(tzinfo=None)) if acqs else None
+                    if first is not None:
+                        tod = info.injection_time_of_day
+                        day = first.date() if first.time().replace(tzinfo=None) >= tod else first.date() - timedelta(days=1)
+                        inj = datetime.combine(day, tod, tzinfo=first.tzinfo)
+                        src = ("RadiopharmaceuticalStartTime (0018,1072), date inferred from the cycle's earliest "
+                               "acquisition — check it")
+                c["injection_time"] = inj.isoformat()
+                warnings.append(f"{where}.injection_time taken from DICOM header {src} of {p}")
+            else:
+                p, info = members[0][1], members[0][2]
+                hints[f"{where}.injection_time"] = (
+                    f"not in the DICOM header of {p} either: "
+                    + _missing_tag_text(info, "injection_time", "RadiopharmaceuticalStartDateTime (0018,1078)"))
+        # hours p.i. of the manifest (where it gives its own times) vs the header's
+        try:
+            inj = parse_iso_time(c["injection_time"]) if _given(c, "injection_time") else None
+        except (ValueError, TypeError):
+            inj = None
+        for j, p, info in members:
+            tp = c["timepoints"][j]
+            if info.hours_post_injection is None:
+                continue
+            h = None
+            try:
+                if "hours_post_injection" in tp:
+                    h = float(tp["hours_post_injection"])
+                elif _given(tp, "acquisition_time") and inj is not None:
+                    acq = parse_iso_time(tp["acquisition_time"])
+                    if (acq.tzinfo is None) == (inj.tzinfo is None):
+                        h = hours_between(inj, acq)
+            except (ValueError, TypeError):
+                h = None
+            if h is not None and abs(h - info.hours_post_injection) > 0.01 * max(abs(info.hours_post_injection), 1.0):
+                warnings.append(f"{where}.timepoints[{j}]: the manifest gives {h:.2f} h post injection (used), the DICOM "
+                                f"header of {p} {info.hours_post_injection:.2f} h (injection "
+                                f"{info.injection_datetime.isoformat() if info.injection_datetime else '?'}, acquisition "
+                                f"{info.acquisition_datetime.isoformat() if info.acquisition_datetime else '?'}): differs "
+                                "by more than 1 %")
+
+    # ---- study: radionuclide
+    nuclides = [(p, info) for _, (p, info) in sorted(infos.items()) if info.radionuclide]
+    if nuclides:
+        p, info = nuclides[0]
+        if not _given(d, "radionuclide"):
+            d["radionuclide"] = info.radionuclide
+            warnings.append(f"radionuclide = {info.radionuclide!r} taken from DICOM header RadionuclideCodeSequence "
+                            f"(0054,0300) of {p}")
+        elif isinstance(d["radionuclide"], str) and normalise_radionuclide(d["radionuclide"]) not in (None, info.radionuclide):
+            warnings.append(f"radionuclide = {d['radionuclide']!r} (manifest, used) differs from the DICOM header of {p} "
+                            f"({info.radionuclide!r})")
+    return d, hints, dicom_tps
+
+
 def study_from_dict(d: dict, base_dir: Path, manifest_path: Path | None = None, check_files: bool = True) -> Study:
     """Build and validate a :class:`Study` from a manifest dict; relative paths are resolved
     against ``base_dir``. Raises :class:`ManifestError` listing every problem found.
 
     ``check_files=False`` validates everything but the image and segmentation files (their
     presence is then optional and not checked): for studies whose images are already in memory,
-    e.g. volumes of a Slicer scene.
+    e.g. volumes of a Slicer scene. No DICOM header is then read either.
+
+    For time points whose ``spect`` is DICOM, fields missing from ``d`` are first read from the
+    headers (see the module docstring); ``d`` itself is not modified.
     """
     source = manifest_path or Path(base_dir) / "<manifest>"
     problems: list[tuple[str, str]] = []
@@ -223,9 +484,16 @@ def study_from_dict(d: dict, base_dir: Path, manifest_path: Path | None = None, 
     base = Path(base_dir)
     if not isinstance(d, dict):
         raise ManifestError(source, [("<root>", "manifest must be a JSON object")])
+    hints: dict[str, str] = {}
+    dicom_tps: set[str] = set()
+    if check_files:
+        d, hints, dicom_tps = _complete_from_dicom(d, base, warnings)
+    default_units: list[str] = []
     patient_id = d.get("patient_id")
+    if isinstance(patient_id, str):
+        patient_id = patient_id.strip()
     if not patient_id or not isinstance(patient_id, str):
-        problems.append(("patient_id", "is missing or not a string"))
+        problems.append(("patient_id", "is missing, empty or not a string"))
     radionuclide = d.get("radionuclide", "Lu-177")
     if not isinstance(radionuclide, str) or not radionuclide.strip():
         problems.append(("radionuclide", f"must be a nuclide name such as 'Lu-177', got {radionuclide!r}"))
@@ -251,8 +519,10 @@ def study_from_dict(d: dict, base_dir: Path, manifest_path: Path | None = None, 
         else:
             seen[num] = i
         aa = None
-        if "administered_activity_MBq" not in c:
-            problems.append((f"{where}.administered_activity_MBq", "is missing"))
+        if c.get("administered_activity_MBq") is None:
+            problems.append((f"{where}.administered_activity_MBq", "is missing"
+                             + (f" ({hints[where + '.administered_activity_MBq']})"
+                                if where + ".administered_activity_MBq" in hints else "")))
         else:
             aa = _number(c["administered_activity_MBq"], f"{where}.administered_activity_MBq", problems, positive=True)
         injection = None
@@ -265,9 +535,10 @@ def study_from_dict(d: dict, base_dir: Path, manifest_path: Path | None = None, 
                 problems.append((f"{where}.injection_time", f"not an ISO-8601 time ({exc})"))
         tps_raw = c.get("timepoints")
         if not isinstance(tps_raw, list) or not tps_raw:
-            problems.append((f"{where}.timepoints", "must be a non-empty list"))
+            problems.append((f"{where}.timepoints", "must be a non-empty list (at least one time point per cycle)"))
             tps_raw = []
-        tps = [_parse_timepoint(tp, f"{where}.timepoints[{j}]", base, injection, problems, warnings, check_files)
+        tps = [_parse_timepoint(tp, f"{where}.timepoints[{j}]", base, injection, problems, warnings, check_files,
+                                hints=hints, dicom_timepoints=dicom_tps, default_units=default_units)
                for j, tp in enumerate(tps_raw)]
         hours = [tp.hours_post_injection for tp in tps if tp is not None]
         if any(b <= a for a, b in zip(hours, hours[1:])):
@@ -275,6 +546,9 @@ def study_from_dict(d: dict, base_dir: Path, manifest_path: Path | None = None, 
                              + ", ".join(f"{h:.2f} h" for h in hours)))
         if num is not None and aa is not None and all(tp is not None for tp in tps) and tps:
             cycles.append(Cycle(cycle=num, administered_activity_MBq=aa, timepoints=tps, injection_time=inj_text))
+    if default_units:
+        warnings.append("spect_units not given for " + ", ".join(default_units) + ": taken as Bq/mL (activity "
+                        "concentration); set spect_units if an image holds counts or a dose rate (Gy/h)")
     if naive_seen:
         warnings.append("injection/acquisition times have no time-zone offset: taken as local clock time of the "
                         "imaging site (differences are correct unless a daylight-saving change lies between them)")
@@ -335,11 +609,25 @@ def study_from_dict(d: dict, base_dir: Path, manifest_path: Path | None = None, 
             if not isinstance(v, list) or not isinstance(r, list) or len(v) != len(r) or len(v) < 2:
                 problems.append(("recovery_coefficients", "'volume_ml' and 'rc' must be lists of equal length >= 2"))
             else:
+                vols, rcv = [], []
                 for j, (vv, rr) in enumerate(zip(v, r)):
-                    _number(vv, f"recovery_coefficients.volume_ml[{j}]", problems, positive=True)
+                    vols.append(_number(vv, f"recovery_coefficients.volume_ml[{j}]", problems, positive=True))
                     x = _number(rr, f"recovery_coefficients.rc[{j}]", problems, positive=True)
+                    rcv.append(x)
                     if x is not None and x > 1.5:
                         problems.append((f"recovery_coefficients.rc[{j}]", f"implausible recovery coefficient {x:g} (> 1.5)"))
+                for j in range(1, len(vols)):
+                    if vols[j] is not None and vols[j - 1] is not None and vols[j] <= vols[j - 1]:
+                        what = "repeats" if vols[j] == vols[j - 1] else "is smaller than"
+                        problems.append((f"recovery_coefficients.volume_ml[{j}]",
+                                         f"{vols[j]:g} mL {what} volume_ml[{j - 1}] = {vols[j - 1]:g} mL: volumes must be "
+                                         "strictly increasing (one recovery coefficient per volume)"))
+                drops = [j for j in range(1, len(rcv)) if rcv[j] is not None and rcv[j - 1] is not None
+                         and rcv[j] < rcv[j - 1]]
+                if drops:
+                    warnings.append("recovery_coefficients: rc decreases with volume at "
+                                    + ", ".join(f"rc[{j - 1}] = {rcv[j - 1]:g} → rc[{j}] = {rcv[j]:g}" for j in drops)
+                                    + "; recovery normally rises with volume — check the table")
     else:
         warnings.append("no recovery_coefficients in the manifest: no partial-volume correction applied")
 

@@ -9,49 +9,118 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 
+def _finite(x: float) -> bool:
+    return math.isfinite(x)
+
+
 @dataclass
 class DoseComparison:
-    """Rows of (voi, kind, cycle, true Gy, measured Gy, relative error) and the worst error."""
+    """Rows of (voi, kind, cycle, true Gy, measured Gy, relative error), and what could not be compared.
+
+    ``missing``: (voi, kind, cycle, reason) of every VOI-cycle of the truth (kinds and volume
+    selected) that the results do not give (no row, or the VOI excluded by the pipeline).
+    ``nan_rows``: rows whose measured dose is NaN/infinite or not a number.
+    A NaN row makes :attr:`max_abs_relative_error` ``inf`` (never hidden by a ``max`` that skips
+    NaN). Missing VOI-cycles are listed (and printed by :meth:`to_text`) but leave
+    ``max_abs_relative_error`` to the rows compared, so a deliberate subset of the results can be
+    checked; :meth:`passed` fails on either.
+    """
 
     rows: list = field(default_factory=list)
     min_volume_ml: float = 10.0
+    missing: list = field(default_factory=list)
+
+    @property
+    def nan_rows(self) -> list:
+        return [r for r in self.rows if not _finite(r["relative_error"])]
 
     @property
     def max_abs_relative_error(self) -> float:
+        """Largest |relative error| over the rows; ``inf`` if a row is NaN; NaN if there are no rows."""
+        if self.nan_rows:
+            return float("inf")
         return max((abs(r["relative_error"]) for r in self.rows), default=float("nan"))
 
     def worst(self) -> dict | None:
-        return max(self.rows, key=lambda r: abs(r["relative_error"]), default=None)
+        """The row with the largest |relative error| (a NaN row first)."""
+        return max(self.rows, key=lambda r: abs(r["relative_error"]) if _finite(r["relative_error"]) else math.inf,
+                   default=None)
+
+    def passed(self, tolerance: float) -> bool:
+        """True if there are rows, none is NaN or missing, and every |relative error| <= ``tolerance``."""
+        return bool(self.rows) and not self.missing and self.max_abs_relative_error <= tolerance
 
     def to_text(self) -> str:
         lines = [f"Absorbed dose vs analytic ground truth (VOIs >= {self.min_volume_ml:g} mL):",
                  f"{'VOI':<16}{'kind':<8}{'cycle':>6}{'truth Gy':>11}{'pipeline Gy':>13}{'error':>9}"]
         for r in self.rows:
-            lines.append(f"{r['voi']:<16}{r['kind']:<8}{r['cycle']:>6}{r['true_Gy']:>11.2f}{r['measured_Gy']:>13.2f}"
-                         f"{100 * r['relative_error']:>+8.1f}%")
-        lines.append(f"largest |error|: {100 * self.max_abs_relative_error:.1f} %")
+            err = f"{100 * r['relative_error']:>+8.1f}%" if _finite(r["relative_error"]) else f"{'NaN':>9}"
+            lines.append(f"{r['voi']:<16}{r['kind']:<8}{r['cycle']:>6}{r['true_Gy']:>11.2f}{r['measured_Gy']:>13.2f}{err}")
+        for m in self.missing:
+            lines.append(f"{m['voi']:<16}{m['kind']:<8}{m['cycle']:>6}{m['true_Gy']:>11.2f}  MISSING: {m['reason']}")
+        finite = [abs(r["relative_error"]) for r in self.rows if _finite(r["relative_error"])]
+        largest = f"{100 * max(finite):.1f} %" if finite else "n/a"
+        lines.append(f"largest |error|: {largest}" + (f" over {len(finite)} compared dose(s)" if finite else ""))
+        if self.nan_rows:
+            lines.append(f"FAILED: {len(self.nan_rows)} dose(s) are NaN or not a number: "
+                         + ", ".join(f"{r['voi']} cycle {r['cycle']}" for r in self.nan_rows))
+        if self.missing:
+            lines.append(f"FAILED: {len(self.missing)} VOI-cycle(s) of the ground truth missing from the results: "
+                         + ", ".join(f"{m['voi']} cycle {m['cycle']}" for m in self.missing))
         return "\n".join(lines)
 
 
-def compare_doses(rows: list, truth: dict, min_volume_ml: float = 10.0, kinds=("tumor", "kidney")) -> DoseComparison:
-    """Compare result rows (dicts with voi, cycle, absorbed_dose_Gy) with ``truth`` (ground_truth.json)."""
-    measured = {(r["voi"], int(r["cycle"])): float(r["absorbed_dose_Gy"]) for r in rows
-                if str(r.get("included", "True")) in ("True", "true", "1", "")}
+def _as_float(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _included(row) -> bool:
+    return str(row.get("included", "True")) in ("True", "true", "1", "")
+
+
+def compare_doses(rows: list, truth: dict, min_volume_ml: float = 10.0, kinds=("tumor", "kidney"),
+                  cycles=None) -> DoseComparison:
+    """Compare result rows (dicts with voi, cycle, absorbed_dose_Gy; ``included`` optional) with
+    ``truth`` (ground_truth.json) for the VOIs of ``kinds`` whose true volume is >= ``min_volume_ml``
+    and the truth's ``cycles`` (default: all).
+
+    A VOI-cycle of the truth without an included result row goes to ``.missing``; a measured dose
+    that is NaN, infinite, empty or not a number is kept as a row with a NaN relative error
+    (``.nan_rows``), which makes ``max_abs_relative_error`` infinite.
+    """
+    measured, excluded = {}, set()
+    for r in rows:
+        key = (r["voi"], int(r["cycle"]))
+        if _included(r):
+            measured[key] = _as_float(r.get("absorbed_dose_Gy"))
+        else:
+            excluded.add(key)
     cmp = DoseComparison(min_volume_ml=min_volume_ml)
     for voi in truth["vois"]:
         if voi["kind"] not in kinds or voi["volume_ml"] < min_volume_ml:
             continue
         for c in voi["cycles"]:
             key = (voi["name"], int(c["cycle"]))
-            if key not in measured:
+            if cycles is not None and key[1] not in cycles:
                 continue
             t = c["absorbed_dose_Gy"]
+            if key not in measured:
+                reason = "excluded by the pipeline" if key in excluded else "no result row"
+                cmp.missing.append({"voi": voi["name"], "kind": voi["kind"], "cycle": key[1], "true_Gy": t,
+                                    "reason": reason})
+                continue
+            m = measured[key]
+            err = m / t - 1.0 if _finite(m) and t else float("nan")
             cmp.rows.append({"voi": voi["name"], "kind": voi["kind"], "cycle": key[1], "true_Gy": t,
-                             "measured_Gy": measured[key], "relative_error": measured[key] / t - 1.0})
+                             "measured_Gy": m, "relative_error": err})
     return cmp
 
 

@@ -2202,10 +2202,17 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
             _("Change of tumour AD/AA, last vs first cycle: <b>{v}</b>").format(v=number("delta_ad_per_aa_percent", "{:+.1f} %")),
             _("Kidney cumulative dose: <b>{d}</b>, BED <b>{b}</b>").format(d=number("kidney_cumulative_dose_Gy", "{:.2f} Gy"),
                                                                            b=number("kidney_bed_Gy", "{:.2f} Gy")),
-            _("Suggested next-cycle activity: <b>{a}</b> {why}").format(
+            _("Suggested next-cycle activity (seed 000 rule, kidney 23 Gy): <b>{a}</b> {why}").format(
                 a=number("next_cycle_activity.activity_MBq", "{:.0f} MBq"),
-                why=s.get("next_cycle_activity.explanation", "")),
+                why=html.escape(s.get("next_cycle_activity.explanation", ""))),
+            _("Seed 002 rule (renal BED 27 ± 2 Gy): <b>{a}</b> {why}").format(
+                a=number("next_cycle_activity_seed002.activity_MBq", "{:.0f} MBq"),
+                why=html.escape(s.get("next_cycle_activity_seed002.explanation", ""))),
         ]
+        heterogeneous = s.get("lesion_tracking.heterogeneous", "")
+        if heterogeneous != "":
+            lines.append(_("Lesion response heterogeneity (seed 003, lesion AD/AA first vs last cycle): <b>{h}</b>").format(
+                h=_("yes") if str(heterogeneous).lower() in ("true", "1") else _("no")))
         if s.get("tumors_excluded"):
             lines.append(_("Excluded tumours (minimum volume): {names}").format(
                 names=", ".join(s["tumors_excluded"].splitlines())))

@@ -142,7 +142,7 @@ def _cmd_cohort(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lu-dosimetry", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="lu-dosimetry", description="Patient-specific [177Lu]Lu-DOTATATE SPECT/CT dosimetry and cohort dose-response analysis (the pure-Python core of the LuDosimetry 3D Slicer extension).")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", required=True)
 

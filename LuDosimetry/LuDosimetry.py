@@ -707,6 +707,10 @@ class LuDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def applyLoadedStudy(self, loaded: LoadedStudy) -> None:
         self.logic.applyLoadedStudy(self._parameterNode, loaded, self._parameterNode.manifestPath)
+        self.showLoadedStudy(loaded)
+
+    def showLoadedStudy(self, loaded: LoadedStudy) -> None:
+        """Fill the study table from a study already applied to the parameter node, validate it and show it."""
         self._rows = loaded.rows
         self._rowsSource = loaded.tableNode
         self.populateStudyTable()
@@ -729,15 +733,9 @@ class LuDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if not ensurePythonPackages(DOSIMETRY_REQUIREMENTS, _("The synthetic patient")):
             return
         with slicer.util.tryWithErrorDisplay(_("Failed to load the synthetic patient."), waitCursor=True):
-            loaded = self.logic.loadSyntheticPatient()
+            loaded = self.logic.loadSyntheticPatient()  # also applies it to the parameter node
             self.ui.manifestPathLineEdit.currentPath = self._parameterNode.manifestPath
-            self._rows = loaded.rows
-            self._rowsSource = loaded.tableNode
-            self.populateStudyTable()
-            self.onValidateStudy()
-            reference = self.referenceSpect()
-            if reference:
-                slicer.util.setSliceViewerLayers(background=reference, foreground=None, fit=True)
+            self.showLoadedStudy(loaded)
 
     def onOpenDicomBrowser(self) -> None:
         slicer.util.selectModule("DICOM")

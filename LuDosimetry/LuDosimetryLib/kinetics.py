@@ -118,15 +118,7 @@ def _as_times(times_h, name: str = "times_h", min_points: int = 2) -> np.ndarray
         raise InputDataError(f"{name} must be 1-D (one time per image), got shape {t.shape}")
     if t.size < min_points:
         raise InputDataError(f"{name} needs at least {min_points} time points, got {t.size}")
-    bad = np.flatnonzero(~np.isfinite(t))
-    if bad.size:
-        raise InputDataError(f"{name} contains NaN or infinite values (index {int(bad[0])})")
-    neg = np.flatnonzero(t < 0)
-    if neg.size:
-        i = int(neg[0])
-        raise InputDataError(
-            f"{name} must be >= 0 h after administration; index {i} is {t[i]:g} h"
-        )
+    _check_finite_nonneg(t, name, " h after administration", " h")
     back = np.flatnonzero(np.diff(t) <= 0)
     if back.size:
         i = int(back[0]) + 1
@@ -154,14 +146,19 @@ def _as_values(values, n: int, name: str = "values") -> np.ndarray:
         raise InputDataError(f"{name} must be 1-D, got shape {y.shape}")
     if y.size != n:
         raise InputDataError(f"{name} has {y.size} entries but times_h has {n}")
-    bad = np.flatnonzero(~np.isfinite(y))
+    _check_finite_nonneg(y, name)
+    return y
+
+
+def _check_finite_nonneg(a: np.ndarray, name: str, what: str = "", unit: str = "") -> None:
+    """Raise InputDataError naming ``name`` and the first index that is NaN/inf or negative."""
+    bad = np.flatnonzero(~np.isfinite(a))
     if bad.size:
         raise InputDataError(f"{name} contains NaN or infinite values (index {int(bad[0])})")
-    neg = np.flatnonzero(y < 0)
+    neg = np.flatnonzero(a < 0)
     if neg.size:
         i = int(neg[0])
-        raise InputDataError(f"{name} must be >= 0; index {i} is {y[i]:g}")
-    return y
+        raise InputDataError(f"{name} must be >= 0{what}; index {i} is {a[i]:g}{unit}")
 
 
 def _relative_sigma(y: np.ndarray, rel: float) -> np.ndarray:

@@ -27,6 +27,7 @@ tissue density rho used to make the CT.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import shutil
@@ -420,6 +421,25 @@ def voi_labels(cfg: PhantomConfig) -> dict:
             for comp in cfg.compartments if comp.label}
 
 
+@contextlib.contextmanager
+def new_output_folder(out_dir, prefix: str = ".phantom-"):
+    """Yield a temporary folder next to ``out_dir`` that becomes ``out_dir`` only if the block
+    completes: written completely or not at all. A non-empty ``out_dir`` is refused."""
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"phantom output folder is not empty: {out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=out.parent))
+    try:
+        yield tmp
+        if out.exists():
+            out.rmdir()
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def write_phantom_study(out_dir, config: PhantomConfig | None = None) -> Path:
     """Write the synthetic patient as a study manifest (contract 1) with images, segmentation,
     recovery coefficients and ``ground_truth.json``. Returns the path of ``study.json``.
@@ -429,11 +449,7 @@ def write_phantom_study(out_dir, config: PhantomConfig | None = None) -> Path:
     """
     cfg = config or PhantomConfig()
     out = Path(out_dir)
-    if out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"phantom output folder is not empty: {out}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".phantom-", dir=out.parent))
-    try:
+    with new_output_folder(out) as tmp:
         truth = ground_truth(cfg)
         cycles = []
         for scan in iter_scans(cfg, truth):
@@ -459,10 +475,4 @@ def write_phantom_study(out_dir, config: PhantomConfig | None = None) -> Path:
                     "recovery_coefficients": recovery_coefficient_table(cfg)}
         (tmp / "study.json").write_text(json.dumps(manifest, indent=2))
         (tmp / "ground_truth.json").write_text(json.dumps(truth, indent=2))
-        if out.exists():
-            out.rmdir()
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out / "study.json"

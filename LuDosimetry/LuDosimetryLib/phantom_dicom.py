@@ -28,15 +28,13 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 
-from .phantom import (PhantomConfig, _origin_mm, ground_truth, iter_scans, phantom_image, recovery_coefficient_table,
-                      segmentation_labelmap, voi_labels)
+from .phantom import (PhantomConfig, _origin_mm, ground_truth, iter_scans, new_output_folder, phantom_image,
+                      recovery_coefficient_table, segmentation_labelmap, voi_labels)
 from .radionuclides import get_nuclide
 
 NM_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.20"
@@ -294,11 +292,7 @@ def write_phantom_dicom(out_dir, config: PhantomConfig | None = None) -> Path:
         raise ValueError(f"write_phantom_dicom: spect_units must be one of {', '.join(_UNITS)} (DICOM has no "
                          f"absorbed-dose-rate unit), got {cfg.spect_units!r}")
     out = Path(out_dir)
-    if out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"phantom output folder is not empty: {out}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".phantom-dicom-", dir=out.parent))
-    try:
+    with new_output_folder(out, prefix=".phantom-dicom-") as tmp:
         truth = ground_truth(cfg)
         root = tmp / DICOM_FOLDER
         for scan in iter_scans(cfg, truth):
@@ -329,10 +323,4 @@ def write_phantom_dicom(out_dir, config: PhantomConfig | None = None) -> Path:
         (tmp / "README.txt").write_text(_README.format(
             patient_id=cfg.patient_id, seed=cfg.seed, dicom=DICOM_FOLDER, units=_UNITS[cfg.spect_units],
             ref=cfg.reference_hours, counts_note=counts_note))
-        if out.exists():
-            out.rmdir()
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out / MANIFEST_NAME

@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+from .checks import scalar
 from .errors import InputDataError
 from .radiobiology import KIDNEY_ALPHA_BETA_GY, bed_Gy
 
@@ -256,18 +257,8 @@ def cross_cycle_metrics(
     if missing_cycles not in _MISSING_POLICIES:
         raise InputDataError(f"missing_cycles must be one of {_MISSING_POLICIES}, got {missing_cycles!r}")
     if min_tumor_volume_ml is not None:
-        try:
-            mv = float(min_tumor_volume_ml)
-        except (TypeError, ValueError):
-            raise InputDataError(f"min_tumor_volume_ml must be a number (mL), got {min_tumor_volume_ml!r}") from None
-        if not math.isfinite(mv) or mv < 0:
-            raise InputDataError(f"min_tumor_volume_ml must be finite and >= 0, got {min_tumor_volume_ml!r}")
-    try:
-        ab = float(kidney_alpha_beta_Gy)
-    except (TypeError, ValueError):
-        raise InputDataError(f"kidney_alpha_beta_Gy must be a number (Gy), got {kidney_alpha_beta_Gy!r}") from None
-    if not math.isfinite(ab) or ab <= 0:
-        raise InputDataError(f"kidney_alpha_beta_Gy must be finite and > 0, got {kidney_alpha_beta_Gy!r}")
+        min_tumor_volume_ml = scalar(min_tumor_volume_ml, "min_tumor_volume_ml", nonneg=True, unit="mL")
+    ab = scalar(kidney_alpha_beta_Gy, "kidney_alpha_beta_Gy", positive=True, unit="Gy")
 
     parsed = _parse(rows)
     all_warnings: list[str] = []

@@ -240,19 +240,13 @@ class InspectionReport:
                 for s2 in (s, tp.ct):
                     if s2 is None:
                         continue
-                    for m in s2.missing_messages(ci, tj):
-                        out.append(f"       missing: {m}")
-                    for w in s2.warnings:
-                        out.append(f"       warning: {w}")
+                    out.extend(_issue_lines(s2, ci, tj))
         if self.unassigned:
             out.append("")
             out.append("Series not assigned to a cycle:")
             for s in self.unassigned:
                 out.append(f"  {_series_line(s)}")
-                for m in s.missing_messages():
-                    out.append(f"       missing: {m}")
-                for w in s.warnings:
-                    out.append(f"       warning: {w}")
+                out.extend(_issue_lines(s))
         if self.image_files:
             out.append("")
             out.append("Other image files (units, times and activity must be given in the manifest):")
@@ -351,6 +345,12 @@ def _fmt_dt(d: datetime | None) -> str:
     if d is None:
         return "?"
     return d.isoformat(sep=" ", timespec="minutes") + ("" if d.tzinfo else " (local time, no offset)")
+
+
+def _issue_lines(series, *where) -> list[str]:
+    """Indented 'missing:' and 'warning:' lines of one series for the inspection text."""
+    return ([f"       missing: {m}" for m in series.missing_messages(*where)]
+            + [f"       warning: {w}" for w in series.warnings])
 
 
 def _series_line(s: DicomSeriesInfo) -> str:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .checks import scalar
 from .errors import FitError, InputDataError
 
 __all__ = ["RecoveryCurve", "fit_recovery_curve", "recovery_curve_from_table", "recovery_curve_from_manifest",
@@ -303,19 +304,9 @@ def apply_minimum_volume_rule(volumes_ml: dict, min_volume_ml: float = DEFAULT_M
     seed 001 used 2 mL), else excluded. ``volumes_ml``: dict name -> volume (mL)."""
     if not isinstance(volumes_ml, dict):
         raise InputDataError(f"volumes_ml: expected a dict name -> volume (mL), got {type(volumes_ml).__name__}")
-    try:
-        limit = float(min_volume_ml)
-    except (TypeError, ValueError):
-        raise InputDataError(f"min_volume_ml: expected a number, got {min_volume_ml!r}") from None
-    if not math.isfinite(limit) or limit < 0:
-        raise InputDataError(f"min_volume_ml: must be finite and >= 0, got {min_volume_ml!r}")
+    limit = scalar(min_volume_ml, "min_volume_ml", nonneg=True, unit="mL")
     included, excluded = {}, {}
     for name, v in volumes_ml.items():
-        try:
-            vol = float(v)
-        except (TypeError, ValueError):
-            raise InputDataError(f"volumes_ml[{name!r}]: expected a volume in mL, got {v!r}") from None
-        if not math.isfinite(vol) or vol < 0:
-            raise InputDataError(f"volumes_ml[{name!r}]: must be finite and >= 0 mL, got {v!r}")
+        vol = scalar(v, f"volumes_ml[{name!r}]", nonneg=True, unit="mL")
         (included if vol >= limit else excluded)[name] = vol
     return VolumeRuleResult(included=included, excluded=excluded, min_volume_ml=limit)

@@ -43,12 +43,12 @@ from slicer import (
 # Choices shared by the GUI and the Logic (the names are those of LuDosimetryLib.pipeline.PipelineOptions)
 #
 
-REGISTRATION_METHODS = ["auto", "translation", "rigid_ct", "local", "none"]  # LuDosimetryLib.registration.METHODS
+REGISTRATION_METHODS = ["auto", "translation", "rigid_ct", "local", "none"]  # LuDosimetryLib.imaging.registration.METHODS
 DOSE_METHODS = ["local_deposition", "voxel_s_value"]
-FIT_MODELS = ["auto", "mono", "biexp", "triexp", "trapezoid", "mono_last2"]  # LuDosimetryLib.kinetics.MODELS
-VOI_KINDS = ["tumor", "kidney", "organ"]  # LuDosimetryLib.study.VOI_KINDS
-VOI_MODES = ["as_drawn", "adaptive_threshold"]  # LuDosimetryLib.study.VOI_MODES
-SPECT_UNITS = ["Bq/mL", "counts", "Gy/h"]  # LuDosimetryLib.study.SPECT_UNITS
+FIT_MODELS = ["auto", "mono", "biexp", "triexp", "trapezoid", "mono_last2"]  # LuDosimetryLib.physics.kinetics.MODELS
+VOI_KINDS = ["tumor", "kidney", "organ"]  # LuDosimetryLib.io.study.VOI_KINDS
+VOI_MODES = ["as_drawn", "adaptive_threshold"]  # LuDosimetryLib.io.study.VOI_MODES
+SPECT_UNITS = ["Bq/mL", "counts", "Gy/h"]  # LuDosimetryLib.io.study.SPECT_UNITS
 RESPONSES = ["", "CR", "PR", "SD", "PD"]
 
 STATUS_NOT_STARTED = "not started"
@@ -125,7 +125,7 @@ def registerSampleData():
     """Add the synthetic patient to the Sample Data module.
 
     Nothing is downloaded: the patient is generated on first use by
-    ``LuDosimetryLib.phantom.write_phantom_study`` into Slicer's cache folder (a custom downloader).
+    ``LuDosimetryLib.synthetic.phantom.write_phantom_study`` into Slicer's cache folder (a custom downloader).
     """
     import SampleData
 
@@ -399,7 +399,7 @@ class LuDosimetryParameterNode:
     studyTable - one row per time point (cycle, hours p.i., AA, units, times) with node references to
         the SPECT, CT, registration transform and registered SPECT of each row.
     referenceRow - row of the reference time point (cycle 1) in studyTable.
-    registrationMethod - method of LuDosimetryLib.registration.register_time_point.
+    registrationMethod - method of LuDosimetryLib.imaging.registration.register_time_point.
     fusionOpacity - foreground opacity of the fused registration view.
     segmentation - VOIs drawn on the reference SPECT; per-segment tags hold kind, mode and fit model.
     segmentEditorNode - state of the embedded segment editor.
@@ -1325,9 +1325,9 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
     def ensureSyntheticPatient(self, seed: int = 1) -> pathlib.Path:
         """Generate the synthetic patient once in Slicer's cache folder; return its study.json.
 
-        Lib: LuDosimetryLib.phantom.write_phantom_study(out_dir, PhantomConfig(seed=seed)).
+        Lib: LuDosimetryLib.synthetic.phantom.write_phantom_study(out_dir, PhantomConfig(seed=seed)).
         """
-        from LuDosimetryLib.phantom import PhantomConfig, write_phantom_study
+        from LuDosimetryLib.synthetic.phantom import PhantomConfig, write_phantom_study
 
         folder = self.syntheticPatientFolder(seed)
         manifest = folder / "study.json"
@@ -1342,7 +1342,7 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
     def loadSyntheticPatient(self, seed: int = 1) -> LoadedStudy:
         """Generate (once) and load the synthetic patient, and make it the module's current study.
 
-        Lib: LuDosimetryLib.phantom.write_phantom_study, then as loadStudyIntoScene.
+        Lib: LuDosimetryLib.synthetic.phantom.write_phantom_study, then as loadStudyIntoScene.
         """
         manifest = self.ensureSyntheticPatient(seed)
         loaded = self.loadStudyIntoScene(manifest)
@@ -1372,11 +1372,11 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
     def loadStudyIntoScene(self, manifestPath) -> LoadedStudy:
         """Load a study manifest with its images, segmentation and recovery coefficients into new nodes.
 
-        Lib: LuDosimetryLib.study.load_study (validation; raises ManifestError listing every problem),
-        LuDosimetryLib.images.read_image (NRRD/NIfTI/MHA/DICOM with quantitative DICOM scaling).
+        Lib: LuDosimetryLib.io.study.load_study (validation; raises ManifestError listing every problem),
+        LuDosimetryLib.io.images.read_image (NRRD/NIfTI/MHA/DICOM with quantitative DICOM scaling).
         """
-        from LuDosimetryLib import images as image_io
-        from LuDosimetryLib.study import load_study
+        from LuDosimetryLib.io import images as image_io
+        from LuDosimetryLib.io.study import load_study
 
         study = load_study(manifestPath)
         pid = study.patient_id
@@ -1411,12 +1411,12 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
     def segmentationFromLabelmapFile(self, labelmapPath, vois, referenceVolumeNode, patientId: str):
         """New segmentation node (geometry of the reference SPECT) with one segment per manifest VOI.
 
-        Lib: LuDosimetryLib.images.read_image, images.geometry_differences, images.resample_labelmap
+        Lib: LuDosimetryLib.io.images.read_image, images.geometry_differences, images.resample_labelmap
         (nearest neighbour onto the reference grid when the labelmap has its own geometry).
         """
         import numpy as np
         import SimpleITK as sitk
-        from LuDosimetryLib import images as image_io
+        from LuDosimetryLib.io import images as image_io
 
         reference = self.sitkImageFromVolume(referenceVolumeNode)
         labels = image_io.read_image(labelmapPath)
@@ -1470,13 +1470,13 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
         """One time point per SPECT/NM volume in the scene, with the CT of the same frame of reference.
 
         For volumes loaded from the DICOM database the headers give modality, injection and acquisition
-        times, administered activity, units and duration (Lib: LuDosimetryLib.dicom.read_series_info).
+        times, administered activity, units and duration (Lib: LuDosimetryLib.io.dicom.read_series_info).
         Emission series whose quantitative scaling Slicer's DICOM reader does not apply (Real World Value
-        Mapping, vendor scale factor) are read again into a new volume (Lib: LuDosimetryLib.dicom.read_dicom_image);
+        Mapping, vendor scale factor) are read again into a new volume (Lib: LuDosimetryLib.io.dicom.read_dicom_image);
         the loaded volume is left as it is. Anything a header lacks is left empty, and a message names it.
         Returns (rows, messages).
         """
-        from LuDosimetryLib import dicom as dicom_io
+        from LuDosimetryLib.io import dicom as dicom_io
 
         emission, cts, messages = [], [], []
         for volumeNode in slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode"):
@@ -1576,13 +1576,13 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
     def validateStudyRows(self, patientId: str, rows, radionuclide: str = "Lu-177") -> list:
         """Check the study table with the manifest rules; return StudyProblem per field.
 
-        Lib: LuDosimetryLib.study.study_from_dict(..., check_files=False) (its ManifestError.problems are mapped
+        Lib: LuDosimetryLib.io.study.study_from_dict(..., check_files=False) (its ManifestError.problems are mapped
         to table cells). Image files do not apply to volumes in the scene: "is a volume selected" is checked instead.
         """
         import re
 
         from LuDosimetryLib.errors import ManifestError
-        from LuDosimetryLib.study import study_from_dict
+        from LuDosimetryLib.io.study import study_from_dict
 
         problems = []
         if not rows:
@@ -1633,11 +1633,11 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
         return keys
 
     def studyFromRows(self, patientId: str, rows, vois, recoveryCoefficients, radionuclide: str = "Lu-177"):
-        """LuDosimetryLib.study.Study built from the (validated) rows, VOIs and recovery coefficients.
+        """LuDosimetryLib.io.study.Study built from the (validated) rows, VOIs and recovery coefficients.
 
-        Lib: LuDosimetryLib.study.Study / Cycle / TimePoint dataclasses.
+        Lib: LuDosimetryLib.io.study.Study / Cycle / TimePoint dataclasses.
         """
-        from LuDosimetryLib.study import Cycle, Study, TimePoint
+        from LuDosimetryLib.io.study import Cycle, Study, TimePoint
 
         keys = self.timePointKeys(rows)
         cycles = []
@@ -1688,12 +1688,12 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
     def registerTimePoint(self, rows, referenceRow: int, row: int, method: str, patientId: str = ""):
         """Register one time point to the reference; store the transform and a registered copy for display.
 
-        Lib: LuDosimetryLib.registration.register_time_point(fixed_spect, moving_spect, fixed_ct, moving_ct, method).
+        Lib: LuDosimetryLib.imaging.registration.register_time_point(fixed_spect, moving_spect, fixed_ct, moving_ct, method).
         The input volumes are not modified: the transform is applied to a copy of the moving SPECT.
         A failure is recorded in the row (status "failed") and the RegistrationResult (or None) is returned.
         """
         from LuDosimetryLib.errors import LuDosimetryError
-        from LuDosimetryLib.registration import register_time_point
+        from LuDosimetryLib.imaging.registration import register_time_point
 
         reference, moving = rows[referenceRow], rows[row]
         if reference.spectNode is None or moving.spectNode is None:
@@ -1851,8 +1851,8 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
         return added
 
     def voiDefinitions(self, segmentationNode) -> list:
-        """LuDosimetryLib.study.VoiDefinition per segment; label = segment index + 1 (as in labelmapFromSegmentation)."""
-        from LuDosimetryLib.study import VoiDefinition
+        """LuDosimetryLib.io.study.VoiDefinition per segment; label = segment index + 1 (as in labelmapFromSegmentation)."""
+        from LuDosimetryLib.io.study import VoiDefinition
 
         segmentation = segmentationNode.GetSegmentation()
         definitions = []
@@ -1922,9 +1922,9 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
     def studyImages(self, rows, referenceRow: int, segmentationNode):
         """LuDosimetryLib.pipeline.StudyImages from the scene: SPECT (counts converted to Bq/mL), CT, labelmap.
 
-        Lib: LuDosimetryLib.images.counts_to_bq_per_ml for counts. Input nodes are only read.
+        Lib: LuDosimetryLib.io.images.counts_to_bq_per_ml for counts. Input nodes are only read.
         """
-        from LuDosimetryLib import images as image_io
+        from LuDosimetryLib.io import images as image_io
         from LuDosimetryLib.pipeline import StudyImages
 
         keys = self.timePointKeys(rows)
@@ -2015,7 +2015,7 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
         time-activity and AD/AA data tables with plot charts, and map volumes. Returns the nodes by kind.
 
         Lib: LuDosimetryLib.pipeline.CSV_COLUMNS (contract-2 columns); fits are evaluated with
-        TimeActivityFit.evaluate(hours) of LuDosimetryLib.kinetics.
+        TimeActivityFit.evaluate(hours) of LuDosimetryLib.physics.kinetics.
         """
         import numpy as np
         from LuDosimetryLib.pipeline import CSV_COLUMNS
@@ -2261,11 +2261,11 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
     def compareWithGroundTruth(self, result, groundTruthPath, minVolumeMl: float = 10.0):
         """Compare a run with a synthetic patient's analytic ground truth.
 
-        Lib: LuDosimetryLib.validation.compare_doses(rows, truth, min_volume_ml).
+        Lib: LuDosimetryLib.results.truth.compare_doses(rows, truth, min_volume_ml).
         """
         import json
 
-        from LuDosimetryLib.validation import compare_doses
+        from LuDosimetryLib.results.truth import compare_doses
 
         truth = json.loads(pathlib.Path(groundTruthPath).read_text())
         return compare_doses(result.rows, truth, min_volume_ml=minVolumeMl)

@@ -2,7 +2,7 @@
 
 Layout of Slicer's ScriptedSegmentEditorEffect template (and SegmentEditorExtraEffects): the effect
 class lives in SegmentEditorLuAdaptiveThresholdLib/SegmentEditorEffect.py and is registered when the
-application has started. The computation is LuDosimetryLib.segmentation (installed with the
+application has started. The computation is LuDosimetryLib.imaging.segmentation (installed with the
 LuDosimetry module of this extension).
 """
 

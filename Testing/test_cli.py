@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 
 from LuDosimetryLib import cli
-from LuDosimetryLib.phantom import PhantomConfig
+from LuDosimetryLib.synthetic.phantom import PhantomConfig
 
 TINY = dict(n_cycles=1, shape_xyz=(32, 24, 20), spacing_mm=9.6, max_shift_mm=0.0, max_rotation_deg=0.0)
 
@@ -32,7 +32,8 @@ def test_demo_patient_other_seed_or_foreign_folder_refused(tmp_path):
 
 
 def test_demo_rerun_reuses_patient_and_says_so(tmp_path, monkeypatch, caplog, capsys):
-    from LuDosimetryLib import pipeline, validation
+    from LuDosimetryLib import pipeline
+    from LuDosimetryLib.results import truth as validation
 
     cli.demo_patient(tmp_path, seed=1, config=PhantomConfig(seed=1, **TINY))
     calls = []
@@ -66,7 +67,7 @@ def test_phantom_into_non_empty_folder_one_line_error(tmp_path, capsys):
 
 
 def test_os_errors_one_line(tmp_path, monkeypatch, capsys):
-    from LuDosimetryLib import dicom
+    from LuDosimetryLib.io import dicom
 
     def denied(path):
         raise PermissionError(13, "Permission denied", str(path))
@@ -79,7 +80,7 @@ def test_os_errors_one_line(tmp_path, monkeypatch, capsys):
 
 
 def test_fit_model_choices(capsys):
-    from LuDosimetryLib.kinetics import MODELS
+    from LuDosimetryLib.physics.kinetics import MODELS
 
     assert set(cli.FIT_MODELS) == set(MODELS)
     for m in MODELS:

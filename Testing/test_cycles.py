@@ -1,9 +1,9 @@
-"""Tests of LuDosimetryLib.cycles (cross-cycle metrics) on hand-computable rows."""
+"""Tests of LuDosimetryLib.results.cycle_metrics (cross-cycle metrics) on hand-computable rows."""
 
 import pytest
 
-from LuDosimetryLib import cycles as C
-from LuDosimetryLib import radiobiology as R
+from LuDosimetryLib.results import cycle_metrics as C
+from LuDosimetryLib.physics import radiobiology as R
 from LuDosimetryLib.errors import InputDataError
 
 AA = [7400.0, 7400.0, 9000.0, 11100.0]  # MBq per cycle

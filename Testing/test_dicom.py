@@ -13,9 +13,9 @@ import SimpleITK as sitk
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from LuDosimetryLib import dicom
+from LuDosimetryLib.io import dicom
 from LuDosimetryLib.errors import InputDataError
-from LuDosimetryLib.images import read_image
+from LuDosimetryLib.io.images import read_image
 
 NM_SOP = "1.2.840.10008.5.1.4.1.1.20"
 CT_SOP = "1.2.840.10008.5.1.4.1.1.2"

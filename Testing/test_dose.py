@@ -8,9 +8,9 @@ import time
 import numpy as np
 import pytest
 
-from LuDosimetryLib import dose
+from LuDosimetryLib.physics import dose
 from LuDosimetryLib.errors import InputDataError
-from LuDosimetryLib.radionuclides import get_nuclide
+from LuDosimetryLib.physics.radionuclides import get_nuclide
 
 LU = get_nuclide("Lu-177")
 VOXEL_ML_48 = 4.8 ** 3 / 1000.0

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from LuDosimetryLib.cli import main
-from LuDosimetryLib.validation import compare_with_ground_truth
+from LuDosimetryLib.results.truth import compare_with_ground_truth
 
 CONTRACT_COLUMNS = ["patient_id", "cycle", "voi", "kind", "volume_ml", "administered_activity_MBq",
                     "absorbed_dose_Gy", "ad_per_aa_Gy_per_GBq", "fit_model", "effective_half_life_h",

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from LuDosimetryLib import images
+from LuDosimetryLib.io import images
 from LuDosimetryLib.errors import InputDataError
 
 

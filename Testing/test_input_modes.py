@@ -11,9 +11,9 @@ import json
 
 import pytest
 
-from LuDosimetryLib.phantom import PhantomConfig, write_phantom_study
+from LuDosimetryLib.synthetic.phantom import PhantomConfig, write_phantom_study
 from LuDosimetryLib.pipeline import PipelineOptions, run_manifest
-from LuDosimetryLib.validation import compare_doses
+from LuDosimetryLib.results.truth import compare_doses
 
 
 def _run(tmp_path_factory, units, dose_method="local_deposition"):
@@ -149,7 +149,7 @@ def test_given_transforms_are_used_and_reported(small_patient, tmp_path):
     import SimpleITK as sitk
 
     from LuDosimetryLib.pipeline import load_study_images, run_study
-    from LuDosimetryLib.study import load_study
+    from LuDosimetryLib.io.study import load_study
 
     study = load_study(small_patient)
     images = load_study_images(study)

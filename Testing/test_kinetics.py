@@ -1,4 +1,4 @@
-"""Tests of LuDosimetryLib.kinetics against analytic truths (tolerances stated per test)."""
+"""Tests of LuDosimetryLib.physics.kinetics against analytic truths (tolerances stated per test)."""
 
 import math
 import time
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import radioactivedecay
 
-from LuDosimetryLib import kinetics as K
+from LuDosimetryLib.physics import kinetics as K
 from LuDosimetryLib.errors import FitError, InputDataError
 
 T_PHYS_H = radioactivedecay.Nuclide("Lu-177").half_life("h")

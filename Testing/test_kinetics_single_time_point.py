@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from LuDosimetryLib.errors import InputDataError
-from LuDosimetryLib.kinetics import fit_single_time_point, hanscheid_tia, madsen_tia
-from LuDosimetryLib.radiobiology import g_factor_from_fit, lea_catcheside_g_mono
+from LuDosimetryLib.physics.kinetics import fit_single_time_point, hanscheid_tia, madsen_tia
+from LuDosimetryLib.physics.radiobiology import g_factor_from_fit, lea_catcheside_g_mono
 
 T_PHYS = 159.53
 

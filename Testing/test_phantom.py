@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from LuDosimetryLib.phantom import (PhantomConfig, ground_truth, kinetic_parameters, make_poses, region_map,
+from LuDosimetryLib.synthetic.phantom import (PhantomConfig, ground_truth, kinetic_parameters, make_poses, region_map,
                                     segmentation_labelmap, simulate_scan)
-from LuDosimetryLib.radionuclides import get_nuclide
+from LuDosimetryLib.physics.radionuclides import get_nuclide
 
 
 def test_truth_kinetics_match_seed000_table2():
@@ -78,7 +78,7 @@ def test_config_reference_scan_must_be_one_of_the_hours():
 
 
 def test_config_needs_a_kidney_compartment():
-    from LuDosimetryLib.phantom import default_compartments
+    from LuDosimetryLib.synthetic.phantom import default_compartments
 
     no_kidney = [c for c in default_compartments() if c.kind != "kidney"]
     with pytest.raises(ValueError, match="kidney"):
@@ -90,7 +90,7 @@ def test_config_needs_a_kidney_compartment():
 
 
 def test_recovery_table_volumes_strictly_increasing_on_a_coarse_grid():
-    from LuDosimetryLib.phantom import recovery_coefficient_table
+    from LuDosimetryLib.synthetic.phantom import recovery_coefficient_table
 
     for cfg in (PhantomConfig(), PhantomConfig(shape_xyz=(32, 24, 20), spacing_mm=9.6)):
         t = recovery_coefficient_table(cfg)

@@ -17,13 +17,17 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 
-from LuDosimetryLib import cli, dicom, phantom_dicom
-from LuDosimetryLib.images import geometry_differences, read_image
-from LuDosimetryLib.phantom import PhantomConfig, write_phantom_study
-from LuDosimetryLib.phantom_dicom import write_phantom_dicom
+from LuDosimetryLib import cli
+
+from LuDosimetryLib.io import dicom
+
+from LuDosimetryLib.synthetic import phantom_dicom
+from LuDosimetryLib.io.images import geometry_differences, read_image
+from LuDosimetryLib.synthetic.phantom import PhantomConfig, write_phantom_study
+from LuDosimetryLib.synthetic.phantom_dicom import write_phantom_dicom
 from LuDosimetryLib.pipeline import PipelineOptions, run_manifest
-from LuDosimetryLib.study import load_study, parse_iso_time, study_from_dict
-from LuDosimetryLib.validation import compare_doses
+from LuDosimetryLib.io.study import load_study, parse_iso_time, study_from_dict
+from LuDosimetryLib.results.truth import compare_doses
 
 FAST = dict(n_cycles=2, max_shift_mm=0.0, max_rotation_deg=0.0)
 

@@ -5,8 +5,8 @@ import pytest
 import SimpleITK as sitk
 
 from LuDosimetryLib.pipeline import Voi, resegment_cycles, track_lesions
-from LuDosimetryLib.sphere_phantom import make_sphere_phantom
-from LuDosimetryLib.study import VoiDefinition
+from LuDosimetryLib.synthetic.spheres import make_sphere_phantom
+from LuDosimetryLib.io.study import VoiDefinition
 
 
 def _cycle_image(volume_ml, concentration, seed):
@@ -16,8 +16,8 @@ def _cycle_image(volume_ml, concentration, seed):
 
 def _smaller_lesion_on_same_grid(ph, volume_ml, concentration, seed):
     """The phantom's grid and centre with a sphere of ``volume_ml`` (mL) at ``concentration``."""
-    from LuDosimetryLib.spect_model import simulate_spect
-    from LuDosimetryLib.sphere_phantom import ellipsoid_occupancy
+    from LuDosimetryLib.synthetic.spect_model import simulate_spect
+    from LuDosimetryLib.synthetic.spheres import ellipsoid_occupancy
 
     shape = ph.true_image.shape
     z, y, x = np.meshgrid(*[(np.arange(n) + 0.5) * 4.8 for n in shape], indexing="ij")

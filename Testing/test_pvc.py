@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from LuDosimetryLib import pvc
+from LuDosimetryLib.imaging import pvc
 from LuDosimetryLib.errors import FitError, InputDataError
-from LuDosimetryLib.sphere_phantom import make_sphere_phantom, measure_recovery_coefficients
+from LuDosimetryLib.synthetic.spheres import make_sphere_phantom, measure_recovery_coefficients
 
 V_CAL = np.array([0.5, 1.2, 2.6, 5.6, 11.5, 26.5, 60.0, 150.0])
 

@@ -1,4 +1,4 @@
-"""Tests of LuDosimetryLib.radiobiology: closed-form Lea–Catcheside factor vs numerical
+"""Tests of LuDosimetryLib.physics.radiobiology: closed-form Lea–Catcheside factor vs numerical
 integration (scipy.integrate), BED/EQD2 identities, and the seed 000 / seed 002 planning rules."""
 
 import math
@@ -8,8 +8,8 @@ import pytest
 import radioactivedecay
 from scipy import integrate
 
-from LuDosimetryLib import kinetics as K
-from LuDosimetryLib import radiobiology as R
+from LuDosimetryLib.physics import kinetics as K
+from LuDosimetryLib.physics import radiobiology as R
 from LuDosimetryLib.errors import InputDataError
 
 LN2 = math.log(2)

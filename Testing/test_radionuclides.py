@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from LuDosimetryLib.errors import InputDataError
-from LuDosimetryLib.radionuclides import KEV_TO_J, Nuclide, get_nuclide, normalise_nuclide_name
+from LuDosimetryLib.physics.radionuclides import KEV_TO_J, Nuclide, get_nuclide, normalise_nuclide_name
 
 _trapezoid = getattr(np, "trapezoid", None) or np.trapz  # numpy >= 2 / numpy 1.26
 

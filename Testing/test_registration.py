@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from LuDosimetryLib import images
-from LuDosimetryLib import registration as reg
+from LuDosimetryLib.io import images
+from LuDosimetryLib.imaging import registration as reg
 from LuDosimetryLib.errors import InputDataError
-from LuDosimetryLib.spect_model import simulate_spect
+from LuDosimetryLib.synthetic.spect_model import simulate_spect
 
 # canonical anatomy (LPS mm about the volume centre): name, centre, semi-axes, relative uptake, HU
 SHAPES = [

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from LuDosimetryLib import segmentation as seg
+from LuDosimetryLib.imaging import segmentation as seg
 from LuDosimetryLib.errors import InputDataError
-from LuDosimetryLib.sphere_phantom import make_sphere_phantom
+from LuDosimetryLib.synthetic.spheres import make_sphere_phantom
 
 PATIENT_LIKE = dict(sphere_concentration_Bq_per_ml=1e5, sensitivity_cps_per_MBq=10.0)  # ~7 % noise in the sphere
 
@@ -131,7 +131,7 @@ def test_fixed_threshold_and_warnings():
 def test_totalsegmentator_guard_gives_hint(monkeypatch, tmp_path):
     import importlib.util
 
-    from LuDosimetryLib import organs
+    from LuDosimetryLib.imaging import organs
 
     real_find_spec = importlib.util.find_spec
     ct = sitk.Image(8, 8, 8, sitk.sitkInt16)
@@ -156,7 +156,7 @@ def _kidney_scene():
     kidney = ((z - 24) / 8.0) ** 2 + ((y - 20) / 5.0) ** 2 + ((x - 14) / 5.0) ** 2 <= 1.0  # ~ 0.2 L
     other = ((z - 24) / 8.0) ** 2 + ((y - 20) / 5.0) ** 2 + ((x - 34) / 5.0) ** 2 <= 1.0
     true = np.where(kidney | other, 20.0, 1.0)
-    from LuDosimetryLib.spect_model import simulate_spect
+    from LuDosimetryLib.synthetic.spect_model import simulate_spect
 
     img = sitk.GetImageFromArray(simulate_spect(true * 1e4, (sp,) * 3, 12.0, 10.0, 1800.0, np.random.default_rng(2)))
     img.SetSpacing((sp,) * 3)
@@ -164,7 +164,7 @@ def _kidney_scene():
 
 
 def test_organ_masks_from_labelmap_and_spect_fallback():
-    from LuDosimetryLib import organs
+    from LuDosimetryLib.imaging import organs
 
     img, kidney, other = _kidney_scene()
     lab = np.zeros(kidney.shape, np.uint8)

@@ -287,11 +287,11 @@ def _module_constant(py_path: Path, name: str):
 
 
 @pytest.mark.parametrize("module_file,constant,lib_module,lib_constant", [
-    ("LuDosimetry/LuDosimetry.py", "REGISTRATION_METHODS", "LuDosimetryLib.registration", "METHODS"),
-    ("LuDosimetry/LuDosimetry.py", "FIT_MODELS", "LuDosimetryLib.kinetics", "MODELS"),
-    ("LuDosimetry/LuDosimetry.py", "SPECT_UNITS", "LuDosimetryLib.study", "SPECT_UNITS"),
-    ("LuDosimetry/LuDosimetry.py", "VOI_KINDS", "LuDosimetryLib.study", "VOI_KINDS"),
-    ("LuDosimetry/LuDosimetry.py", "VOI_MODES", "LuDosimetryLib.study", "VOI_MODES"),
+    ("LuDosimetry/LuDosimetry.py", "REGISTRATION_METHODS", "LuDosimetryLib.imaging.registration", "METHODS"),
+    ("LuDosimetry/LuDosimetry.py", "FIT_MODELS", "LuDosimetryLib.physics.kinetics", "MODELS"),
+    ("LuDosimetry/LuDosimetry.py", "SPECT_UNITS", "LuDosimetryLib.io.study", "SPECT_UNITS"),
+    ("LuDosimetry/LuDosimetry.py", "VOI_KINDS", "LuDosimetryLib.io.study", "VOI_KINDS"),
+    ("LuDosimetry/LuDosimetry.py", "VOI_MODES", "LuDosimetryLib.io.study", "VOI_MODES"),
     ("LuResponse/LuResponse.py", "MODEL_KINDS", "LuResponseLib.models", "MODEL_KINDS"),
     ("LuResponse/LuResponse.py", "RESPONSE_CODES", "LuResponseLib.table", "RESPONSE_CODES"),
 ])

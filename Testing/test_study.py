@@ -5,7 +5,7 @@ import json
 import pytest
 
 from LuDosimetryLib.errors import ManifestError
-from LuDosimetryLib.study import load_study, parse_iso_time, study_from_dict
+from LuDosimetryLib.io.study import load_study, parse_iso_time, study_from_dict
 
 
 def _manifest(tmp_path, **over):
@@ -201,16 +201,16 @@ SMALL_DICOM = dict(n_cycles=2, max_shift_mm=0.0, max_rotation_deg=0.0, shape_xyz
 
 @pytest.fixture(scope="module")
 def dicom_patient(tmp_path_factory):
-    from LuDosimetryLib.phantom import PhantomConfig
-    from LuDosimetryLib.phantom_dicom import write_phantom_dicom
+    from LuDosimetryLib.synthetic.phantom import PhantomConfig
+    from LuDosimetryLib.synthetic.phantom_dicom import write_phantom_dicom
 
     return write_phantom_dicom(tmp_path_factory.mktemp("study_dicom") / "p", PhantomConfig(**SMALL_DICOM))
 
 
 @pytest.fixture(scope="module")
 def dicom_counts_patient(tmp_path_factory):
-    from LuDosimetryLib.phantom import PhantomConfig
-    from LuDosimetryLib.phantom_dicom import write_phantom_dicom
+    from LuDosimetryLib.synthetic.phantom import PhantomConfig
+    from LuDosimetryLib.synthetic.phantom_dicom import write_phantom_dicom
 
     return write_phantom_dicom(tmp_path_factory.mktemp("study_dicom_counts") / "p",
                                PhantomConfig(**SMALL_DICOM, spect_units="counts"))
@@ -336,7 +336,7 @@ def test_dicom_value_in_neither_place_names_field_and_tag(dicom_patient, tmp_pat
 
 
 def test_no_header_read_without_files(dicom_patient, monkeypatch):
-    from LuDosimetryLib import dicom
+    from LuDosimetryLib.io import dicom
 
     def fail(*a, **k):
         raise AssertionError("headers must not be read with check_files=False")

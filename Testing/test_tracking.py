@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from LuDosimetryLib import tracking
+from LuDosimetryLib.imaging import tracking
 from LuDosimetryLib.errors import InputDataError
 
 SHAPE = (40, 40, 40)

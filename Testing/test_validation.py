@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from LuDosimetryLib.validation import compare_doses
+from LuDosimetryLib.results.truth import compare_doses
 
 
 def _truth():

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / d) for d in ("LuDosimetry", "LuResponse")]
 
-from LuDosimetryLib.phantom import PhantomConfig, write_phantom_study  # noqa: E402
+from LuDosimetryLib.synthetic.phantom import PhantomConfig, write_phantom_study  # noqa: E402
 from LuDosimetryLib.pipeline import PipelineOptions, run_manifest  # noqa: E402
 
 

@@ -23,14 +23,14 @@ from scipy.optimize import curve_fit
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "LuDosimetry"))
 
-from LuDosimetryLib.kinetics import VoxelwiseFit, fit_time_activity_voxelwise  # noqa: E402
+from LuDosimetryLib.physics.kinetics import VoxelwiseFit, fit_time_activity_voxelwise  # noqa: E402
 
 LN2 = math.log(2.0)
 
 
 def physical_half_life_h() -> float:
     try:
-        from LuDosimetryLib.radionuclides import get_nuclide
+        from LuDosimetryLib.physics.radionuclides import get_nuclide
 
         return float(get_nuclide("Lu-177").half_life_h)
     except Exception:  # radionuclides module not available yet

@@ -24,7 +24,7 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "LuDosimetry"))
 
-from LuDosimetryLib import dose  # noqa: E402
+from LuDosimetryLib.physics import dose  # noqa: E402
 
 
 def best_of(fn, repeat: int) -> float:

@@ -29,10 +29,10 @@ def _progress_logger(fraction: float, message: str) -> None:
 
 
 def _cmd_phantom(args: argparse.Namespace) -> int:
-    from .phantom import PhantomConfig, write_phantom_study
+    from .synthetic.phantom import PhantomConfig, write_phantom_study
 
     if args.dicom:
-        from .phantom_dicom import write_phantom_dicom
+        from .synthetic.phantom_dicom import write_phantom_dicom
 
         manifest = write_phantom_dicom(Path(args.out_dir), PhantomConfig(seed=args.seed))
     else:
@@ -76,7 +76,7 @@ def demo_patient(out: Path, seed: int, config=None) -> tuple[Path, bool]:
     """
     import json
 
-    from .phantom import PhantomConfig, write_phantom_study
+    from .synthetic.phantom import PhantomConfig, write_phantom_study
 
     phantom_dir = Path(out) / DEMO_PATIENT_FOLDER
     manifest = phantom_dir / "study.json"
@@ -100,7 +100,7 @@ def demo_patient(out: Path, seed: int, config=None) -> tuple[Path, bool]:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .pipeline import run_manifest
-    from .validation import compare_with_ground_truth
+    from .results.truth import compare_with_ground_truth
 
     out = Path(args.out)
     phantom_dir = out / DEMO_PATIENT_FOLDER
@@ -128,7 +128,7 @@ def _print_summary(result) -> None:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    from .dicom import inspect_directory
+    from .io.dicom import inspect_directory
 
     report = inspect_directory(Path(args.directory))
     print(report.to_text())

@@ -32,14 +32,19 @@ from typing import Callable
 import numpy as np
 import SimpleITK as sitk
 
-from . import cycles as cycle_metrics
-from . import dose as dose_mod
-from . import images as image_io
-from . import kinetics, pvc, radiobiology, registration, segmentation, tracking
+from .results import cycle_metrics
+from .physics import dose as dose_mod
+from .io import images as image_io
+from .physics import kinetics
+from .imaging import pvc
+from .physics import radiobiology
+from .imaging import registration
+from .imaging import segmentation
+from .imaging import tracking
 from . import __version__
 from .errors import InputDataError, LuDosimetryError
-from .radionuclides import get_nuclide
-from .study import VOI_KINDS, Study, VoiDefinition, load_study
+from .physics.radionuclides import get_nuclide
+from .io.study import VOI_KINDS, Study, VoiDefinition, load_study
 
 log = logging.getLogger(__name__)
 
@@ -836,7 +841,7 @@ def write_results(result: PipelineResult, out_dir, report: bool = True, save_map
                 w.writerow({k: _fmt(r.get(k)) for k in TIME_ACTIVITY_COLUMNS})
         (tmp / "summary.json").write_text(json.dumps(result.summary, indent=2, default=_json_default))
         if report:
-            from .report import write_report
+            from .results.report import write_report
 
             write_report(result, tmp / "report.html")
         if save_maps:

@@ -1,7 +1,7 @@
 """Lu adaptive threshold: contour a SPECT lesion inside a rough ROI by iterative adaptive thresholding.
 
 The user paints a rough, oversized ROI around one lesion as the selected segment; Apply replaces the
-segment with the contour found by ``LuDosimetryLib.segmentation.adaptive_threshold_segment`` (threshold
+segment with the contour found by ``LuDosimetryLib.imaging.segmentation.adaptive_threshold_segment`` (threshold
 from the source-to-background ratio and object size through a phantom calibration curve, iterated until
 it stops changing). This file only converts between the segment editor and numpy/SimpleITK.
 """
@@ -110,8 +110,8 @@ Lesions smaller than the minimum volume are flagged; they are excluded from the 
 
     def calibration(self):
         """The threshold calibration to use: from the chosen JSON file (the fields of
-        LuDosimetryLib.segmentation.ThresholdCalibration: a, b, c, f_min, f_max, source), or None for the
-        Lib's default curve (LuDosimetryLib.segmentation.DEFAULT_CALIBRATION).
+        LuDosimetryLib.imaging.segmentation.ThresholdCalibration: a, b, c, f_min, f_max, source), or None for the
+        Lib's default curve (LuDosimetryLib.imaging.segmentation.DEFAULT_CALIBRATION).
         """
         import dataclasses
         import json
@@ -119,7 +119,7 @@ Lesions smaller than the minimum volume are flagged; they are excluded from the 
         path = self.scriptedEffect.parameter(CALIBRATION_FILE_PARAMETER)
         if not path:
             return None
-        from LuDosimetryLib.segmentation import ThresholdCalibration
+        from LuDosimetryLib.imaging.segmentation import ThresholdCalibration
 
         try:
             values = json.loads(open(path, encoding="utf-8").read())
@@ -135,7 +135,7 @@ Lesions smaller than the minimum volume are flagged; they are excluded from the 
     def onApply(self):
         """Replace the selected segment (a rough ROI) by its adaptive-threshold contour.
 
-        Lib: LuDosimetryLib.segmentation.adaptive_threshold_segment(image, roi_mask, calibration).
+        Lib: LuDosimetryLib.imaging.segmentation.adaptive_threshold_segment(image, roi_mask, calibration).
         """
         if not self.scriptedEffect.confirmCurrentSegmentVisible():
             return
@@ -151,7 +151,7 @@ Lesions smaller than the minimum volume are flagged; they are excluded from the 
             import numpy as np
             import sitkUtils
 
-            from LuDosimetryLib.segmentation import adaptive_threshold_segment
+            from LuDosimetryLib.imaging.segmentation import adaptive_threshold_segment
 
             # The source image is the source volume resampled to the segmentation geometry; copy it to a
             # temporary volume in the segmentation's coordinate system to hand it over to SimpleITK.

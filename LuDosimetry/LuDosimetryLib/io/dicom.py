@@ -66,7 +66,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputDataError
+from ..errors import InputDataError
 
 log = logging.getLogger(__name__)
 
@@ -864,7 +864,7 @@ def read_dicom_image(path: str | os.PathLike, series_uid: str | None = None) -> 
     come back as float32 in ``info.spect_units``; CT in HU as GDCM gives it."""
     import SimpleITK as sitk
 
-    from .images import _read_dicom_folder
+    from ..io.images import _read_dicom_folder
 
     p = Path(path)
     info = read_series_info(p, series_uid)
@@ -924,7 +924,7 @@ def inspect_directory(path: str | os.PathLike) -> InspectionReport:
     for f in _walk_files(root):
         name = f.name.lower()
         if name.endswith(IMAGE_FILE_SUFFIXES):
-            from .images import read_image_information
+            from ..io.images import read_image_information
 
             try:
                 info = read_image_information(f)

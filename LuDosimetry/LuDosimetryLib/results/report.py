@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from . import __version__
+from .. import __version__
 
 
 def _fig_to_img_tag(fig, alt: str) -> str:
@@ -53,7 +53,7 @@ def _mip_figure(result) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .pipeline import cycle_reference_keys
+    from ..pipeline import cycle_reference_keys
 
     refs = cycle_reference_keys(result.study, result.summary.get("options", {}).get("reference_hours", 24.0))
     cyc_keys = sorted(refs)

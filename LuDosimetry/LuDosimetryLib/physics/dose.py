@@ -92,9 +92,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .checks import scalar as _scalar
-from .errors import InputDataError
-from .radionuclides import KEV_TO_J, Nuclide, get_nuclide
+from ..checks import scalar as _scalar
+from ..errors import InputDataError
+from ..physics.radionuclides import KEV_TO_J, Nuclide, get_nuclide
 
 __all__ = [
     "SOFT_TISSUE_DENSITY_G_PER_ML", "DEFAULT_MIN_DENSITY_G_PER_ML", "DEFAULT_HU_DENSITY_TABLE",

@@ -39,9 +39,9 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from .radionuclides import get_nuclide
-from .spect_model import simulate_spect
-from .sphere_phantom import ellipsoid_occupancy, measure_recovery_coefficients
+from ..physics.radionuclides import get_nuclide
+from ..synthetic.spect_model import simulate_spect
+from ..synthetic.spheres import ellipsoid_occupancy, measure_recovery_coefficients
 
 # Seconds per hour and Bq per MBq, used in unit conversions of the analytic truth.
 _S_PER_H = 3600.0
@@ -287,7 +287,7 @@ def make_poses(cfg: PhantomConfig) -> dict:
 
 def plan_activities_MBq(cfg: PhantomConfig, kidney_ad_per_aa_Gy_per_GBq: float) -> list[float]:
     """Administered activities by the seed 000 trial rule (see radiobiology.plan_next_activity_seed000)."""
-    from .radiobiology import plan_next_activity_seed000
+    from ..physics.radiobiology import plan_next_activity_seed000
 
     activities = [cfg.first_cycle_activity_MBq]
     delivered = [cfg.first_cycle_activity_MBq / 1000.0 * kidney_ad_per_aa_Gy_per_GBq]

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from .errors import ManifestError
+from ..errors import ManifestError
 
 SPECT_UNITS = ("Bq/mL", "counts", "Gy/h")
 VOI_KINDS = ("tumor", "kidney", "organ")
@@ -314,8 +314,8 @@ def _complete_from_dicom(d: dict, base: Path, warnings: list) -> tuple[dict, dic
     if not infos:
         return d, hints, dicom_tps
 
-    from .dicom import normalise_radionuclide, read_series_info  # lazy: pydicom only for DICOM input
-    from .errors import InputDataError
+    from ..io.dicom import normalise_radionuclide, read_series_info  # lazy: pydicom only for DICOM input
+    from ..errors import InputDataError
 
     d = copy.deepcopy(d)
     for (i, j), (p, _) in list(infos.items()):

@@ -41,8 +41,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import integrate
 
-from .checks import scalar
-from .errors import InputDataError
+from ..checks import scalar
+from ..errors import InputDataError
 
 __all__ = [
     "KIDNEY",

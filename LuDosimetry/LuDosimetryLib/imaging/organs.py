@@ -26,8 +26,8 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from .errors import InputDataError
-from .images import geometry_differences, resample_labelmap
+from ..errors import InputDataError
+from ..io.images import geometry_differences, resample_labelmap
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def segment_organs_totalsegmentator(ct, organs=DEFAULT_ORGANS, reference: sitk.I
     ok, reason = totalsegmentator_available()
     if not ok and not (allow_download and importlib.util.find_spec("totalsegmentator") is not None):
         raise InputDataError(f"automatic organ segmentation not available: {reason}. {TOTALSEGMENTATOR_HINT}")
-    from .images import read_image
+    from ..io.images import read_image
 
     ct_img = ct if isinstance(ct, sitk.Image) else read_image(ct)
     from totalsegmentator.map_to_binary import class_map  # type: ignore[import-not-found]

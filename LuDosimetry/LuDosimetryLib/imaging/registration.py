@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import SimpleITK as sitk
 
-from .errors import InputDataError
+from ..errors import InputDataError
 
 log = logging.getLogger(__name__)
 

@@ -73,8 +73,8 @@ from typing import ClassVar
 import numpy as np
 from scipy import optimize
 
-from .checks import scalar
-from .errors import FitError, InputDataError
+from ..checks import scalar
+from ..errors import FitError, InputDataError
 
 __all__ = [
     "DEFAULT_RELATIVE_UNCERTAINTY",

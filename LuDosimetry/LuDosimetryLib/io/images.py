@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from .errors import InputDataError
+from ..errors import InputDataError
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +197,7 @@ def read_image(path: str | os.PathLike, series_uid: str | None = None, nan_polic
     source = str(p)
     if p.is_dir() or _is_dicom_file(p):
         if apply_dicom_scaling:
-            from .dicom import read_dicom_image  # lazy: pydicom only when needed
+            from ..io.dicom import read_dicom_image  # lazy: pydicom only when needed
 
             image = read_dicom_image(p, series_uid=series_uid).image
         else:

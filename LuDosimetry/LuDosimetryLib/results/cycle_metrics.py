@@ -34,9 +34,9 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-from .checks import scalar
-from .errors import InputDataError
-from .radiobiology import KIDNEY_ALPHA_BETA_GY, bed_Gy
+from ..checks import scalar
+from ..errors import InputDataError
+from ..physics.radiobiology import KIDNEY_ALPHA_BETA_GY, bed_Gy
 
 __all__ = ["VoiCycleMetrics", "PatientCycleSummary", "CrossCycleMetrics", "cross_cycle_metrics"]
 

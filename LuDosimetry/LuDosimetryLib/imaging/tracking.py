@@ -25,7 +25,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
-from .errors import InputDataError
+from ..errors import InputDataError
 
 CATEGORIES = ("disappearing", "decreasing", "stable", "increasing", "new")
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import SimpleITK as sitk
 
-from .spect_model import blur_fwhm, simulate_spect
+from ..synthetic.spect_model import blur_fwhm, simulate_spect
 
 
 @dataclass

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .checks import scalar
-from .errors import FitError, InputDataError
+from ..checks import scalar
+from ..errors import FitError, InputDataError
 
 __all__ = ["RecoveryCurve", "fit_recovery_curve", "recovery_curve_from_table", "recovery_curve_from_manifest",
            "VolumeRuleResult", "apply_minimum_volume_rule", "FORMS", "BELOW_CALIBRATION_POLICIES",

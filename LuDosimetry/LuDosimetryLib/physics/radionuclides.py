@@ -34,7 +34,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .errors import InputDataError
+from ..errors import InputDataError
 
 __all__ = ["Nuclide", "get_nuclide", "normalise_nuclide_name", "KEV_TO_J", "DEFAULT_NUCLIDE"]
 

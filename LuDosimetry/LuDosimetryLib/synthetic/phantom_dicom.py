@@ -33,9 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .phantom import (PhantomConfig, _origin_mm, ground_truth, iter_scans, new_output_folder, phantom_image,
+from ..synthetic.phantom import (PhantomConfig, _origin_mm, ground_truth, iter_scans, new_output_folder, phantom_image,
                       recovery_coefficient_table, segmentation_labelmap, voi_labels)
-from .radionuclides import get_nuclide
+from ..physics.radionuclides import get_nuclide
 
 NM_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.20"
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
@@ -284,8 +284,8 @@ def write_phantom_dicom(out_dir, config: PhantomConfig | None = None) -> Path:
     completely or not at all (built in a temporary folder, then renamed); an existing non-empty
     ``out_dir`` is refused.
     """
-    from .dicom import study_dict_from_dicom
-    from .study import study_from_dict
+    from ..io.dicom import study_dict_from_dicom
+    from ..io.study import study_from_dict
 
     cfg = config or PhantomConfig()
     if cfg.spect_units not in _UNITS:

@@ -27,3 +27,7 @@ class InputDataError(LuDosimetryError):
 
 class FitError(LuDosimetryError):
     """A time-activity fit could not be made even with the fallbacks."""
+
+
+class Cancelled(LuDosimetryError):
+    """The user cancelled the run (progress dialog); nothing was written."""

@@ -40,7 +40,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from ..errors import InputDataError
-from ..imaging.pvc import apply_minimum_volume_rule  # noqa: F401  (re-exported: one implementation, in pvc)
+from .pvc import apply_minimum_volume_rule  # noqa: F401  (re-exported: one implementation, in pvc)
 
 _STRUCT = ndimage.generate_binary_structure(3, 1)  # 6-connectivity for the ROI / shell
 _COMPONENTS = ndimage.generate_binary_structure(3, 3)  # 26-connectivity for lesion components

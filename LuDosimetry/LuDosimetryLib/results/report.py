@@ -53,7 +53,7 @@ def _mip_figure(result) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..pipeline import cycle_reference_keys
+    from ..imaging.study_registration import cycle_reference_keys
 
     refs = cycle_reference_keys(result.study, result.summary.get("options", {}).get("reference_hours", 24.0))
     cyc_keys = sorted(refs)

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..synthetic.phantom import (PhantomConfig, _origin_mm, ground_truth, iter_scans, new_output_folder, phantom_image,
+from .phantom import (PhantomConfig, _origin_mm, ground_truth, iter_scans, new_output_folder, phantom_image,
                       recovery_coefficient_table, segmentation_labelmap, voi_labels)
 from ..physics.radionuclides import get_nuclide
 

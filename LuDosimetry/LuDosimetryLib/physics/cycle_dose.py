@@ -1,0 +1,176 @@
+"""Absorbed dose of each VOI in each cycle, and the voxel-wise dose maps.
+
+``voi_cycle_dose``: partial-volume correction, time-activity fit and integration, dose by local
+deposition (or the integral of dose-rate input) and the Lea-Catcheside factor, for one VOI-cycle.
+``voxel_dose_maps``: voxel-wise integration and dose maps per cycle with DVH statistics per VOI.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..errors import LuDosimetryError
+from ..io import images as image_io
+from ..io.study import Study
+from . import dose as dose_mod
+from . import kinetics, radiobiology
+
+
+def _effective_half_life_from_other_cycles(fits: dict, voi: str, cycle: int) -> tuple[float | None, int | None]:
+    """T_eff (h) of the same VOI's fit in the nearest other cycle with several time points."""
+    other = sorted(((abs(c - cycle), c, f) for (name, c), f in fits.items()
+                    if name == voi and c != cycle and len(f.times_h) > 1), key=lambda x: x[:2])
+    if not other:
+        return None, None
+    return float(other[0][2].effective_half_life_h), other[0][1]
+
+
+def voi_cycle_dose(study: Study, cyc, v, y: np.ndarray, y_units: str, rc_curve, options,
+                   nuclide, fits: dict) -> dict:
+    """Dose of one VOI in one cycle from its measured values ``y`` (MBq, or Gy/h) per time point.
+
+    Steps: partial-volume correction (:meth:`pvc.RecoveryCurve.correct`) for the kinds in
+    ``options.apply_pvc_to``; time integration (:func:`kinetics.fit_time_activity`; a requested
+    model that fails falls back to ``"auto"`` with a warning; a single time point uses
+    :func:`kinetics.fit_single_time_point` with the VOI's T_eff from its nearest full cycle,
+    Hänscheid without one); dose by local deposition with the VOI mass
+    (:func:`dose.led_dose_Gy`) or, for dose rates, the integral itself; the Lea-Catcheside factor
+    of kidney curves (:func:`radiobiology.g_factor_from_fit`). Returns row, fit, values,
+    time_activity rows and warnings.
+    """
+    hours = np.array(cyc.hours)
+    flags, warnings = list(v.flags), []
+    raw = y.copy()
+    rc = 1.0
+    if rc_curve is not None and v.kind in options.apply_pvc_to:
+        corrected, rc, pvc_flags = rc_curve.correct(y, v.volume_for(cyc.cycle))
+        y = np.asarray(corrected, dtype=float)
+        flags += list(pvc_flags)
+    where = f"{v.name} cycle {cyc.cycle}"
+    if len(hours) == 1:
+        t_eff, source = _effective_half_life_from_other_cycles(fits, v.name, cyc.cycle)
+        fit = kinetics.fit_single_time_point(hours[0], y[0], physical_half_life_h=nuclide.half_life_h,
+                                             effective_half_life_h=t_eff, value_uncertainty=options.value_uncertainty)
+        note = f"T_eff {t_eff:.1f} h from cycle {source}" if t_eff is not None else "no full cycle for T_eff"
+        warnings.append(f"{where}: one time point only, {fit.params['method']} method ({note})")
+    else:
+        model = options.fit_model_per_voi.get(v.name, options.fit_model)
+        try:
+            fit = kinetics.fit_time_activity(hours, y, model=model, physical_half_life_h=nuclide.half_life_h,
+                                             value_uncertainty=options.value_uncertainty)
+        except LuDosimetryError as exc:
+            if model == "auto":
+                raise
+            warnings.append(f"{where}: requested model {model!r} failed ({exc}); automatic model selection used")
+            flags.append(f"fallback:auto_after_{model}")
+            fit = kinetics.fit_time_activity(hours, y, model="auto", physical_half_life_h=nuclide.half_life_h,
+                                             value_uncertainty=options.value_uncertainty)
+        if fit.flags:  # a fallback, a rising curve or a bound: say what was done and why
+            warnings.extend(f"{where}: {w}" for w in fit.warnings if not w.startswith("model "))
+    flags += list(fit.flags)
+    if y_units == "Gy/h":
+        dose_Gy, dose_sd, tia = fit.integral, fit.uncertainty, None
+    else:
+        tia = fit.integral
+        dose_Gy = dose_mod.led_dose_Gy(tia, v.mass_for(cyc.cycle), nuclide)
+        dose_sd = dose_Gy * fit.relative_uncertainty
+    g = None
+    if v.kind == "kidney":
+        if fit.integral > 0:
+            g = radiobiology.g_factor_from_fit(fit)
+        else:
+            warnings.append(f"{where}: zero integral, no Lea-Catcheside factor (kidney BED not defined)")
+    aa = cyc.administered_activity_MBq
+    row = {
+        "patient_id": study.patient_id, "cycle": cyc.cycle, "voi": v.name, "kind": v.kind,
+        "volume_ml": round(v.volume_for(cyc.cycle), 3), "administered_activity_MBq": aa,
+        "absorbed_dose_Gy": dose_Gy, "ad_per_aa_Gy_per_GBq": dose_Gy / (aa / 1000.0),
+        "fit_model": fit.model, "effective_half_life_h": fit.effective_half_life_h,
+        "recovery_coefficient": rc, "flags": ";".join(dict.fromkeys(flags)),
+        "absorbed_dose_uncertainty_Gy": dose_sd, "time_integrated_activity_MBq_h": tia,
+        "mass_g": v.mass_for(cyc.cycle), "included": v.included, "excluded": not v.included,
+        "lea_catcheside_g": g,
+    }
+    fitted = fit.evaluate(hours)
+    ta = [{"patient_id": study.patient_id, "cycle": cyc.cycle, "voi": v.name, "kind": v.kind,
+           "hours_post_injection": float(h), "value": float(m), "value_pv_corrected": float(c),
+           "recovery_coefficient": rc, "units": y_units, "fitted_value": float(f)}
+          for h, m, c, f in zip(hours, raw, y, fitted)]
+    return {"row": row, "fit": fit, "values": y, "time_activity": ta, "warnings": warnings}
+
+
+def _voxel_s_value_dose_rates(study: Study, registered: dict, reference: sitk.Image, nuclide) -> dict:
+    """Dose-rate map (Gy/h) per registered scan by voxel S-value convolution."""
+    kernel = dose_mod.voxel_s_value_kernel(nuclide.name, reference.GetSpacing())
+    voxel_ml = image_io.voxel_volume_ml(reference)
+    out = {}
+    for key, img in registered.items():
+        activity_MBq = sitk.GetArrayFromImage(img).astype(np.float64) * voxel_ml * 1e-6
+        rate = dose_mod.vsv_dose_rate_Gy_per_h(activity_MBq, kernel)
+        r = sitk.GetImageFromArray(rate.astype(np.float32))
+        r.CopyInformation(reference)
+        out[key] = r
+    return out
+
+
+def voxel_dose_maps(study: Study, registered: dict, reference: sitk.Image, density, vois: list, nuclide,
+                    units: str, dose_rate_maps: dict | None, whole_image: bool = False) -> dict:
+    """Voxel-wise time-integrated activity and absorbed dose per cycle, and VOI dose statistics.
+
+    Time integration: :func:`kinetics.fit_time_activity_voxelwise` on the registered scans of
+    each cycle (inside the VOIs, or the whole image when ``whole_image``). Dose: local energy
+    deposition with the CT density per voxel (:func:`dose.led_dose_Gy`), or the integral of the
+    voxel S-value / input dose-rate maps. Statistics (mean, D90/D50/D10, DVH, EUD) per VOI per
+    cycle by :func:`dose.voi_dose_statistics`. These voxel doses are not partial-volume
+    corrected (the VOI doses of the results table are).
+
+    Returns {"tia_MBq_h": {cycle: image}, "dose_Gy": {cycle: image}, "dose_statistics":
+    {(voi, cycle): DoseStatistics}, "warnings": [...]}.
+    """
+    voxel_ml = image_io.voxel_volume_ml(reference)
+    mask = None
+    if not whole_image:
+        mask = np.zeros(sitk.GetArrayViewFromImage(reference).shape, dtype=bool)
+        for v in vois:
+            mask |= v.mask
+            for m, _, _ in v.per_cycle.values():
+                mask |= m
+    out = {"tia_MBq_h": {}, "dose_Gy": {}, "dose_statistics": {}, "warnings": []}
+    for cyc in study.cycles:
+        if len(cyc.timepoints) < 2:
+            out["warnings"].append(f"cycle {cyc.cycle}: one time point, no voxel-wise maps or DVH for this cycle")
+            continue
+        keys = [(cyc.cycle, i) for i in range(len(cyc.timepoints))]
+        if dose_rate_maps is not None or units == "Gy/h":
+            source = dose_rate_maps if dose_rate_maps is not None else registered
+            stack = np.stack([sitk.GetArrayViewFromImage(source[k]) for k in keys]).astype(np.float64)
+        else:  # Bq/mL -> MBq per voxel
+            stack = np.stack([sitk.GetArrayViewFromImage(registered[k]) for k in keys]).astype(np.float64)
+            stack *= voxel_ml * 1e-6
+        vfit = kinetics.fit_time_activity_voxelwise(cyc.hours, stack, nuclide.half_life_h, mask=mask)
+        out["warnings"].extend(f"voxel-wise fit cycle {cyc.cycle}: {w}" for w in vfit.warnings)
+        if dose_rate_maps is not None or units == "Gy/h":
+            dose_Gy, tia = vfit.integral, None
+        else:
+            tia = vfit.integral
+            dose_Gy = dose_mod.led_dose_Gy(tia, nuclide=nuclide, voxel_volume_ml=voxel_ml,
+                                           density_g_per_ml=density if density is not None else 1.0)
+        for name, arr in (("tia_MBq_h", tia), ("dose_Gy", dose_Gy)):
+            if arr is not None:
+                img = sitk.GetImageFromArray(np.asarray(arr, dtype=np.float32))
+                img.CopyInformation(reference)
+                out[name][cyc.cycle] = img
+        masses = density * voxel_ml if density is not None else None
+        for v in vois:
+            out["dose_statistics"][(v.name, cyc.cycle)] = dose_mod.voi_dose_statistics(dose_Gy, v.mask_for(cyc.cycle),
+                                                                                       masses)
+    return out
+
+
+def _add_dose_statistics(rows: list, stats: dict) -> None:
+    for r in rows:
+        st = stats.get((r["voi"], r["cycle"]))
+        if st is not None:
+            r.update({"voxel_mean_dose_Gy": st.mean_Gy, "D90_Gy": st.d90_Gy, "D50_Gy": st.d50_Gy,
+                      "D10_Gy": st.d10_Gy, "EUD_Gy": st.eud_Gy})

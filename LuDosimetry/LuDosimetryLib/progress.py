@@ -1,0 +1,29 @@
+"""Progress reporting and cancellation shared by the long-running steps (pipeline, study registration).
+
+``ProgressCallback(fraction 0..1, message)`` is what the CLI logs and the Slicer progress dialog shows;
+``cancel()`` returning True makes the next check raise :class:`~LuDosimetryLib.errors.Cancelled`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from .errors import Cancelled
+
+log = logging.getLogger("LuDosimetryLib.pipeline")
+
+ProgressCallback = Callable[[float, str], None]
+
+
+def report_progress(progress: ProgressCallback | None, fraction: float, message: str) -> None:
+    """Log ``message`` and pass it with ``fraction`` (clipped to 0..1) to ``progress``."""
+    log.debug("%s", message)
+    if progress is not None:
+        progress(float(min(max(fraction, 0.0), 1.0)), message)
+
+
+def check_cancel(cancel: Callable[[], bool] | None) -> None:
+    """Raise Cancelled when the user asked to stop."""
+    if cancel is not None and cancel():
+        raise Cancelled("run cancelled by the user; no results were written")

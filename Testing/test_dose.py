@@ -96,7 +96,7 @@ def test_led_validation(call, match):
 def test_electron_ranges_against_estar_and_berger():
     # NIST ESTAR CSDA ranges in water (g/cm²); radiative losses are neglected (< 1 %)
     for E, R in ((0.01, 2.515e-4), (0.1, 1.431e-2), (0.5, 0.1766), (1.0, 0.4367), (2.0, 0.9785)):
-        assert float(dose._csda_range_g_per_cm2(E)) == pytest.approx(R, rel=0.015)
+        assert float(dose.electron._csda_range_g_per_cm2(E)) == pytest.approx(R, rel=0.015)
     # X90 of 90Y in water: Berger 1971 (MIRD Pamphlet 7) 5.3 mm; model 5.2 mm
     assert dose.electron_energy_radius_mm("Y-90", 0.9, 1.0) == pytest.approx(5.3, rel=0.10)
     assert dose.electron_energy_radius_mm("Lu-177", 0.9, 1.0) < 1.0  # 177Lu: sub-millimetre
@@ -126,14 +126,14 @@ def _photon_energy_in_box_keV(nuc, half_extent_mm, density=dose.SOFT_TISSUE_DENS
     r = np.linspace(0, float(np.max(half_extent_mm)) * math.sqrt(3), 4001)
     rm = 0.5 * (r[1:] + r[:-1])
     inside = (reach[None, :] >= rm[:, None]).mean(axis=1)
-    return float(np.sum(dose._photon_radial_keV_per_mm(nuc, rm, density) * inside * np.diff(r)))
+    return float(np.sum(dose.photon._photon_radial_keV_per_mm(nuc, rm, density) * inside * np.diff(r)))
 
 
 def test_kernel_energy_balance_isotropic_and_anisotropic():
     """Σ S × voxel mass = electron energy + photon energy absorbed inside the kernel box (±5 %)."""
     for vs, size in ((4.8, None), ((2.0, 2.0, 4.0), (21, 21, 11))):
         k = dose.voxel_s_value_kernel("Lu-177", vs, size)
-        h = np.asarray(dose._voxel_size(vs))
+        h = np.asarray(dose._common._voxel_size(vs))
         half = (np.asarray(k.shape[::-1]) // 2 + 0.5) * h  # (x, y, z) half extent of the box
         expected = LU.electron_energy_keV + _photon_energy_in_box_keV(LU, half)
         assert k.absorbed_energy_per_decay_keV() == pytest.approx(expected, rel=0.05)

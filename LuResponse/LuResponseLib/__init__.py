@@ -6,7 +6,10 @@ inside the functions that need them so the package imports in a bare Slicer Pyth
 
 Modules (one concept each):
 
-- ``table``        cohort table (contract 3), per-cycle VOI table, lesion table; validation, assembly
+- ``readers``      CSV reading, column specifications, typing and validation of the input tables
+- ``cohort``       the tables as objects: cohort table (contract 3), per-cycle VOI table, lesion table
+- ``assemble``     the cohort table from per-patient result folders plus a clinical CSV
+- ``table``        compatibility: re-exports the three above under their old module name
 - ``descriptive``  Table 2 per-cycle statistics, rank tests, Spearman, subgroups
 - ``sigmoid``      groups of 11 and the Eq. 2 sigmoid with profile CIs, R^2 (Eq. 3), RMSE (Eq. 4)
 - ``roc``          AUC, ROC curve, stratified bootstrap CI
@@ -26,8 +29,8 @@ e.g. ``LuResponseLib.load_cohort_table(path)``.
 __version__ = "0.1.0"
 
 _LAZY = {
-    "load_cohort_table": "table", "cohort_table_from_rows": "table", "assemble_cohort_table": "table",
-    "load_cycle_table": "table", "load_lesion_table": "table", "CohortTable": "table",
+    "load_cohort_table": "cohort", "cohort_table_from_rows": "cohort", "assemble_cohort_table": "assemble",
+    "load_cycle_table": "cohort", "load_lesion_table": "cohort", "CohortTable": "cohort",
     "CohortTableError": "errors", "AnalysisError": "errors", "ExtrapolationWarning": "errors",
     "group_by_metric": "sigmoid", "fit_sigmoid": "sigmoid", "sigmoid_probability": "sigmoid",
     "cross_validated_probabilities": "models", "fit_response_model": "models", "ResponseModel": "models",

@@ -39,7 +39,8 @@ from .sigmoid import ResponseGroup, SigmoidFit, fit_sigmoid, group_by_metric
 from .survival import (SEED001_MEAN_LESION_AD_THRESHOLD_GY, SEED001_MIN_LESION_AD_THRESHOLD_GY,
                        SEED004_SHRINKAGE_CUTOFF_PERCENT, SurvivalComparison, compare_survival, cox_continuous,
                        landmark)
-from .table import CAD, DELTA, CohortTable, CycleTable, LesionTable, patient_lesion_dose_metrics
+from .cohort import CohortTable, CycleTable, LesionTable, patient_lesion_dose_metrics
+from .readers import CAD, DELTA
 
 FEATURES_2D = (CAD, DELTA)
 MODEL_FEATURES = {

@@ -83,9 +83,10 @@ def run_cohort_command(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .analysis import CohortAnalysisOptions, run_cohort_analysis
+    from .assemble import assemble_cohort_table
+    from .cohort import load_cohort_table, load_cycle_table, load_lesion_table
     from .models import ModelSettings
     from .report import write_cohort_outputs
-    from .table import assemble_cohort_table, load_cohort_table, load_cycle_table, load_lesion_table
 
     log = logging.getLogger("lu-dosimetry.cohort")
     n_sources = sum(bool(x) for x in (args.table, args.demo, args.results_dir))
@@ -104,7 +105,7 @@ def run_cohort_command(args: argparse.Namespace) -> int:
 
         demo = make_demo_cohort(args.seed)
         table, cycles, lesions, demo_truth = demo.table, demo.cycles, demo.lesions, demo.truth
-        from .table import columns_to_csv_text
+        from .readers import columns_to_csv_text
 
         extra["demo_cohort.csv"] = table.to_csv_text()
         extra["demo_voi_cycle_doses.csv"] = columns_to_csv_text(cycles.columns)

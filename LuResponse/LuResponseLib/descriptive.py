@@ -24,7 +24,8 @@ from dataclasses import dataclass, asdict
 import numpy as np
 from scipy import stats
 
-from .table import CAD, DELTA, CohortTable, CycleTable
+from .cohort import CohortTable, CycleTable
+from .readers import CAD, DELTA
 
 UNKNOWN_LEVELS = {"unknown", "unk", "nk", "not known"}
 

@@ -283,7 +283,7 @@ def figure_per_cycle(cycles: dict):
 def figure_subgroups(table, columns=("sex", "primary_site", "grade")):
     """Fig. 2: cAD (top) and ΔAD/AA (bottom) by sex, primary site and grade."""
     from .descriptive import UNKNOWN_LEVELS
-    from .table import CAD, DELTA
+    from .readers import CAD, DELTA
 
     cols = [c for c in columns if table.has(c)]
     if not cols:
@@ -351,7 +351,7 @@ def figure_lesions(ad_Gy, dv_percent, lin=None, tcp=None):
 
 def render_all(results) -> dict:
     """Every figure the results allow: {stem: (title, Figure)}."""
-    from .table import CAD, DELTA
+    from .readers import CAD, DELTA
 
     t = results.table
     figs: dict = {}

@@ -18,9 +18,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .cohort import (
+    CohortTable,
+    CycleTable,
+    LesionTable,
+    cohort_table_from_rows,
+    cycle_table_from_rows,
+    lesion_table_from_rows,
+)
 from .sigmoid import sigmoid_probability
-from .table import (CohortTable, CycleTable, LesionTable, cohort_table_from_rows, cycle_table_from_rows,
-                    lesion_table_from_rows)
 
 # shape of the seed-000 cohort
 SEED000_N = 73

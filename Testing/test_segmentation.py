@@ -189,3 +189,30 @@ def test_organ_masks_from_labelmap_and_spect_fallback():
     assert int(m.sum()) == info["n_voxels"]
     with pytest.raises(InputDataError, match="roi_mask: the ROI is empty"):
         organs.spect_threshold_organ(img, np.zeros_like(roi))
+
+
+def test_calibration_from_json(tmp_path):
+    import json
+
+    from LuDosimetryLib.imaging.segmentation import ThresholdCalibration, calibration_from_json
+
+    p = tmp_path / "cal.json"
+    p.write_text(json.dumps({"calibration": {"a": 0.4, "b": -0.02, "c": 0.05, "f_min": 0.2, "source": "spheres",
+                                             "volume_range_ml": [10, None], "extra": 1}}))
+    cal = calibration_from_json(p)
+    assert isinstance(cal, ThresholdCalibration)
+    assert (cal.a, cal.b, cal.c, cal.f_min, cal.f_max, cal.source) == (0.4, -0.02, 0.05, 0.2, 0.85, "spheres")
+    assert cal.volume_range_ml == (10.0, float("inf"))
+    assert cal.fraction(4.0, 27.0) == pytest.approx(0.4 - 0.02 / 4.0 + 0.05 / 3.0)
+    p.write_text(json.dumps({"a": 0.4, "b": 0.0}))
+    with pytest.raises(InputDataError, match=r"cal.json: needs the numbers a, b and c"):
+        calibration_from_json(p)
+    p.write_text(json.dumps({"a": 0.4, "b": 0.0, "c": "x"}))
+    with pytest.raises(InputDataError, match="field c must be a finite number"):
+        calibration_from_json(p)
+    p.write_text("{not json")
+    with pytest.raises(InputDataError, match="cannot be read as JSON"):
+        calibration_from_json(p)
+    p.write_text(json.dumps({"a": 0.4, "b": 0.0, "c": 0.0, "f_min": 0.9, "f_max": 0.5}))
+    with pytest.raises(InputDataError, match="f_min < f_max"):
+        calibration_from_json(p)

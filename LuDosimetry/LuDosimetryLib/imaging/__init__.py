@@ -5,4 +5,6 @@
 - ``organs``        organ labelmaps (kidneys) from a CT segmentation, resampled to the SPECT grid
 - ``pvc``           partial-volume correction with recovery coefficients, minimum-volume rule
 - ``tracking``      lesion tracking across cycles and response categories
+- ``voi_masks``     one boolean mask per VOI (overlaps kept) from per-VOI masks or a labelmap
+- ``transform_matrix`` ITK transforms <-> 4x4 RAS matrices of Slicer transform nodes
 """

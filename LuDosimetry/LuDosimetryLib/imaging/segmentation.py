@@ -93,6 +93,39 @@ DEFAULT_CALIBRATION = ThresholdCalibration(
 )
 
 
+def calibration_from_json(path) -> ThresholdCalibration:
+    """Read a threshold calibration saved as JSON: the fields of :class:`ThresholdCalibration`
+    (``a``, ``b``, ``c`` required; ``f_min``, ``f_max``, ``source``, ... optional), at the top level
+    or under a ``"calibration"`` key (as written with the calibration results). Unknown keys are
+    ignored. Raises InputDataError naming the file and the field."""
+    import json
+    from dataclasses import fields
+    from pathlib import Path
+
+    try:
+        values = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputDataError(f"calibration file {path}: cannot be read as JSON ({exc})") from exc
+    if isinstance(values, dict) and isinstance(values.get("calibration"), dict):
+        values = values["calibration"]
+    if not isinstance(values, dict) or not {"a", "b", "c"} <= set(values):
+        raise InputDataError(f"calibration file {path}: needs the numbers a, b and c (f = a + b/SBR + c/V^(1/3))")
+    names = {f.name for f in fields(ThresholdCalibration)}
+    kept = {k: v for k, v in values.items() if k in names}
+    for key in ("a", "b", "c", "f_min", "f_max"):
+        if key in kept and (isinstance(kept[key], bool) or not isinstance(kept[key], (int, float))
+                            or not math.isfinite(kept[key])):
+            raise InputDataError(f"calibration file {path}: field {key} must be a finite number, got {kept[key]!r}")
+    for key in ("volume_range_ml", "sbr_range"):
+        if key in kept:
+            kept[key] = tuple(float("inf") if v is None else float(v) for v in kept[key])
+    calibration = ThresholdCalibration(**kept)
+    if not 0.0 <= calibration.f_min < calibration.f_max <= 1.0:
+        raise InputDataError(f"calibration file {path}: need 0 <= f_min < f_max <= 1, got f_min = "
+                             f"{calibration.f_min:g}, f_max = {calibration.f_max:g}")
+    return calibration
+
+
 # --------------------------------------------------------------------------------------------
 # Results
 # --------------------------------------------------------------------------------------------

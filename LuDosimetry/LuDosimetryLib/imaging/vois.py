@@ -19,6 +19,7 @@ from ..io.study import Study, VoiDefinition
 from ..io.study_images import StudyImages
 from ..physics import dose as dose_mod
 from . import pvc, segmentation, tracking
+from .voi_masks import voi_rois
 
 
 @dataclass
@@ -72,12 +73,8 @@ def define_vois(study: Study, images: StudyImages, reference: sitk.Image, refere
     cycle-1 reference scan (seed 000); excluded tumours stay listed with their volume.
     Returns (vois, warnings, density map g/mL on the reference grid or None without CT).
     """
-    warnings = []
-    labels = images.labelmap
-    if image_io.geometry_differences(labels, reference):
-        warnings.append("segmentation geometry differs from the reference SPECT: resampled with nearest neighbour")
-        labels = image_io.resample_labelmap(labels, reference)
-    lab = sitk.GetArrayFromImage(labels)
+    rois, warnings = voi_rois(study.vois, reference, labelmap=images.labelmap, masks=images.masks,
+                              source=str(study.segmentation_file or "segmentation"))
     voxel_ml = image_io.voxel_volume_ml(reference)
     density = None
     if reference_ct is not None:
@@ -89,12 +86,10 @@ def define_vois(study: Study, images: StudyImages, reference: sitk.Image, refere
         warnings.append("no CT for the reference scan: VOI mass from unit density (1.0 g/mL)")
     vois = []
     for d in study.vois:
-        roi = lab == d.label
+        if d.name not in rois:
+            continue  # label absent from the labelmap (voi_rois warned)
+        roi = mask = rois[d.name]
         flags = []
-        if not roi.any():
-            warnings.append(f"segmentation label {d.label} ({d.name}) is empty: VOI skipped")
-            continue
-        mask = roi
         if d.mode == "adaptive_threshold":
             seg = segmentation.adaptive_threshold_segment(reference, roi)
             mask = seg.mask
@@ -106,11 +101,6 @@ def define_vois(study: Study, images: StudyImages, reference: sitk.Image, refere
         volume = float(mask.sum()) * voxel_ml
         mass = float(density[mask].sum()) * voxel_ml if density is not None else volume
         vois.append(Voi(definition=d, mask=mask, volume_ml=volume, mass_g=mass, flags=flags, roi=roi))
-    if not vois:
-        present = sorted(int(x) for x in np.unique(lab) if x != 0)
-        expected = [d.label for d in study.vois]
-        raise InputDataError(f"segmentation {study.segmentation_file}: none of the manifest's labels {expected} "
-                             f"is present on the reference grid (labels found: {present or 'none'})")
     tumours = {v.name: v.volume_ml for v in vois if v.kind == "tumor"}
     if tumours:
         rule = pvc.apply_minimum_volume_rule(tumours, min_volume_ml=options.min_tumor_volume_ml)

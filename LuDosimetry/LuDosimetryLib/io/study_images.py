@@ -14,11 +14,14 @@ from .study import Study
 @dataclass
 class StudyImages:
     """Images of a study: ``spect[(cycle, i)]`` and ``ct[(cycle, i)]`` (i = time-point index,
-    CT may be None) as SimpleITK images in Bq/mL (or Gy/h), and the labelmap."""
+    CT may be None) as SimpleITK images in Bq/mL (or Gy/h), and the VOIs: the labelmap, or
+    ``masks`` {VOI name: boolean [z, y, x] array on the reference grid} (overlaps allowed; wins
+    over the labelmap; see :mod:`LuDosimetryLib.imaging.voi_masks`)."""
 
     spect: dict
     ct: dict
-    labelmap: sitk.Image
+    labelmap: sitk.Image | None = None
+    masks: dict | None = None
 
 
 

@@ -1,0 +1,98 @@
+"""Result tables for display: the columns the Slicer module copies into table nodes and plots.
+
+Everything here is computed from a ``PipelineResult`` (or its summary) without Slicer: the
+time-activity points and fitted curves per VOI and cycle, AD/AA per cycle, summary.json
+flattened to (quantity, value) rows, and the contract-3 cohort record of the patient.
+Columns are {name: list}, padded with NaN so that all have the same length.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+#: Columns of the cohort table (contract 3) taken from summary.json.
+COHORT_NUMBERS = ("cumulative_tumor_dose_Gy", "delta_ad_per_aa_percent", "kidney_cumulative_dose_Gy", "kidney_bed_Gy")
+
+
+def numeric_columns(rows: list[dict], columns) -> set:
+    """Columns whose values are all real numbers (not bool) or None: plottable."""
+    return {c for c in columns
+            if all(r.get(c) is None or (isinstance(r.get(c), numbers.Real) and not isinstance(r.get(c), bool))
+                   for r in rows)}
+
+
+def time_activity_columns(result, n: int = 121) -> tuple[dict, dict, str]:
+    """(measured, fitted, units) for every VOI and cycle of a PipelineResult.
+
+    measured: "<voi> C<cycle> hours" and "<voi> C<cycle>" (values in ``units``, MBq or Gy/h),
+    NaN-padded; fitted: "hours" (n points from 0 to 1.25 x the latest scan) and "<voi> C<cycle>"
+    from ``TimeActivityFit.evaluate``.
+    """
+    vois = list(dict.fromkeys(r["voi"] for r in result.rows))
+    cycles = [c.cycle for c in result.study.cycles]
+    longest = max((len(h) for (h, _y, _u) in result.samples.values()), default=0)
+    max_hours = max((max(h) for (h, _y, _u) in result.samples.values() if len(h)), default=72.0)
+    grid = np.linspace(0.0, 1.25 * max_hours, n)
+    measured, fitted, units = {}, {"hours": [float(x) for x in grid]}, "MBq"
+    for voi in vois:
+        for cycle in cycles:
+            if (voi, cycle) not in result.samples:
+                continue
+            hours, values, units = result.samples[(voi, cycle)]
+            pad = [math.nan] * (longest - len(hours))
+            measured[f"{voi} C{cycle} hours"] = [float(h) for h in hours] + pad
+            measured[f"{voi} C{cycle}"] = [float(v) for v in values] + pad
+            fit = result.fits.get((voi, cycle))
+            if fit is not None:
+                fitted[f"{voi} C{cycle}"] = [float(v) for v in np.asarray(fit.evaluate(grid), dtype=float)]
+    return measured, fitted, units
+
+
+def ad_per_aa_columns(rows: list[dict]) -> dict:
+    """{"cycle": [...], <voi>: AD/AA (Gy/GBq) per cycle (NaN where missing)} from contract-2 rows."""
+    vois = list(dict.fromkeys(r["voi"] for r in rows))
+    cycles = sorted({r["cycle"] for r in rows})
+    value = {(r["voi"], r["cycle"]): r.get("ad_per_aa_Gy_per_GBq") for r in rows}
+    columns = {"cycle": [float(c) for c in cycles]}
+    for voi in vois:
+        columns[voi] = [math.nan if value.get((voi, c)) is None else float(value[(voi, c)]) for c in cycles]
+    return columns
+
+
+def summary_rows(summary: dict) -> list[list]:
+    """summary.json (contract 2) as [quantity, value] rows: nested dicts as "key.sub", lists one item
+    per line, None as ""; ``per_voi`` is left out (it is the VOI table)."""
+    rows = []
+    for key, value in summary.items():
+        if key == "per_voi":
+            continue
+        if isinstance(value, dict):
+            rows.extend([f"{key}.{sub}", "" if v is None else v] for sub, v in value.items())
+        elif isinstance(value, (list, tuple)):
+            rows.append([key, "\n".join(str(v) for v in value)])
+        else:
+            rows.append([key, "" if value is None else value])
+    return rows
+
+
+def _number(text):
+    try:
+        x = float(str(text).strip())
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def cohort_record(summary: dict, response: str = "") -> dict:
+    """Contract-3 cohort row of the patient from summary values (numbers or their text, as read back
+    from a table); missing or non-finite numbers are None."""
+    if not summary:
+        raise ValueError("no dosimetry summary: run the dosimetry first")
+    record = {"patient_id": str(summary.get("patient_id", ""))}
+    record.update({key: _number(summary.get(key)) for key in COHORT_NUMBERS[:2]})
+    record["response"] = response or ""
+    record.update({key: _number(summary.get(key)) for key in COHORT_NUMBERS[2:]})
+    return record

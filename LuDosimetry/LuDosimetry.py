@@ -32,6 +32,9 @@ from slicer.parameterNodeWrapper import (
     parameterNodeWrapper,
 )
 
+import LuSlicerCommon
+from LuSlicerCommon import createProgress, outputChart, outputNode, paletteColor, parseFloat, plotSeries, taggedNode
+
 from slicer import (
     vtkMRMLPlotChartNode,
     vtkMRMLSegmentationNode,
@@ -160,178 +163,28 @@ def loadSyntheticPatientSample(source=None):
 # Python packages not bundled with Slicer (installed on first use, after asking)
 #
 
-# pip requirement -> import name. Kept in sync with Resources/requirements.txt (decay data used by every
-# dose computation and by the synthetic patient).
+# pip requirement -> import name. Kept in sync with Resources/LuDosimetry-requirements.txt (decay data used by
+# every dose computation and by the synthetic patient).
 DOSIMETRY_REQUIREMENTS = {"radioactivedecay>=0.4.21": "radioactivedecay", "icrp107-database>=0.0.3": "icrp107_database"}
 # Only for report.html (figures); without it the other result files are still written.
 REPORT_REQUIREMENTS = {"matplotlib>=3.7": "matplotlib"}
 
 
 def ensurePythonPackages(requirements: dict, purpose: str, requester: str = "LuDosimetry") -> bool:
-    """Install the missing packages of ``requirements`` (pip requirement -> import name) after asking the
-    user; never at import time. Returns True when all are importable, False if the user declined.
+    """LuSlicerCommon.ensurePythonPackages with LuDosimetry as the requester (call inside tryWithErrorDisplay)."""
+    return LuSlicerCommon.ensurePythonPackages(requirements, purpose, requester)
 
-    Uses slicer.packaging.pip_ensure (Slicer >= 5.12) or slicer.util.pip_install (older Slicer).
-    Also used by LuResponse (requester "LuResponse") and the LuAdaptiveThreshold effect's test.
-    """
-    import importlib
-    import importlib.util
-
-    missing = [req for req, module in requirements.items() if importlib.util.find_spec(module) is None]
-    if not missing:
-        return True
-    if not slicer.util.confirmOkCancelDisplay(
-            _("{purpose} needs Python packages that are not installed in Slicer yet:\n\n{packages}\n\n"
-              "Install them now? (internet connection needed)").format(purpose=purpose, packages="\n".join(missing)),
-            windowTitle=_("Install Python packages")):
-        return False
-    try:
-        # not "import slicer.packaging": that would make "slicer" a local name of this function
-        from slicer import packaging as slicerPackaging
-    except ImportError:  # Slicer < 5.12
-        slicer.util.pip_install(" ".join(missing))
-    else:
-        # The user has just confirmed; also install when Slicer runs its self-tests (the tests need them).
-        slicerPackaging.pip_ensure(missing, prompt_install=False, requester=requester, skip_in_testing=False)
-    importlib.invalidate_caches()
-    return all(importlib.util.find_spec(module) is not None for module in requirements.values())
-
-
-#
-# Slicer helpers shared with the LuResponse module (LuResponse.py imports them from here; no computation).
-# Not in LuDosimetryLib: that package must stay free of Slicer, Qt and VTK.
-#
 
 # Colours of the plot series (cycled).
 PALETTE = [(0.89, 0.10, 0.11), (0.22, 0.49, 0.72), (0.30, 0.69, 0.29), (0.60, 0.31, 0.64),
            (1.00, 0.50, 0.00), (0.65, 0.34, 0.16), (0.97, 0.51, 0.75), (0.40, 0.40, 0.40)]
-
-
-def parseFloat(text, default=None):
-    """Finite float from a text or number; ``default`` if there is none (empty, not a number, NaN, infinite)."""
-    try:
-        value = float(str(text).strip())
-    except (TypeError, ValueError):
-        return default
-    return value if math.isfinite(value) else default
-
-
-def paletteColor(palette, index: int) -> tuple:
-    """Colour ``index`` of ``palette`` (cycled)."""
-    return palette[index % len(palette)]
-
-
-def createProgress(windowTitle: str, labelText: str):
-    """A progress dialog (0 to 100) and ``report(fraction, message)`` that updates it and processes events.
-    Returns (dialog, report); the caller closes the dialog."""
-    progress = slicer.util.createProgressDialog(maximum=100, windowTitle=windowTitle, labelText=labelText)
-
-    def report(fraction, message):
-        progress.value = int(round(100 * fraction))
-        progress.labelText = message
-        slicer.app.processEvents()
-
-    return progress, report
-
-
-def nodeByAttribute(className: str, attribute: str, value: str):
-    """The first node of ``className`` in the scene whose ``attribute`` is ``value``, or None."""
-    for node in slicer.util.getNodesByClass(className):
-        if node.GetAttribute(attribute) == value:
-            return node
-    return None
-
-
-def outputNode(className: str, existing, name: str):
-    """Reuse an output node (renamed to ``name``) if it is still in the scene, or create one (never an input node)."""
-    if existing is not None and existing.GetScene() is not None:
-        existing.SetName(name)
-        return existing
-    return slicer.mrmlScene.AddNewNodeByClass(className, name)
-
-
-def taggedNode(className: str, attribute: str, value: str, name: str):
-    """The node of ``className`` whose ``attribute`` is ``value`` (renamed to ``name``), or a new one so tagged;
-    found again by the tag between runs."""
-    node = outputNode(className, nodeByAttribute(className, attribute, value), name)
-    node.SetAttribute(attribute, value)
-    return node
-
-
-def outputChart(existing, name: str, xTitle: str, yTitle: str):
-    """Reuse (see outputNode) or create a plot chart titled ``name`` with these axis titles."""
-    chart = outputNode("vtkMRMLPlotChartNode", existing, name)
-    chart.SetTitle(name)
-    chart.SetXAxisTitle(xTitle)
-    chart.SetYAxisTitle(yTitle)
-    return chart
-
-
-def plotSeries(name: str, tableNode, xColumn: str, yColumn: str, color, line: bool, dashed: bool = False,
-               markers: bool = True, *, seriesAttribute: str):
-    """A plot series node showing two table columns, found again between runs by ``name`` in its
-    ``seriesAttribute`` attribute (e.g. "LuDosimetry.series")."""
-    series = nodeByAttribute("vtkMRMLPlotSeriesNode", seriesAttribute, name)
-    if series is None:
-        series = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLPlotSeriesNode", name)
-        series.SetAttribute(seriesAttribute, name)
-    series.SetAndObserveTableNodeID(tableNode.GetID())
-    series.SetXColumnName(xColumn)
-    series.SetYColumnName(yColumn)
-    series.SetPlotType(slicer.vtkMRMLPlotSeriesNode.PlotTypeScatter)
-    if not line:
-        series.SetLineStyle(slicer.vtkMRMLPlotSeriesNode.LineStyleNone)
-    elif dashed:
-        series.SetLineStyle(slicer.vtkMRMLPlotSeriesNode.LineStyleDash)
-    else:
-        series.SetLineStyle(slicer.vtkMRMLPlotSeriesNode.LineStyleSolid)
-    series.SetMarkerStyle(slicer.vtkMRMLPlotSeriesNode.MarkerStyleCircle if markers
-                          else slicer.vtkMRMLPlotSeriesNode.MarkerStyleNone)
-    series.SetColor(*color)
-    return series
-
-
-def showChart(chartNode, missingMessage: str) -> None:
-    """Show a plot chart in the layout, fitted to its content; ValueError(missingMessage) if there is none."""
-    if chartNode is None:
-        raise ValueError(missingMessage)
-    slicer.modules.plots.logic().ShowChartInLayout(chartNode)
-    layoutManager = slicer.app.layoutManager()
-    if layoutManager is not None and layoutManager.plotWidget(0) is not None:
-        layoutManager.plotWidget(0).plotView().fitToContent()
-
-
-def writeTableColumns(tableNode, columns, numericColumns, toNumber=float) -> None:
-    """Replace the content of a table node with ``columns``, (name, values) pairs. Columns named in
-    ``numericColumns`` become vtkDoubleArray (plottable: toNumber(value); NaN where the value is None or
-    toNumber gives None), the others vtkStringArray ("" for None)."""
-    tableNode.RemoveAllColumns()
-    for name, values in columns:
-        numeric = name in numericColumns
-        array = vtk.vtkDoubleArray() if numeric else vtk.vtkStringArray()
-        array.SetName(name)
-        array.SetNumberOfValues(len(values))
-        for i, value in enumerate(values):
-            if numeric:
-                number = None if value is None else toNumber(value)
-                array.SetValue(i, float("nan") if number is None else number)
-            else:
-                array.SetValue(i, "" if value is None else str(value))
-        tableNode.AddColumn(array)
-    tableNode.Modified()
-
-
-def readTableRows(tableNode, nanAsEmpty: bool = False) -> list:
-    """Rows of a table node as dicts of column name -> cell text (with nanAsEmpty, "" for NaN cells)."""
-    if tableNode is None:
-        return []
-    names = [tableNode.GetColumnName(c) for c in range(tableNode.GetNumberOfColumns())]
-
-    def cell(r, c):
-        text = tableNode.GetCellText(r, c)
-        return "" if nanAsEmpty and text.lower() == "nan" else text
-
-    return [{name: cell(r, c) for c, name in enumerate(names)} for r in range(tableNode.GetNumberOfRows())]
+# Texts shown for the choices of the combo boxes bound to the parameter node.
+CHOICE_LABELS = {
+    "local_deposition": "local energy deposition", "voxel_s_value": "voxel S-value convolution",
+    "auto": "automatic", "translation": "translation only", "rigid_ct": "rigid on CT", "local": "local, per tumour",
+    "none": "none (same grid)", "mono": "mono-exponential", "biexp": "bi-exponential", "triexp": "tri-exponential",
+    "trapezoid": "trapezoid", "mono_last2": "mono-exponential, last 2 points",
+}
 
 
 #
@@ -363,14 +216,25 @@ class TimePointRow:
         hours = "?" if self.hoursPostInjection is None else f"{self.hoursPostInjection:g}"
         return f"C{self.cycle} {hours} h"
 
+    def scanRow(self):
+        """The row for the Lib (LuDosimetryLib.io.scene_rows.ScanRow): values and image names."""
+        from LuDosimetryLib.io.scene_rows import ScanRow
 
-@dataclasses.dataclass
-class StudyProblem:
-    """A validation message for the study table: row (-1: whole study), column name ("" if none)."""
+        return ScanRow(cycle=self.cycle, hours_post_injection=self.hoursPostInjection,
+                       administered_activity_MBq=self.administeredActivityMBq, spect_units=self.spectUnits,
+                       injection_time=self.injectionTime, acquisition_time=self.acquisitionTime,
+                       calibration_cps_per_MBq=self.calibrationCpsPerMBq, acquisition_duration_s=self.acquisitionDurationS,
+                       spect=self.spectNode.GetName() if self.spectNode else "",
+                       ct=self.ctNode.GetName() if self.ctNode else "")
 
-    row: int
-    column: str
-    message: str
+    @classmethod
+    def fromScanRow(cls, scan, spectNode=None, ctNode=None):
+        """A row holding the values of a LuDosimetryLib.io.scene_rows.ScanRow and these volumes."""
+        return cls(cycle=scan.cycle, hoursPostInjection=scan.hours_post_injection,
+                   administeredActivityMBq=scan.administered_activity_MBq, spectUnits=scan.spect_units,
+                   injectionTime=scan.injection_time, acquisitionTime=scan.acquisition_time,
+                   calibrationCpsPerMBq=scan.calibration_cps_per_MBq, acquisitionDurationS=scan.acquisition_duration_s,
+                   spectNode=spectNode, ctNode=ctNode)
 
 
 @dataclasses.dataclass
@@ -1467,21 +1331,22 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
         return pathlib.Path(files[0]).parent, seriesUid
 
     def studyRowsFromScene(self) -> tuple:
-        """One time point per SPECT/NM volume in the scene, with the CT of the same frame of reference.
+        """One time point per SPECT/NM volume in the scene, grouped into cycles, with its CT.
 
-        For volumes loaded from the DICOM database the headers give modality, injection and acquisition
-        times, administered activity, units and duration (Lib: LuDosimetryLib.io.dicom.read_series_info).
-        Emission series whose quantitative scaling Slicer's DICOM reader does not apply (Real World Value
-        Mapping, vendor scale factor) are read again into a new volume (Lib: LuDosimetryLib.io.dicom.read_dicom_image);
-        the loaded volume is left as it is. Anything a header lacks is left empty, and a message names it.
-        Returns (rows, messages).
+        For volumes loaded from the DICOM database the headers give modality, times, activity, units and
+        duration (Lib: LuDosimetryLib.io.dicom.read_series_info); cycles and CT pairing are the DICOM module's
+        grouping (Lib: LuDosimetryLib.io.scene_rows.rows_from_series). Emission series whose quantitative scaling
+        Slicer's DICOM reader does not apply are read again into a new volume (Lib:
+        LuDosimetryLib.io.dicom.read_dicom_image). Outputs of this module (registered copies, maps) are left
+        out. Returns (rows, messages).
         """
         from LuDosimetryLib.io import dicom as dicom_io
+        from LuDosimetryLib.io.scene_rows import rows_from_series
 
-        emission, cts, messages = [], [], []
+        scans, cts, messages = [], [], []
         for volumeNode in slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode"):
-            if volumeNode.IsA("vtkMRMLLabelMapVolumeNode") or volumeNode.GetAttribute("LuDosimetry.map") \
-                    or volumeNode.GetAttribute("LuDosimetry.sourceVolume"):
+            if volumeNode.IsA("vtkMRMLLabelMapVolumeNode") or any(
+                    volumeNode.GetAttribute(a) for a in ("LuDosimetry.map", "LuDosimetry.sourceVolume", REGISTERED_ROLE)):
                 continue
             path, seriesUid = self.dicomSeriesOfVolume(volumeNode)
             info = None
@@ -1490,240 +1355,131 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
                     info = dicom_io.read_series_info(path, seriesUid if path.is_dir() else None)
                 except Exception as exc:  # a header problem must not stop the other series
                     messages.append(f"{volumeNode.GetName()}: DICOM header not read ({exc})")
-            if info is not None:
-                (emission if info.is_emission else cts if info.modality == "CT" else []).append((volumeNode, info, path, seriesUid))
-            elif " CT" in f" {volumeNode.GetName().upper()}":
-                cts.append((volumeNode, None, None, None))
-            else:
-                emission.append((volumeNode, None, None, None))
-        rows = []
-        for volumeNode, info, path, seriesUid in emission:
-            row = TimePointRow(cycle=1, spectNode=volumeNode)
-            if info is not None:
-                if info.scaling != "rescale slope/intercept (GDCM)":
-                    image = dicom_io.read_dicom_image(path, seriesUid if path.is_dir() else None)
-                    row.spectNode = self.volumeFromSitkImage(image.image, f"{volumeNode.GetName()} ({info.spect_units})")
-                    row.spectNode.SetAttribute("LuDosimetry.sourceVolume", volumeNode.GetID())
-                    messages.append(f"{volumeNode.GetName()}: read again with quantitative scaling ({image.scaling})")
-                row.hoursPostInjection = info.hours_post_injection
-                row.administeredActivityMBq = info.administered_activity_MBq
-                row.spectUnits = info.spect_units or "Bq/mL"
-                row.injectionTime = info.injection_datetime.isoformat() if info.injection_datetime else ""
-                row.acquisitionTime = info.acquisition_datetime.isoformat() if info.acquisition_datetime else ""
-                row.acquisitionDurationS = info.acquisition_duration_s
-                row.ctNode = next((n for n, i, _p, _u in cts if i is not None and info.frame_of_reference_uid
-                                   and i.frame_of_reference_uid == info.frame_of_reference_uid), None)
-                messages += [f"{volumeNode.GetName()}: {m}" for m in info.missing_messages() + list(info.warnings)]
-            else:
-                messages.append(_("{volume}: not from the DICOM database; type hours p.i., activity and units in the table.").format(
-                    volume=volumeNode.GetName()))
-            rows.append(row)
-        # Cycles: scans with different injection times belong to different cycles (in time order).
-        injections = sorted({r.injectionTime for r in rows if r.injectionTime})
-        for row in rows:
-            if row.injectionTime in injections:
-                row.cycle = injections.index(row.injectionTime) + 1
-        rows.sort(key=lambda r: (r.cycle, r.hoursPostInjection if r.hoursPostInjection is not None else math.inf))
-        return rows, messages
+            if info is not None and info.is_emission and info.scaling != "rescale slope/intercept (GDCM)":
+                image = dicom_io.read_dicom_image(path, seriesUid if path.is_dir() else None)
+                scaled = self.volumeFromSitkImage(image.image, f"{volumeNode.GetName()} ({info.spect_units})")
+                scaled.SetAttribute("LuDosimetry.sourceVolume", volumeNode.GetID())
+                messages.append(f"{volumeNode.GetName()}: read again with quantitative scaling ({image.scaling})")
+                volumeNode = scaled
+            isCt = info.modality == "CT" if info is not None else " CT" in f" {volumeNode.GetName().upper()}"
+            (cts if isCt else scans).append((volumeNode.GetID(), info))
+        scanRows, more = rows_from_series(scans, cts)
+        node = slicer.mrmlScene.GetNodeByID
+        rows = [TimePointRow.fromScanRow(r, node(r.spect), node(r.ct) if r.ct else None) for r in scanRows]
+        names = {nodeId: node(nodeId).GetName() for nodeId, _info in scans + cts}
+        for nodeId, name in names.items():
+            more = [m.replace(nodeId, name) for m in more]
+        return rows, messages + more
 
     def defaultReferenceRow(self, rows, referenceHours: float = 24.0) -> int:
-        """Row of the first cycle's scan closest to referenceHours (Lib: LuDosimetryLib.pipeline.reference_index)."""
-        from LuDosimetryLib.pipeline import reference_index
+        """Row of the first cycle's scan closest to referenceHours (Lib: LuDosimetryLib.io.scene_rows.default_reference_row)."""
+        from LuDosimetryLib.io.scene_rows import default_reference_row
 
-        if not rows:
-            return -1
-        firstCycle = min(r.cycle for r in rows)
-        candidates = [i for i, r in enumerate(rows) if r.cycle == firstCycle and r.hoursPostInjection is not None]
-        if not candidates:
-            return next(i for i, r in enumerate(rows) if r.cycle == firstCycle)
-        return candidates[reference_index([rows[i].hoursPostInjection for i in candidates], referenceHours)]
+        return default_reference_row([r.scanRow() for r in rows], referenceHours)
 
-    def manifestDictFromRows(self, patientId: str, rows, radionuclide: str = "Lu-177") -> tuple:
-        """Contract-1 manifest dict of the rows (image entries are node names) and the map
-        (cycle index, time-point index) -> row index used to place validation messages."""
-        cycles = {}
-        for index, row in enumerate(rows):
-            cycles.setdefault(row.cycle, []).append(index)
-        manifestCycles, where = [], {}
-        for ci, (cycleNumber, indices) in enumerate(cycles.items()):
-            indices = sorted(indices, key=lambda i: (rows[i].hoursPostInjection is None,
-                                                     rows[i].hoursPostInjection or 0.0))
-            first = rows[indices[0]]
-            entry = {"cycle": cycleNumber, "timepoints": []}
-            if first.administeredActivityMBq is not None:
-                entry["administered_activity_MBq"] = first.administeredActivityMBq
-            if first.injectionTime:
-                entry["injection_time"] = first.injectionTime
-            for ti, index in enumerate(indices):
-                row = rows[index]
-                tp = {"spect": row.spectNode.GetName() if row.spectNode else "", "spect_units": row.spectUnits}
-                if row.hoursPostInjection is not None:
-                    tp["hours_post_injection"] = row.hoursPostInjection
-                elif row.acquisitionTime:
-                    tp["acquisition_time"] = row.acquisitionTime
-                if row.ctNode is not None:
-                    tp["ct"] = row.ctNode.GetName()
-                if row.calibrationCpsPerMBq is not None:
-                    tp["calibration_cps_per_MBq"] = row.calibrationCpsPerMBq
-                if row.acquisitionDurationS is not None:
-                    tp["acquisition_duration_s"] = row.acquisitionDurationS
-                entry["timepoints"].append(tp)
-                where[(ci, ti)] = index
-            manifestCycles.append(entry)
-        manifest = {"patient_id": patientId, "radionuclide": radionuclide, "cycles": manifestCycles}
-        return manifest, where
+    def rowsStudy(self, patientId: str, rows, vois=(), recoveryCoefficients=None, radionuclide: str = "Lu-177"):
+        """The Study of the rows, built once by the manifest validation, or the problems per row and column.
+
+        Lib: LuDosimetryLib.io.scene_rows.study_from_rows (LuDosimetryLib.io.study.study_from_dict with
+        check_files=False); returns its RowsStudy (study, problems, keys row -> (cycle, time-point index)).
+        """
+        from LuDosimetryLib.io.scene_rows import study_from_rows
+
+        return study_from_rows(patientId, [r.scanRow() for r in rows], radionuclide, vois, recoveryCoefficients)
 
     def validateStudyRows(self, patientId: str, rows, radionuclide: str = "Lu-177") -> list:
-        """Check the study table with the manifest rules; return StudyProblem per field.
-
-        Lib: LuDosimetryLib.io.study.study_from_dict(..., check_files=False) (its ManifestError.problems are mapped
-        to table cells). Image files do not apply to volumes in the scene: "is a volume selected" is checked instead.
-        """
-        import re
-
-        from LuDosimetryLib.errors import ManifestError
-        from LuDosimetryLib.io.study import study_from_dict
-
-        problems = []
-        if not rows:
-            return [StudyProblem(-1, "cycles", _("add at least one time point"))]
-        manifest, where = self.manifestDictFromRows(patientId, rows, radionuclide)
-        try:
-            study_from_dict(manifest, pathlib.Path.cwd(), check_files=False)
-        except ManifestError as exc:
-            cycleRows = {}
-            for (ci, _ti), index in where.items():
-                cycleRows.setdefault(ci, []).append(index)
-            pattern = re.compile(r"^cycles\[(\d+)\](?:\.timepoints(?:\[(\d+)\])?)?(?:\.(\w+))?$")
-            for field, message in exc.problems:
-                match = pattern.match(field)
-                if not match:
-                    problems.append(StudyProblem(-1, field, message))
-                    continue
-                ci, ti, column = int(match.group(1)), match.group(2), match.group(3) or ""
-                if ti is not None:
-                    problems.append(StudyProblem(where.get((ci, int(ti)), -1), column or "hours_post_injection", message))
-                else:
-                    if not column and ".timepoints" in field:
-                        column = "hours_post_injection"
-                    for index in cycleRows.get(ci, [-1]):
-                        problems.append(StudyProblem(index, column, message))
-        for index, row in enumerate(rows):
-            if row.spectNode is None:
-                problems.append(StudyProblem(index, "spect", _("no SPECT volume selected")))
-        byCycle = {}
-        for index, row in enumerate(rows):
-            byCycle.setdefault(row.cycle, []).append(row)
-        for cycleNumber, cycleRows in byCycle.items():
-            if len({r.administeredActivityMBq for r in cycleRows}) > 1:
-                for index, row in enumerate(rows):
-                    if row.cycle == cycleNumber:
-                        problems.append(StudyProblem(index, "administered_activity_MBq",
-                                                     _("rows of cycle {c} give different administered activities").format(c=cycleNumber)))
-        return problems
-
-    def timePointKeys(self, rows) -> dict:
-        """row index -> (cycle, time-point index in increasing time), the keys of LuDosimetryLib.pipeline.StudyImages."""
-        keys = {}
-        for cycleNumber in sorted({r.cycle for r in rows}):
-            indices = sorted((i for i, r in enumerate(rows) if r.cycle == cycleNumber),
-                             key=lambda i: rows[i].hoursPostInjection)
-            for ti, index in enumerate(indices):
-                keys[index] = (cycleNumber, ti)
-        return keys
-
-    def studyFromRows(self, patientId: str, rows, vois, recoveryCoefficients, radionuclide: str = "Lu-177"):
-        """LuDosimetryLib.io.study.Study built from the (validated) rows, VOIs and recovery coefficients.
-
-        Lib: LuDosimetryLib.io.study.Study / Cycle / TimePoint dataclasses.
-        """
-        from LuDosimetryLib.io.study import Cycle, Study, TimePoint
-
-        keys = self.timePointKeys(rows)
-        cycles = []
-        for cycleNumber in sorted({r.cycle for r in rows}):
-            indices = sorted((i for i in keys if keys[i][0] == cycleNumber), key=lambda i: keys[i][1])
-            first = rows[indices[0]]
-            timepoints = [TimePoint(hours_post_injection=rows[i].hoursPostInjection,
-                                    spect=pathlib.Path(rows[i].spectNode.GetName()),
-                                    spect_units=rows[i].spectUnits,
-                                    ct=pathlib.Path(rows[i].ctNode.GetName()) if rows[i].ctNode else None,
-                                    acquisition_time=rows[i].acquisitionTime or None,
-                                    calibration_cps_per_MBq=rows[i].calibrationCpsPerMBq,
-                                    acquisition_duration_s=rows[i].acquisitionDurationS) for i in indices]
-            cycles.append(Cycle(cycle=cycleNumber, administered_activity_MBq=first.administeredActivityMBq,
-                                timepoints=timepoints, injection_time=first.injectionTime or None))
-        warnings = [] if recoveryCoefficients else ["no recovery coefficients: no partial-volume correction applied"]
-        return Study(patient_id=patientId, radionuclide=radionuclide, cycles=cycles, vois=list(vois),
-                     recovery_coefficients=recoveryCoefficients, warnings=warnings)
+        """Problems of the study table (LuDosimetryLib.io.scene_rows.RowProblem: row, column, message)."""
+        return self.rowsStudy(patientId, rows, radionuclide=radionuclide).problems
 
     # ------------------------------------------------------------------ 2. Register
 
-    def transformNodeFromSitk(self, transform, name: str):
-        """New transform node from a SimpleITK transform (fixed-to-moving, ITK convention).
+    def transformNodeFromSitk(self, transform, name: str, transformNode=None):
+        """Linear transform node holding a SimpleITK transform (fixed -> moving, LPS) as its "from parent" RAS matrix.
 
-        The transform goes through an ITK transform file, read by Slicer's own reader, which converts
-        LPS to RAS and sets it as the "from parent" transform of the node: applied as the parent of the
-        moving volume it aligns the moving volume with the fixed (reference) one.
+        Lib: LuDosimetryLib.imaging.transform_matrix.slicer_from_parent_ras. The matrix is stored in the node, so it
+        is saved with the scene (no temporary transform file).
         """
-        import SimpleITK as sitk
+        from LuDosimetryLib.imaging.transform_matrix import slicer_from_parent_ras
 
-        with tempfile.TemporaryDirectory() as folder:
-            path = os.path.join(folder, "transform.h5")
-            sitk.WriteTransform(transform, path)
-            transformNode = slicer.util.loadTransform(path)
-        transformNode.SetName(slicer.mrmlScene.GetUniqueNameByString(name))
+        if transformNode is None or transformNode.GetScene() is None:
+            transformNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLLinearTransformNode",
+                                                               slicer.mrmlScene.GetUniqueNameByString(name))
+        transformNode.SetMatrixTransformFromParent(slicer.util.vtkMatrixFromArray(slicer_from_parent_ras(transform)))
         return transformNode
 
     def sitkTransformFromNode(self, transformNode):
-        """SimpleITK transform (fixed-to-moving, ITK convention) of a transform node; inverse of transformNodeFromSitk."""
-        import SimpleITK as sitk
+        """SimpleITK transform (fixed -> moving, LPS) of a linear transform node's "from parent" matrix.
 
-        with tempfile.TemporaryDirectory() as folder:
-            path = os.path.join(folder, "transform.h5")
-            if not slicer.util.saveNode(transformNode, path):
-                raise RuntimeError(f"cannot convert transform {transformNode.GetName()} to an ITK transform")
-            return sitk.ReadTransform(path)
-
-    def registerTimePoint(self, rows, referenceRow: int, row: int, method: str, patientId: str = ""):
-        """Register one time point to the reference; store the transform and a registered copy for display.
-
-        Lib: LuDosimetryLib.imaging.registration.register_time_point(fixed_spect, moving_spect, fixed_ct, moving_ct, method).
-        The input volumes are not modified: the transform is applied to a copy of the moving SPECT.
-        A failure is recorded in the row (status "failed") and the RegistrationResult (or None) is returned.
+        Lib: LuDosimetryLib.imaging.transform_matrix.itk_transform_from_ras (inverse of transformNodeFromSitk).
         """
-        from LuDosimetryLib.errors import LuDosimetryError
-        from LuDosimetryLib.imaging.registration import register_time_point
+        from LuDosimetryLib.imaging.transform_matrix import itk_transform_from_ras
 
-        reference, moving = rows[referenceRow], rows[row]
-        if reference.spectNode is None or moving.spectNode is None:
-            raise ValueError(_("Both the reference and the moving time point need a SPECT volume."))
-        moving.registrationMethod = method
-        try:
-            result = register_time_point(
-                self.sitkImageFromVolume(reference.spectNode), self.sitkImageFromVolume(moving.spectNode),
-                fixed_ct=self.sitkImageFromVolume(reference.ctNode) if reference.ctNode else None,
-                moving_ct=self.sitkImageFromVolume(moving.ctNode) if moving.ctNode else None,
-                method=method)
-        except (LuDosimetryError, RuntimeError, ValueError) as exc:
-            moving.registrationStatus = REG_FAILED
-            moving.registrationMetric = None
-            logging.error(f"Registration of {moving.label()} failed: {exc}")
-            return None
-        for warning in result.warnings:
-            logging.warning(f"Registration of {moving.label()}: {warning}")
-        if moving.transformNode is not None:
-            slicer.mrmlScene.RemoveNode(moving.transformNode)
-        moving.transformNode = self.transformNodeFromSitk(result.transform, f"{patientId} {moving.label()} to reference")
-        if moving.registeredSpectNode is None or moving.registeredSpectNode.GetScene() is None:
-            moving.registeredSpectNode = slicer.modules.volumes.logic().CloneVolume(
-                slicer.mrmlScene, moving.spectNode, f"{patientId} {moving.label()} SPECT registered")
-        moving.registeredSpectNode.SetAndObserveTransformNodeID(moving.transformNode.GetID())
-        # A failed quality check keeps the (fallback) transform so the user can look at it, accept or redo.
-        moving.registrationStatus = REG_REGISTERED if getattr(result, "quality", "ok") == "ok" else REG_FAILED
-        moving.registrationMethod = result.method
-        moving.registrationMetric = result.metric_value
-        return result
+        matrix = vtk.vtkMatrix4x4()
+        transformNode.GetMatrixTransformFromParent(matrix)
+        return itk_transform_from_ras(slicer.util.arrayFromVTKMatrix(matrix))
+
+    def registerStudy(self, parameterNode: LuDosimetryParameterNode, rows, progress=None, cancel=None) -> list:
+        """Register every time point that is not accepted yet to the reference, with the pipeline's strategy (within
+        the reference cycle to the reference scan; a later cycle's reference scan to the cycle-1 reference, its other
+        scans to that one, chained; method "local": per tumour after the global one). Each row gets its transform
+        node, a registered copy of its SPECT for display (input volumes are not modified) and its status: "failed"
+        when the registration's quality check fails (it cannot be accepted then). Returns the labels of failed rows.
+
+        Lib: LuDosimetryLib.pipeline.register_scans (study-level registration; accepted rows are passed as given
+        transforms), LuDosimetryLib.pipeline.define_vois + local_boxes for method "local".
+        """
+        from LuDosimetryLib import pipeline
+
+        method = parameterNode.registrationMethod
+        referenceRow = parameterNode.referenceRow
+        if not (0 <= referenceRow < len(rows)) or rows[referenceRow].spectNode is None:
+            raise ValueError(_("Choose the reference time point (with a SPECT volume) first."))
+        rs = self.rowsStudy(parameterNode.patientId, rows, self.voiDefinitions(parameterNode.segmentation)
+                            if parameterNode.segmentation is not None else ())
+        if not rs.ok:
+            raise ValueError(_("The study table has problems (Study step):\n") + rs.problems_text())
+        options = self.pipelineOptions(parameterNode, method)
+        images = self.studyImages(rows, rs.keys, referenceRow, parameterNode.segmentation if method == "local" else None)
+        refKey = rs.keys[referenceRow]
+        boxes = None
+        if method == "local":
+            if images.masks is None:
+                raise ValueError(_('Method "local" registers each tumour on its own: draw the tumour VOIs first '
+                                   '(Segment step), or choose "automatic".'))
+            vois, _warnings, _density = pipeline.define_vois(rs.study, images, images.spect[refKey],
+                                                             images.ct.get(refKey), options)
+            boxes = pipeline.local_boxes(vois, images.spect[refKey], options.local_box_margin_mm)
+            if not boxes:
+                raise ValueError(_('Method "local" needs at least one included tumour VOI.'))
+        accepted = {rs.keys[i]: t for i, t in self.acceptedTransforms(rows, referenceRow).items()}
+        # One place calls the study-level registration of the Lib (redirect here when it moves).
+        regs, _registered, _local = pipeline.register_scans(rs.study, images, refKey, method, progress, cancel,
+                                                            transforms=accepted, boxes=boxes,
+                                                            reference_hours=options.reference_hours)
+        failed = []
+        for index, row in enumerate(rows):
+            key = rs.keys[index]
+            if index == referenceRow or key in accepted:
+                continue
+            result = regs.get(key)
+            row.registrationMethod = result.method if result is not None else method
+            row.registrationMetric = getattr(result, "metric_value", None)
+            if result is None:  # method "none": same grid, nothing to transform
+                row.registrationStatus = REG_REGISTERED
+                continue
+            for warning in result.warnings:
+                logging.warning(f"Registration of {row.label()}: {warning}")
+            row.transformNode = self.transformNodeFromSitk(result.transform, f"{parameterNode.patientId} {row.label()} to reference",
+                                                           row.transformNode)
+            if row.registeredSpectNode is None or row.registeredSpectNode.GetScene() is None:
+                row.registeredSpectNode = slicer.modules.volumes.logic().CloneVolume(
+                    slicer.mrmlScene, row.spectNode, f"{parameterNode.patientId} {row.label()} SPECT registered")
+                row.registeredSpectNode.SetAttribute(REGISTERED_ROLE, row.spectNode.GetID())
+            row.registeredSpectNode.SetAndObserveTransformNodeID(row.transformNode.GetID())
+            row.registrationStatus = REG_REGISTERED if result.ok else REG_FAILED
+            if not result.ok:
+                failed.append(row.label())
+        return failed
 
     def showFusedTimePoint(self, rows, referenceRow: int, row: int, opacity: float = 0.5) -> None:
         """Fused view: reference CT (or SPECT) in the background, registered SPECT in hot colours on top."""
@@ -1834,12 +1590,17 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
         added = []
         try:
             tsLogic.setupPythonRequirements()
-            tsLogic.process(ctNode, output, task="total", subset=["kidney_left", "kidney_right", "liver", "spleen"])
+            # interactive: TotalSegmentator offers its fast mode when there is no GPU (minutes instead of an hour)
+            tsLogic.process(ctNode, output, task="total", subset=["kidney_left", "kidney_right", "liver", "spleen"],
+                            interactive=True)
             source = output.GetSegmentation()
             target = segmentationNode.GetSegmentation()
             for index in range(source.GetNumberOfSegments()):
                 segmentId = source.GetNthSegmentID(index)
                 name = source.GetSegment(segmentId).GetName()
+                if target.GetSegmentIdBySegmentName(name):
+                    logging.warning(f"LuDosimetry: a VOI named {name} exists already; TotalSegmentator's {name} not added")
+                    continue  # VOI names are the keys of the results: never two with one name
                 target.CopySegmentFromSegmentation(source, segmentId)
                 segment = target.GetSegment(segmentId)
                 if segment is not None:
@@ -1851,35 +1612,30 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
         return added
 
     def voiDefinitions(self, segmentationNode) -> list:
-        """LuDosimetryLib.io.study.VoiDefinition per segment; label = segment index + 1 (as in labelmapFromSegmentation)."""
+        """LuDosimetryLib.io.study.VoiDefinition per segment (label = segment index + 1, used only in messages).
+
+        Lib: LuDosimetryLib.imaging.voi_masks.check_voi_names -- duplicate or empty names stop here, before any
+        computation.
+        """
+        from LuDosimetryLib.imaging.voi_masks import check_voi_names
         from LuDosimetryLib.io.study import VoiDefinition
 
         segmentation = segmentationNode.GetSegmentation()
-        definitions = []
-        for index in range(segmentation.GetNumberOfSegments()):
-            segment = segmentation.GetSegment(segmentation.GetNthSegmentID(index))
-            properties = self.voiProperties(segment)
-            definitions.append(VoiDefinition(label=index + 1, name=segment.GetName(), kind=properties["kind"],
-                                             mode=properties["mode"]))
-        return definitions
+        segments = [segmentation.GetSegment(segmentation.GetNthSegmentID(i)) for i in range(segmentation.GetNumberOfSegments())]
+        check_voi_names(segment.GetName() for segment in segments)
+        return [VoiDefinition(label=index + 1, name=segment.GetName(), kind=self.voiProperties(segment)["kind"],
+                              mode=self.voiProperties(segment)["mode"]) for index, segment in enumerate(segments)]
 
-    def labelmapFromSegmentation(self, segmentationNode, referenceVolumeNode, referenceImage):
-        """SimpleITK labelmap on the reference grid; label = segment index + 1 (later segments win on overlap)."""
-        import numpy as np
-        import SimpleITK as sitk
-
+    def voiMasks(self, segmentationNode, referenceVolumeNode) -> dict:
+        """{segment name: binary mask [k, j, i] on the reference grid}, one per segment: overlapping segments
+        (a tumour inside an organ) keep all their voxels (LuDosimetryLib.pipeline.StudyImages.masks)."""
         segmentation = segmentationNode.GetSegmentation()
-        labels = None
+        masks = {}
         for index in range(segmentation.GetNumberOfSegments()):
-            mask = self.segmentMask(segmentationNode, segmentation.GetNthSegmentID(index), referenceVolumeNode) > 0
-            if labels is None:
-                labels = np.zeros(mask.shape, dtype=np.uint16)
-            labels[mask] = index + 1
-        if labels is None:
-            raise ValueError(_("The segmentation has no VOI."))
-        image = sitk.GetImageFromArray(labels)
-        image.CopyInformation(referenceImage)
-        return image
+            segmentId = segmentation.GetNthSegmentID(index)
+            masks[segmentation.GetSegment(segmentId).GetName()] = self.segmentMask(segmentationNode, segmentId,
+                                                                                   referenceVolumeNode) > 0
+        return masks
 
     # ------------------------------------------------------------------ 4. Dose
 
@@ -1919,79 +1675,77 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
                                fit_model=parameterNode.fitModel, min_tumor_volume_ml=parameterNode.minTumorVolumeMl,
                                save_maps=parameterNode.saveMaps, reference_hours=parameterNode.referenceHours)
 
-    def studyImages(self, rows, referenceRow: int, segmentationNode):
-        """LuDosimetryLib.pipeline.StudyImages from the scene: SPECT (counts converted to Bq/mL), CT, labelmap.
+    def studyImages(self, rows, keys: dict, referenceRow: int, segmentationNode=None):
+        """LuDosimetryLib.pipeline.StudyImages from the scene: SPECT (counts converted to Bq/mL) and CT per
+        (cycle, time-point index) of ``keys`` (row -> key), and one mask per VOI on the reference grid.
 
         Lib: LuDosimetryLib.io.images.counts_to_bq_per_ml for counts. Input nodes are only read.
         """
         from LuDosimetryLib.io import images as image_io
         from LuDosimetryLib.pipeline import StudyImages
 
-        keys = self.timePointKeys(rows)
-        reference = self.sitkImageFromVolume(rows[referenceRow].spectNode)
         spect, ct = {}, {}
         for index, key in keys.items():
             row = rows[index]
-            image = reference if index == referenceRow else self.sitkImageFromVolume(row.spectNode)
+            image = self.sitkImageFromVolume(row.spectNode)
             if row.spectUnits == "counts":
                 image = image_io.counts_to_bq_per_ml(image, row.calibrationCpsPerMBq, row.acquisitionDurationS)
             spect[key] = image
             ct[key] = self.sitkImageFromVolume(row.ctNode) if row.ctNode is not None else None
-        labelmap = self.labelmapFromSegmentation(segmentationNode, rows[referenceRow].spectNode, reference)
-        return StudyImages(spect=spect, ct=ct, labelmap=labelmap)
+        masks = None
+        if segmentationNode is not None and segmentationNode.GetSegmentation().GetNumberOfSegments():
+            masks = self.voiMasks(segmentationNode, rows[referenceRow].spectNode)
+        return StudyImages(spect=spect, ct=ct, masks=masks)
 
     def acceptedTransforms(self, rows, referenceRow: int) -> dict:
-        """{(cycle, i): sitk.Transform} of the registrations accepted in the Register step (fixed -> moving)."""
-        keys = self.timePointKeys(rows)
-        return {keys[i]: self.sitkTransformFromNode(r.transformNode) for i, r in enumerate(rows)
+        """{row index: sitk.Transform} of the registrations accepted in the Register step (fixed -> moving)."""
+        return {i: self.sitkTransformFromNode(r.transformNode) for i, r in enumerate(rows)
                 if i != referenceRow and r.registrationStatus == REG_ACCEPTED and r.transformNode is not None}
 
     def runDosimetry(self, parameterNode: LuDosimetryParameterNode, rows, progress=None, cancel=None):
         """Run the per-patient dosimetry on the scene data; returns the PipelineResult (also kept in lastResult).
 
-        Lib: LuDosimetryLib.pipeline.run_study(study, images, options, progress, cancel).
-        Registrations accepted in the Register step are passed as transforms (the Lib resamples with them);
-        scans without an accepted registration are registered by the pipeline with the chosen method, and a
-        warning says so.
+        Lib: LuDosimetryLib.io.scene_rows.study_from_rows (the Study Validate accepted), then
+        LuDosimetryLib.pipeline.run_study(study, images, options, progress, cancel, transforms) with one mask per VOI.
+        Registrations accepted in the Register step are passed as transforms; the pipeline registers the other
+        scans itself with the chosen method, and a warning says so.
         """
-        problems = self.validateStudyRows(parameterNode.patientId, rows)
-        if problems:
-            raise ValueError(_("The study table has problems (Study step):\n") + "\n".join(
-                f"- row {p.row + 1} {p.column}: {p.message}" if p.row >= 0 else f"- {p.column}: {p.message}"
-                for p in problems))
-        if parameterNode.segmentation is None or parameterNode.segmentation.GetSegmentation().GetNumberOfSegments() == 0:
+        segmentationNode = parameterNode.segmentation
+        if segmentationNode is None or segmentationNode.GetSegmentation().GetNumberOfSegments() == 0:
             raise ValueError(_("Define the VOIs first (Segment step)."))
-        referenceRow = parameterNode.referenceRow
-        if not (0 <= referenceRow < len(rows)):
-            referenceRow = parameterNode.referenceRow = self.defaultReferenceRow(rows, parameterNode.referenceHours)
-        parameterNode.referenceHours = rows[referenceRow].hoursPostInjection
-        others = [r for i, r in enumerate(rows) if i != referenceRow]
-        method = parameterNode.registrationMethod
-        transforms = self.acceptedTransforms(rows, referenceRow) if method != "none" else {}
-        extraWarnings = []
-        if method != "none" and len(transforms) < len(others):
-            extraWarnings.append(f"{len(others) - len(transforms)} registration(s) of the Register step not accepted: "
-                                 f"the pipeline registered those scans itself (method {method})")
+        vois = self.voiDefinitions(segmentationNode)  # duplicate names stop here, before any computation
         radionuclide = "Lu-177"
         if parameterNode.studyTable is not None and parameterNode.studyTable.GetAttribute("LuDosimetry.radionuclide"):
             radionuclide = parameterNode.studyTable.GetAttribute("LuDosimetry.radionuclide")
         recovery = self.recoveryCoefficientsFromTable(parameterNode.recoveryTable) if parameterNode.usePvc else None
-        study = self.studyFromRows(parameterNode.patientId, rows, self.voiDefinitions(parameterNode.segmentation),
-                                   recovery, radionuclide)
-        images = self.studyImages(rows, referenceRow, parameterNode.segmentation)
+        rs = self.rowsStudy(parameterNode.patientId, rows, vois, recovery, radionuclide)
+        if not rs.ok:
+            raise ValueError(_("The study table has problems (Study step):\n") + rs.problems_text())
+        referenceRow = parameterNode.referenceRow
+        if not (0 <= referenceRow < len(rows)):
+            referenceRow = parameterNode.referenceRow = self.defaultReferenceRow(rows, parameterNode.referenceHours)
+        cycle, index = rs.keys[referenceRow]
+        parameterNode.referenceHours = rs.study.cycles[0].hours[index]
+        method = parameterNode.registrationMethod
+        transforms = ({rs.keys[i]: t for i, t in self.acceptedTransforms(rows, referenceRow).items()}
+                      if method != "none" else {})
+        extraWarnings = []
+        if method != "none" and len(transforms) < len(rows) - 1:
+            extraWarnings.append(f"{len(rows) - 1 - len(transforms)} registration(s) of the Register step not accepted: "
+                                 f"the pipeline registered those scans itself (method {method})")
+        images = self.studyImages(rows, rs.keys, referenceRow, segmentationNode)
         options = self.pipelineOptions(parameterNode, method)
-        segmentation = parameterNode.segmentation.GetSegmentation()
-        for index in range(segmentation.GetNumberOfSegments()):
-            segment = segmentation.GetSegment(segmentation.GetNthSegmentID(index))
+        segmentation = segmentationNode.GetSegmentation()
+        for i in range(segmentation.GetNumberOfSegments()):
+            segment = segmentation.GetSegment(segmentation.GetNthSegmentID(i))
             model = self.voiProperties(segment)["fitModel"]
             if model != DEFAULT_FIT_MODEL:
                 options.fit_model_per_voi[segment.GetName()] = model
 
         from LuDosimetryLib.pipeline import run_study
 
-        result = run_study(study, images, options, progress=progress, cancel=cancel, transforms=transforms)
-        result.summary.setdefault("warnings", [])
-        result.summary["warnings"] = extraWarnings + list(result.summary["warnings"])
+        result = run_study(rs.study, images, options, progress=progress, cancel=cancel, transforms=transforms)
+        result.summary["warnings"] = extraWarnings + list(result.summary.get("warnings") or [])
         self.lastResult = result
         return result
 

@@ -8,7 +8,6 @@ The Lib function behind each Logic method is named in its docstring.
 """
 
 import json
-import math
 import os
 import pathlib
 from typing import Annotated
@@ -34,9 +33,11 @@ from slicer import (
     vtkMRMLTableNode,
 )
 
-# Slicer helpers shared with the LuDosimetry module of this extension (a dependency of this module, so it is
-# loaded first; its folder is on sys.path).
-from LuDosimetry import (
+# Slicer helpers shared with the LuDosimetry module of this extension (a package installed next to both
+# module files; this module does not import LuDosimetry.py).
+import LuSlicerCommon
+from LuSlicerCommon import (
+    addSeriesOnce,
     createProgress,
     outputChart,
     outputNode,
@@ -46,9 +47,7 @@ from LuDosimetry import (
     readTableRows,
     showChart,
     taggedNode,
-    writeTableColumns,
 )
-from LuDosimetry import ensurePythonPackages as _ensurePythonPackages
 
 MODEL_KINDS = ["logistic", "svm"]
 RESPONSE_CODES = ["CR", "PR", "SD", "PD"]
@@ -56,7 +55,7 @@ CAD = "cumulative_tumor_dose_Gy"
 DELTA = "delta_ad_per_aa_percent"
 FEATURES = [CAD, DELTA]
 
-# pip requirement -> import name (kept in sync with Resources/requirements.txt). scikit-learn trains the
+# pip requirement -> import name (kept in sync with Resources/LuResponse-requirements.txt). scikit-learn trains the
 # responder models (predicting with a trained model needs numpy only); lifelines is for the survival
 # analyses (PFS/OS columns); matplotlib draws the figures of the exported report.
 MODEL_REQUIREMENTS = {"scikit-learn>=1.3": "sklearn"}
@@ -69,20 +68,9 @@ PALETTE = [(0.10, 0.60, 0.30), (0.22, 0.49, 0.72), (0.95, 0.60, 0.10), (0.85, 0.
            (0.50, 0.30, 0.65), (0.40, 0.40, 0.40)]
 
 
-class _RocPoints:
-    """ROC points given as lists (the in-sample sigmoid ROC of LuResponseLib.analysis is a dict)."""
-
-    def __init__(self, fpr, tpr, auc):
-        self.fpr, self.tpr, self.auc = list(fpr), list(tpr), float(auc)
-
-
 def ensurePythonPackages(requirements: dict, purpose: str, requester: str = "LuResponse") -> bool:
-    """Install the missing packages of ``requirements`` (pip requirement -> import name) after asking the
-    user; never at import time. Returns True when all are importable, False if the user declined.
-
-    LuDosimetry.ensurePythonPackages with LuResponse as the default requester.
-    """
-    return _ensurePythonPackages(requirements, purpose, requester)
+    """LuSlicerCommon.ensurePythonPackages with LuResponse as the requester (call inside tryWithErrorDisplay)."""
+    return LuSlicerCommon.ensurePythonPackages(requirements, purpose, requester)
 
 
 #
@@ -99,7 +87,7 @@ class LuResponse(ScriptedLoadableModule):
         ScriptedLoadableModule.__init__(self, parent)
         self.parent.title = _("Lu Response")
         self.parent.categories = [translate("qSlicerAbstractCoreModule", "Nuclear Medicine")]
-        self.parent.dependencies = ["LuDosimetry"]  # shared Slicer helpers are imported from LuDosimetry
+        self.parent.dependencies = ["LuDosimetry"]  # LuSlicerCommon is installed (and put on sys.path) with LuDosimetry
         self.parent.contributors = ["LuDosimetry developers"]
         self.parent.helpText = _("""
 Cohort dose-response analysis of [177Lu]Lu-DOTATATE therapy: load a cohort table (one row per patient:
@@ -139,7 +127,7 @@ class LuResponseParameterNode:
     modelKind: Annotated[str, Choice(MODEL_KINDS)] = "logistic"
     currentPatientId: str = ""
     currentCadGy: Annotated[float, WithinRange(0.0, 10000.0)] = 0.0
-    currentDeltaPercent: Annotated[float, WithinRange(-100.0, 1000.0)] = 0.0
+    currentDeltaPercent: Annotated[float, WithinRange(-100.0, 1.0e6)] = 0.0
     modelsJson: str = ""
     sigmoidJson: str = ""
     analysesHtml: str = ""
@@ -262,9 +250,10 @@ class LuResponseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onRunAnalyses(self) -> None:
         pn = self._parameterNode
-        withModels = ensurePythonPackages(MODEL_REQUIREMENTS, _("Training the responder models"))
-        withSurvival = not self.logic.hasSurvivalColumns(pn.cohortTable) or ensurePythonPackages(
-            SURVIVAL_REQUIREMENTS, _("The survival analyses (PFS / OS columns)"))
+        with slicer.util.tryWithErrorDisplay(_("Installing Python packages failed."), waitCursor=False):
+            withModels = ensurePythonPackages(MODEL_REQUIREMENTS, _("Training the responder models"))
+            withSurvival = not self.logic.hasSurvivalColumns(pn.cohortTable) or ensurePythonPackages(
+                SURVIVAL_REQUIREMENTS, _("The survival analyses (PFS / OS columns)"))
         progress, report = createProgress(_("LuResponse"), _("Analysing..."))
         try:
             with slicer.util.tryWithErrorDisplay(_("The analyses failed."), waitCursor=True):
@@ -338,10 +327,7 @@ class LuResponseLogic(ScriptedLoadableModuleLogic):
     def writeColumns(tableNode, columns: dict) -> None:
         """Replace a table node's content: ``columns`` maps name -> list of values; numeric lists
         (all values float/int/None) become vtkDoubleArray (plottable, NaN for None), others strings."""
-        columns = [(name, list(values)) for name, values in columns.items()]
-        numeric = {name for name, values in columns
-                   if all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in values)}
-        writeTableColumns(tableNode, columns, numeric)
+        LuSlicerCommon.writeColumnDict(tableNode, columns)
 
     @staticmethod
     def readRows(tableNode) -> list:
@@ -407,27 +393,19 @@ class LuResponseLogic(ScriptedLoadableModuleLogic):
 
     def addPatientRecord(self, record: dict, makeCurrent: bool = True):
         """Add (or replace, same patient_id) one contract-3 row in the cohort table and, with makeCurrent,
-        make it the patient placed on the plots. Creates the cohort table if there is none (no computation)."""
+        make it the patient placed on the plots. Creates the cohort table if there is none.
+
+        Lib: LuResponseLib.views.merge_patient_record (columns, text vs numbers).
+        """
+        from LuResponseLib.views import merge_patient_record
+
         pn = self.getParameterNode()
         tableNode = pn.cohortTable
         if tableNode is None:
             tableNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLTableNode", "LuResponse cohort")
             pn.cohortTable = tableNode
-        rows = self.readRows(tableNode)
         columns = [tableNode.GetColumnName(c) for c in range(tableNode.GetNumberOfColumns())]
-        for name in ["patient_id", CAD, DELTA, "response"] + list(record):
-            if name not in columns:
-                columns.append(name)
-        rows = [r for r in rows if r.get("patient_id") != record.get("patient_id")] + [dict(record)]
-
-        def isText(value):
-            return isinstance(value, str) and value.strip() != "" and self.parseFloat(value) is None
-
-        textColumns = {"patient_id", "response"} | {c for c in columns if any(isText(r.get(c)) for r in rows)}
-        self.writeColumns(tableNode, {
-            c: [("" if r.get(c) is None else str(r.get(c))) if c in textColumns else self.parseFloat(r.get(c))
-                for r in rows]
-            for c in columns})
+        self.writeColumns(tableNode, merge_patient_record(self.readRows(tableNode), columns, record))
         if makeCurrent:
             with slicer.util.NodeModify(pn):
                 pn.currentPatientId = str(record.get("patient_id", ""))
@@ -459,11 +437,8 @@ class LuResponseLogic(ScriptedLoadableModuleLogic):
         import importlib.util
 
         from LuResponseLib.analysis import CohortAnalysisOptions, run_cohort_analysis
-        from LuResponseLib.errors import AnalysisError
-        from LuResponseLib.roc import roc_curve
-        from LuResponseLib.rules import evaluate_cutoff_rule
-        from LuResponseLib.sigmoid import fit_sigmoid
         from LuResponseLib.table import CohortTable
+        from LuResponseLib.views import basic_analysis
 
         cohort = self.cohortFromTableNode(parameterNode.cohortTable)
         if not withSurvival or importlib.util.find_spec("lifelines") is None:
@@ -481,22 +456,9 @@ class LuResponseLogic(ScriptedLoadableModuleLogic):
                     name=name, auc=cv.auc, lo=cv.auc_ci95[0], hi=cv.auc_ci95[1]))
             warnings = list(results.warnings)
         else:
-            complete = cohort.complete(CAD, DELTA, "response")
-            cad, delta, responder = cohort.column(CAD)[complete], cohort.column(DELTA)[complete], cohort.responder[complete]
-            warnings = list(cohort.notes) + [_("scikit-learn is not installed: responder models not trained")]
-            try:
-                sigmoid = fit_sigmoid(cad, responder, group_size=parameterNode.groupSize,
-                                      patient_ids=cohort.patient_ids[complete])
-            except AnalysisError as exc:
-                sigmoid = None
-                warnings.append(_("sigmoid not fitted: {e}").format(e=exc))
-            for label, score in ((_("cAD"), cad), (_("delta AD/AA (lower is better)"), -delta)):
-                try:
-                    rocs[label] = roc_curve(responder, score)
-                    lines.append(_("ROC {label}: AUC {auc:.2f}").format(label=label, auc=rocs[label].auc))
-                except AnalysisError as exc:
-                    warnings.append(f"ROC {label}: {exc}")
-            rules = [evaluate_cutoff_rule(cad, delta, responder)] if cad.size else []
+            basic = basic_analysis(cohort, parameterNode.groupSize)
+            sigmoid, rules, rocs = basic["sigmoid"], basic["rules"], basic["rocs"]
+            lines, warnings = basic["lines"], basic["warnings"]
         self.lastResults = results
 
         if sigmoid is not None:
@@ -518,8 +480,7 @@ class LuResponseLogic(ScriptedLoadableModuleLogic):
         self.updateScatterChart(parameterNode, cohort, twoCutoffRule)
         self.updateSigmoidChart(parameterNode, sigmoid)
         if results is not None and results.sigmoid_roc:
-            rocs[_("sigmoid Eq. 2 (in-sample)")] = _RocPoints(results.sigmoid_roc["fpr"], results.sigmoid_roc["tpr"],
-                                                              results.sigmoid_roc["auc"])
+            rocs[_("sigmoid Eq. 2 (in-sample)")] = results.sigmoid_roc
         self.updateRocChart(parameterNode, rocs)
         surfaceModel = models.get(parameterNode.modelKind)
         if surfaceModel is not None:
@@ -557,27 +518,11 @@ class LuResponseLogic(ScriptedLoadableModuleLogic):
         return chart
 
     def updateScatterChart(self, parameterNode: LuResponseParameterNode, cohort, rule) -> None:
-        """cAD vs delta AD/AA per response group, with the cut-off lines of the rule."""
-        columns = {}
-        longest = 0
-        for code in RESPONSE_CODES:
-            mask = cohort.complete(CAD, DELTA) & (cohort.response == code)
-            columns[f"{code} cAD"] = list(cohort.column(CAD)[mask])
-            columns[f"{code} delta"] = list(cohort.column(DELTA)[mask])
-            longest = max(longest, int(mask.sum()))
-        for key in columns:
-            columns[key] = columns[key] + [None] * (longest - len(columns[key]))
+        """cAD vs delta AD/AA per response group, with the cut-off lines of the rule (Lib: LuResponseLib.views.scatter_columns)."""
+        from LuResponseLib.views import scatter_columns
+
+        columns = scatter_columns(cohort, rule, RESPONSE_CODES)
         table = self.dataTable("scatter", "LuResponse scatter data")
-        cad, delta = cohort.column(CAD), cohort.column(DELTA)
-        xs = [float(v) for v in cad if v == v]
-        ys = [float(v) for v in delta if v == v]
-        xLine = [rule.cad_cutoff_Gy] * 2 if rule is not None else [None, None]
-        yLine = [rule.delta_cutoff_percent] * 2 if rule is not None else [None, None]
-        lines = {"cAD cut-off x": xLine, "cAD cut-off y": [min(ys), max(ys)] if ys else [None, None],
-                 "delta cut-off x": [min(xs), max(xs)] if xs else [None, None], "delta cut-off y": yLine}
-        pad = max(longest, 2)
-        for key, values in {**columns, **lines}.items():
-            columns[key] = list(values) + [None] * (pad - len(values))
         self.writeColumns(table, columns)
         chart = self.chart(parameterNode.scatterChart, _("Cohort: cAD vs change of AD/AA"), _("cAD (Gy)"),
                            _("delta AD/AA (%)"))
@@ -585,50 +530,45 @@ class LuResponseLogic(ScriptedLoadableModuleLogic):
             if any(v is not None for v in columns[f"{code} cAD"]):
                 chart.AddAndObservePlotSeriesNodeID(self.plotSeries(
                     f"LuResponse {code}", table, f"{code} cAD", f"{code} delta", self.color(index), line=False).GetID())
-        for key, color in (("cAD cut-off", (0.3, 0.3, 0.3)), ("delta cut-off", (0.3, 0.3, 0.3))):
-            if rule is None:
-                break
-            chart.AddAndObservePlotSeriesNodeID(self.plotSeries(
-                f"LuResponse {key}", table, f"{key} x", f"{key} y", color, line=True, markers=False, dashed=True).GetID())
+        if rule is not None:
+            for key in ("cAD cut-off", "delta cut-off"):
+                chart.AddAndObservePlotSeriesNodeID(self.plotSeries(f"LuResponse {key}", table, f"{key} x", f"{key} y",
+                                                                    (0.3, 0.3, 0.3), line=True, markers=False,
+                                                                    dashed=True).GetID())
         parameterNode.scatterChart = chart
 
     def updateSigmoidChart(self, parameterNode: LuResponseParameterNode, sigmoid) -> None:
-        """Grouped proportion of responders (median cAD per group) with the fitted sigmoid."""
-        import numpy as np
+        """Grouped proportion of responders (median cAD per group) with the fitted sigmoid
+        (Lib: LuResponseLib.views.sigmoid_columns)."""
+        from LuResponseLib.views import sigmoid_columns
 
         chart = self.chart(parameterNode.sigmoidChart, _("Proportion of responders vs cAD"), _("cAD (Gy)"),
                            _("Proportion of PR (CR/PR)"))
         parameterNode.sigmoidChart = chart
         if sigmoid is None:
             return
+        groupColumns, curveColumns = sigmoid_columns(sigmoid)
         groups = self.dataTable("groups", "LuResponse groups")
-        self.writeColumns(groups, {"median cAD": [g.median_value for g in sigmoid.groups],
-                                   "proportion PR": [g.proportion_PR for g in sigmoid.groups]})
-        hi = max(g.max_value for g in sigmoid.groups)
-        grid = np.linspace(0.0, 1.1 * hi, 200)
+        self.writeColumns(groups, groupColumns)
         curve = self.dataTable("sigmoid", "LuResponse sigmoid")
-        self.writeColumns(curve, {"cAD": list(grid), "P": list(sigmoid.predict(grid))})
+        self.writeColumns(curve, curveColumns)
         chart.AddAndObservePlotSeriesNodeID(self.plotSeries("LuResponse groups", groups, "median cAD", "proportion PR",
                                                             self.color(1), line=False).GetID())
         chart.AddAndObservePlotSeriesNodeID(self.plotSeries("LuResponse sigmoid fit", curve, "cAD", "P", self.color(0),
                                                             line=True, markers=False).GetID())
 
     def updateRocChart(self, parameterNode: LuResponseParameterNode, rocs: dict) -> None:
-        """ROC curves (false vs true positive rate) with their AUC in the legend."""
+        """ROC curves (false vs true positive rate) with their AUC in the legend (Lib: LuResponseLib.views.roc_columns)."""
+        from LuResponseLib.views import roc_columns
+
         chart = self.chart(parameterNode.rocChart, _("ROC curves"), _("1 - specificity"), _("Sensitivity"))
-        columns = {"chance x": [0.0, 1.0], "chance y": [0.0, 1.0]}
-        longest = 2
-        for label, roc in rocs.items():
-            columns[f"{label} fpr"] = [float(v) for v in roc.fpr]
-            columns[f"{label} tpr"] = [float(v) for v in roc.tpr]
-            longest = max(longest, len(roc.fpr))
-        columns = {k: v + [None] * (longest - len(v)) for k, v in columns.items()}
         table = self.dataTable("roc", "LuResponse ROC data")
-        self.writeColumns(table, columns)
+        self.writeColumns(table, roc_columns(rocs))
         for index, (label, roc) in enumerate(rocs.items()):
             series = self.plotSeries(f"LuResponse ROC {label}", table, f"{label} fpr", f"{label} tpr", self.color(index),
                                      line=True, markers=False)
-            series.SetName(f"{label} (AUC {roc.auc:.2f})")
+            auc = roc["auc"] if isinstance(roc, dict) else roc.auc
+            series.SetName(f"{label} (AUC {auc:.2f})")
             chart.AddAndObservePlotSeriesNodeID(series.GetID())
         chart.AddAndObservePlotSeriesNodeID(self.plotSeries("LuResponse ROC chance", table, "chance x", "chance y",
                                                             (0.6, 0.6, 0.6), line=True, markers=False, dashed=True).GetID())
@@ -708,25 +648,14 @@ class LuResponseLogic(ScriptedLoadableModuleLogic):
         """Probability of response of the current patient from every trained model and the sigmoid; places
         the patient on the plots. Returns {name: {probability, warnings}}.
 
-        Lib: LuResponseLib.models.predict_new_patient (models), LuResponseLib.sigmoid.sigmoid_probability (Eq. 2).
+        Lib: LuResponseLib.views.predict_current_patient (LuResponseLib.models.predict_new_patient with the stored
+        sigmoid; values outside a model's training range are named in its warnings).
         """
-        from LuResponseLib.models import predict_new_patient
-        from LuResponseLib.sigmoid import sigmoid_probability
+        from LuResponseLib.views import predict_current_patient
 
-        cad, delta = parameterNode.currentCadGy, parameterNode.currentDeltaPercent
-        models = self.models(parameterNode)
-        prediction = predict_new_patient(models, cad, delta) if models else {}
-        if parameterNode.sigmoidJson:
-            s = json.loads(parameterNode.sigmoidJson)
-            groups = s.get("groups") or []
-            lo = min((g["min_cAD_Gy"] for g in groups), default=-math.inf)
-            hi = max((g["max_cAD_Gy"] for g in groups), default=math.inf)
-            warnings = [] if lo <= cad <= hi else [_("cAD {c:g} Gy is outside the fitted range [{lo:g}, {hi:g}]: "
-                                                     "extrapolation").format(c=cad, lo=lo, hi=hi)]
-            prediction["sigmoid_eq2"] = {"probability": float(sigmoid_probability(cad, s["D_half_Gy"], s["k_Gy"], s["P_max"])),
-                                         "warnings": warnings}
-        if not prediction:
-            raise ValueError(_("Run the analyses (or load a model) first."))
+        sigmoid = json.loads(parameterNode.sigmoidJson) if parameterNode.sigmoidJson else None
+        prediction = predict_current_patient(self.models(parameterNode), sigmoid, parameterNode.currentCadGy,
+                                             parameterNode.currentDeltaPercent)
         self.placeCurrentPatient(parameterNode, prediction)
         return prediction
 
@@ -752,12 +681,14 @@ class LuResponseLogic(ScriptedLoadableModuleLogic):
         sigmoidP = (prediction or {}).get("sigmoid_eq2", {}).get("probability")
         self.writeColumns(table, {"cAD": [cad], "delta": [delta], "P sigmoid": [sigmoidP]})
         color = (0.0, 0.0, 0.0)
+        # the series is found again by name, and shown once however often Predict is clicked
         if parameterNode.scatterChart is not None:
-            parameterNode.scatterChart.AddAndObservePlotSeriesNodeID(
-                self.plotSeries(f"LuResponse {label}", table, "cAD", "delta", color, line=False).GetID())
+            addSeriesOnce(parameterNode.scatterChart,
+                          self.plotSeries("LuResponse current patient", table, "cAD", "delta", color, line=False))
         if parameterNode.sigmoidChart is not None and sigmoidP is not None:
-            parameterNode.sigmoidChart.AddAndObservePlotSeriesNodeID(
-                self.plotSeries(f"LuResponse {label} sigmoid", table, "cAD", "P sigmoid", color, line=False).GetID())
+            addSeriesOnce(parameterNode.sigmoidChart,
+                          self.plotSeries("LuResponse current patient sigmoid", table, "cAD", "P sigmoid", color,
+                                          line=False))
         if parameterNode.surfaceVolume is not None:
             markup = parameterNode.currentPatientMarkup
             if markup is None or markup.GetScene() is None:

@@ -110,6 +110,31 @@ def test_module_cmake_builds_with_tests(module):
     assert (folder / "Testing" / "CMakeLists.txt").read_text().strip() == "add_subdirectory(Python)"
 
 
+def test_every_installed_file_has_one_destination():
+    """slicerMacroBuildScriptedModule (without WITH_SUBDIR) installs every module's scripts and resources into
+    one folder (qt-scripted-modules), keeping their path relative to the module folder: two modules listing the
+    same relative path make two build rules for one file (Ninja: "multiple rules generate ...")."""
+    destinations = {}
+    for module in MODULE_DIRS:
+        text = _cmake_text(ROOT / module)
+        assert "WITH_SUBDIR" not in text, f"{module}: the test assumes one shared destination folder"
+        for variable in ("MODULE_PYTHON_SCRIPTS", "MODULE_PYTHON_RESOURCES"):
+            for entry in _cmake_list(ROOT / module, variable):
+                assert not entry.startswith(".."), f"{module}: {entry} lies outside the module folder"
+                destinations.setdefault(entry, []).append(module)
+    duplicated = {d: m for d, m in destinations.items() if len(m) > 1}
+    assert not duplicated, f"installed to the same destination more than once: {duplicated}"
+
+
+def test_shared_slicer_helpers_not_imported_from_a_module_file():
+    """LuResponse uses the shared helpers package, not LuDosimetry.py (that would load the other module)."""
+    for path in (ROOT / "LuResponse" / "LuResponse.py",
+                 ROOT / "SegmentEditorLuAdaptiveThreshold" / "SegmentEditorLuAdaptiveThresholdLib" / "SegmentEditorEffect.py"):
+        imported = _imported_top_modules(path)
+        assert "LuDosimetry" not in imported, f"{path.name} imports the LuDosimetry module file"
+    assert (ROOT / "LuDosimetry" / "LuSlicerCommon" / "__init__.py").is_file()
+
+
 def test_top_level_cmake_adds_every_module():
     text = re.sub(r"#[^\n]*", "", (ROOT / "CMakeLists.txt").read_text())
     added = re.findall(r"add_subdirectory\((\w+)\)", text)
@@ -305,8 +330,8 @@ def test_gui_choices_match_the_library(module_file, constant, lib_module, lib_co
 
 
 @pytest.mark.parametrize("module_file,requirements_file,constants", [
-    ("LuDosimetry/LuDosimetry.py", "LuDosimetry/Resources/requirements.txt", ["DOSIMETRY_REQUIREMENTS"]),
-    ("LuResponse/LuResponse.py", "LuResponse/Resources/requirements.txt",
+    ("LuDosimetry/LuDosimetry.py", "LuDosimetry/Resources/LuDosimetry-requirements.txt", ["DOSIMETRY_REQUIREMENTS"]),
+    ("LuResponse/LuResponse.py", "LuResponse/Resources/LuResponse-requirements.txt",
      ["MODEL_REQUIREMENTS", "SURVIVAL_REQUIREMENTS", "REPORT_REQUIREMENTS"]),
 ])
 def test_requirements_files_match_the_install_on_first_use(module_file, requirements_file, constants):

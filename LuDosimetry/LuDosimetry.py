@@ -64,6 +64,7 @@ FIT_MODEL_TAG = "LuDosimetry.fitModel"
 DEFAULT_FIT_MODEL = "default"
 
 # Columns of the study table node (one row per time point) and node-reference roles per row.
+# (the first ten are LuDosimetryLib.io.scene_rows.ROW_COLUMNS)
 STUDY_COLUMNS = [
     "cycle", "hours_post_injection", "administered_activity_MBq", "spect_units", "injection_time",
     "acquisition_time", "calibration_cps_per_MBq", "acquisition_duration_s", "spect", "ct",
@@ -902,7 +903,7 @@ class LuDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def updateMinimumVolumeRule(self, vois=None) -> None:
         pn = self._parameterNode
-        text = _("Rule (seed 000): tumours smaller than <b>{v:g} mL</b> on the cycle-1 reference scan are excluded "
+        text = _("Rule (Macsuka et al., J Nucl Med 2026): tumours smaller than <b>{v:g} mL</b> on the cycle-1 reference scan are excluded "
                  "from the patient metrics; they stay listed with a flag.").format(v=pn.minTumorVolumeMl)
         if vois:
             small = [v["name"] for v in vois if v["kind"] == "tumor" and v["volumeMl"] is not None
@@ -1092,17 +1093,15 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
         return tableNode
 
     def writeStudyRows(self, tableNode, rows) -> None:
-        """Store the rows in the study table node; nodes are kept as node references (remapped on scene load)."""
+        """Store the rows in the study table node (cells: LuDosimetryLib.io.scene_rows.scan_row_cells); volumes and
+        transforms are node references (remapped on scene load)."""
+        from LuDosimetryLib.io.scene_rows import scan_row_cells
+
         if tableNode is None:
             return
         with slicer.util.NodeModify(tableNode):
-            cells = []
-            for row in rows:
-                cells.append([row.cycle, row.hoursPostInjection, row.administeredActivityMBq, row.spectUnits,
-                              row.injectionTime, row.acquisitionTime, row.calibrationCpsPerMBq, row.acquisitionDurationS,
-                              row.spectNode.GetName() if row.spectNode else "", row.ctNode.GetName() if row.ctNode else "",
-                              row.registrationStatus, row.registrationMethod, row.registrationMetric])
-            cells = [["" if v is None else v for v in r] for r in cells]
+            cells = [scan_row_cells(row.scanRow()) + ["" if v is None else v for v in (
+                row.registrationStatus, row.registrationMethod, row.registrationMetric)] for row in rows]
             self.writeTable(tableNode, STUDY_COLUMNS, cells)
             previous = self.parseInt(tableNode.GetAttribute(ROW_COUNT_ATTRIBUTE), default=0) or 0
             for r in range(max(previous, len(rows))):
@@ -1113,26 +1112,20 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
             tableNode.SetAttribute(ROW_COUNT_ATTRIBUTE, str(len(rows)))
 
     def readStudyRows(self, tableNode) -> list:
-        """Rows of the study table node (empty list if there is none)."""
+        """Rows of the study table node (Lib: LuDosimetryLib.io.scene_rows.scan_row_from_cells; text that is not a
+        number is kept, and validation names it)."""
+        from LuDosimetryLib.io.scene_rows import scan_row_from_cells
+
         rows = []
         for r, cells in enumerate(self.readTable(tableNode)):
-            rows.append(TimePointRow(
-                cycle=self.parseInt(cells.get("cycle"), default=1),
-                hoursPostInjection=self.parseFloat(cells.get("hours_post_injection")),
-                administeredActivityMBq=self.parseFloat(cells.get("administered_activity_MBq")),
-                spectUnits=cells.get("spect_units") or "Bq/mL",
-                injectionTime=cells.get("injection_time", ""),
-                acquisitionTime=cells.get("acquisition_time", ""),
-                calibrationCpsPerMBq=self.parseFloat(cells.get("calibration_cps_per_MBq")),
-                acquisitionDurationS=self.parseFloat(cells.get("acquisition_duration_s")),
-                spectNode=tableNode.GetNodeReference(f"{SPECT_ROLE}.{r}"),
-                ctNode=tableNode.GetNodeReference(f"{CT_ROLE}.{r}"),
-                transformNode=tableNode.GetNodeReference(f"{TRANSFORM_ROLE}.{r}"),
-                registeredSpectNode=tableNode.GetNodeReference(f"{REGISTERED_ROLE}.{r}"),
-                registrationStatus=cells.get("registration_status", ""),
-                registrationMethod=cells.get("registration_method", ""),
-                registrationMetric=self.parseFloat(cells.get("registration_metric")),
-            ))
+            row = TimePointRow.fromScanRow(scan_row_from_cells(cells), tableNode.GetNodeReference(f"{SPECT_ROLE}.{r}"),
+                                           tableNode.GetNodeReference(f"{CT_ROLE}.{r}"))
+            row.transformNode = tableNode.GetNodeReference(f"{TRANSFORM_ROLE}.{r}")
+            row.registeredSpectNode = tableNode.GetNodeReference(f"{REGISTERED_ROLE}.{r}")
+            row.registrationStatus = cells.get("registration_status", "")
+            row.registrationMethod = cells.get("registration_method", "")
+            row.registrationMetric = self.parseFloat(cells.get("registration_metric"))
+            rows.append(row)
         return rows
 
     # ------------------------------------------------------------------ 1. Study
@@ -1613,18 +1606,11 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
         return tableNode
 
     def recoveryCoefficientsFromTable(self, tableNode) -> dict | None:
-        """Contract-1 recovery_coefficients dict from the table (rows with both values), or None if empty."""
-        volumes, rcs = [], []
-        for cells in self.readTable(tableNode):
-            volume, rc = self.parseFloat(cells.get("volume_ml")), self.parseFloat(cells.get("rc"))
-            if volume is not None and rc is not None:
-                volumes.append(volume)
-                rcs.append(rc)
-        if not volumes:
-            return None
-        if len(volumes) < 2:
-            raise ValueError(_("The recovery-coefficient table needs at least two rows (volume_ml, rc)."))
-        return {"volume_ml": volumes, "rc": rcs}
+        """Contract-1 recovery_coefficients dict from the table (rows with both values), or None if empty; the
+        manifest validation checks it (LuDosimetryLib.io.scene_rows.study_from_rows)."""
+        pairs = [(self.parseFloat(c.get("volume_ml")), self.parseFloat(c.get("rc"))) for c in self.readTable(tableNode)]
+        pairs = [p for p in pairs if None not in p]
+        return {"volume_ml": [v for v, _rc in pairs], "rc": [rc for _v, rc in pairs]} if pairs else None
 
     def pipelineOptions(self, parameterNode: LuDosimetryParameterNode, registration: str):
         """LuDosimetryLib.pipeline.PipelineOptions from the parameter node."""
@@ -1858,42 +1844,10 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
         return {cells.get("quantity", ""): cells.get("value", "") for cells in self.readTable(summaryTable)}
 
     def summaryHtml(self, summaryTable) -> str:
-        """The key patient numbers as HTML (cAD, delta AD/AA, kidney dose and BED, next-cycle activity, warnings)."""
-        if summaryTable is None:
-            return ""
-        s = self.summaryFromTable(summaryTable)
+        """The key patient numbers as HTML (Lib: LuDosimetryLib.results.tables.summary_html)."""
+        from LuDosimetryLib.results.tables import summary_html
 
-        def number(key, fmt):
-            value = self.parseFloat(s.get(key))
-            return "n/a" if value is None else fmt.format(value)
-
-        lines = [
-            _("Cumulative tumour dose (cAD, mean over tumours): <b>{v}</b>").format(v=number("cumulative_tumor_dose_Gy", "{:.1f} Gy")),
-            _("Change of tumour AD/AA, last vs first cycle: <b>{v}</b>").format(v=number("delta_ad_per_aa_percent", "{:+.1f} %")),
-            _("Kidney cumulative dose: <b>{d}</b>, BED <b>{b}</b>").format(d=number("kidney_cumulative_dose_Gy", "{:.2f} Gy"),
-                                                                           b=number("kidney_bed_Gy", "{:.2f} Gy")),
-            _("Suggested next-cycle activity (seed 000 rule, kidney 23 Gy): <b>{a}</b> {why}").format(
-                a=number("next_cycle_activity.activity_MBq", "{:.0f} MBq"),
-                why=html.escape(s.get("next_cycle_activity.explanation", ""))),
-            _("Seed 002 rule (renal BED 27 ± 2 Gy): <b>{a}</b> {why}").format(
-                a=number("next_cycle_activity_seed002.activity_MBq", "{:.0f} MBq"),
-                why=html.escape(s.get("next_cycle_activity_seed002.explanation", ""))),
-        ]
-        heterogeneous = s.get("lesion_tracking.heterogeneous", "")
-        if heterogeneous != "":
-            lines.append(_("Lesion response heterogeneity (seed 003, lesion AD/AA first vs last cycle): <b>{h}</b>").format(
-                h=_("yes") if str(heterogeneous).lower() in ("true", "1") else _("no")))
-        if s.get("tumors_excluded"):
-            lines.append(_("Excluded tumours (minimum volume): {names}").format(
-                names=", ".join(s["tumors_excluded"].splitlines())))
-        if s.get("warnings"):
-            allWarnings = s["warnings"].splitlines()
-            shown = 8
-            warnings = "".join(f"<li>{html.escape(w)}</li>" for w in allWarnings[:shown])
-            if len(allWarnings) > shown:
-                warnings += "<li>" + _("... and {n} more (see the summary table)").format(n=len(allWarnings) - shown) + "</li>"
-            lines.append(f'<span style="color:#b00020">{_("Warnings")}:</span><ul>{warnings}</ul>')
-        return "<br>".join(lines)
+        return summary_html(self.summaryFromTable(summaryTable)) if summaryTable is not None else ""
 
     def exportResults(self, result, outputDirectory, report: bool = True, saveMaps: bool = False) -> list:
         """Write the contract-2 files (voi_cycle_doses.csv, summary.json, report.html, and the TIA / dose maps

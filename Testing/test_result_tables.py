@@ -66,3 +66,15 @@ def test_ad_per_aa_and_summary_rows_and_record():
     with pytest.raises(ValueError, match="run the dosimetry"):
         cohort_record({})
     assert numeric_columns([{"a": 1, "b": "x", "c": True}, {"a": None, "b": 2.0, "c": 1}], "abc") == {"a"}
+
+
+def test_summary_html():
+    from LuDosimetryLib.results.tables import summary_html
+
+    text = summary_html({"cumulative_tumor_dose_Gy": "123.45", "delta_ad_per_aa_percent": -40.0,
+                         "kidney_bed_Gy": "", "warnings": "\n".join(f"w{i} <x>" for i in range(10)),
+                         "lesion_tracking.heterogeneous": "True", "tumors_excluded": "t3\nt4"})
+    assert "<b>123.5 Gy</b>" in text and "<b>-40.0 %</b>" in text and "BED <b>n/a</b>" in text
+    assert "w7 &lt;x&gt;" in text and "w8" not in text and "and 2 more" in text
+    assert "heterogeneity" in text and "<b>yes</b>" in text and "t3, t4" in text
+    assert "seed" not in text

@@ -135,3 +135,17 @@ def test_rows_from_scene_series_match_the_dicom_manifest(dicom_patient):
     # the draft-manifest path of the DICOM module validates to the same hours
     d = json.loads(dicom_patient.read_text())
     assert [c.hours for c in study_from_dict(d, dicom_patient.parent).cycles] == [c.hours for c in rs.study.cycles]
+
+
+def test_cells_round_trip_and_bad_text_is_reported_not_dropped():
+    from LuDosimetryLib.io.scene_rows import ROW_COLUMNS, scan_row_cells, scan_row_from_cells
+
+    row = _edited_rows()[3]
+    cells = dict(zip(ROW_COLUMNS, [str(c) for c in scan_row_cells(row)]))
+    assert scan_row_from_cells(cells) == row
+    cells.update(cycle="two", hours_post_injection="24 h", administered_activity_MBq="")
+    bad = scan_row_from_cells(cells)
+    assert (bad.cycle, bad.hours_post_injection, bad.administered_activity_MBq) == ("two", "24 h", None)
+    rows = [bad] + _edited_rows()[:2]
+    cellsWithProblems = {(p.row, p.column) for p in study_from_rows("P7", rows).problems}
+    assert (0, "cycle") in cellsWithProblems and (0, "hours_post_injection") in cellsWithProblems

@@ -44,8 +44,55 @@ class ScanRow:
 
     def label(self) -> str:
         """Short text such as "C1 24 h" (hours "?" when unknown)."""
-        hours = "?" if self.hours_post_injection is None else f"{self.hours_post_injection:g}"
-        return f"C{self.cycle} {hours} h"
+        hours = self.hours_post_injection
+        return f"C{self.cycle} {'?' if hours is None else f'{hours:g}' if isinstance(hours, float) else hours} h"
+
+
+#: Table columns of a ScanRow (``scan_row_cells`` / ``scan_row_from_cells``), in this order.
+ROW_COLUMNS = ["cycle", "hours_post_injection", "administered_activity_MBq", "spect_units", "injection_time",
+               "acquisition_time", "calibration_cps_per_MBq", "acquisition_duration_s", "spect", "ct"]
+
+
+def scan_row_cells(row: ScanRow) -> list:
+    """The cells of a row in ROW_COLUMNS order ("" for missing values)."""
+    return ["" if getattr(row, c) is None else getattr(row, c) for c in ROW_COLUMNS]
+
+
+def _parsed(text, kind):
+    """``text`` as ``kind`` (int or float); None when empty; the text itself when it does not parse, so
+    that validation names the bad cell instead of the value being dropped silently."""
+    text = "" if text is None else str(text).strip()
+    if not text or text.lower() == "nan":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    if kind is int:
+        return int(value) if value.is_integer() else text
+    return value
+
+
+def scan_row_from_cells(cells: dict) -> ScanRow:
+    """A row from table cells ({column: text}); numbers are parsed, unparseable text is kept for validation."""
+    row = ScanRow()
+    for column in ROW_COLUMNS:
+        value = cells.get(column, "")
+        if column == "cycle":
+            value = _parsed(value, int)
+            value = 1 if value is None else value
+        elif column in ("hours_post_injection", "administered_activity_MBq", "calibration_cps_per_MBq",
+                        "acquisition_duration_s"):
+            value = _parsed(value, float)
+        else:
+            value = str(value or "").strip() or ("Bq/mL" if column == "spect_units" else "")
+        setattr(row, column, value)
+    return row
+
+
+def _cycle_key(cycle):
+    """Sort key for cycle numbers that may still be unparsed text (text sorts after numbers)."""
+    return (0, cycle, "") if isinstance(cycle, int) else (1, 0, str(cycle))
 
 
 @dataclass
@@ -78,7 +125,7 @@ class RowsStudy:
 
 def _row_hours(row: ScanRow) -> float:
     """Hours p.i. of a row for ordering: given, else from acquisition - injection time, else +inf."""
-    if row.hours_post_injection is not None:
+    if isinstance(row.hours_post_injection, (int, float)):
         return float(row.hours_post_injection)
     try:
         return hours_between(parse_iso_time(row.injection_time), parse_iso_time(row.acquisition_time))
@@ -91,7 +138,7 @@ def _cycle_rows(rows: list[ScanRow]) -> dict[int, list[int]]:
     cycles: dict[int, list[int]] = {}
     for index, row in enumerate(rows):
         cycles.setdefault(row.cycle, []).append(index)
-    return {c: sorted(cycles[c], key=lambda i: (_row_hours(rows[i]), i)) for c in sorted(cycles)}
+    return {c: sorted(cycles[c], key=lambda i: (_row_hours(rows[i]), i)) for c in sorted(cycles, key=_cycle_key)}
 
 
 def manifest_from_rows(patient_id: str, rows: list[ScanRow], radionuclide: str = "Lu-177",
@@ -185,7 +232,7 @@ def default_reference_row(rows: list[ScanRow], reference_hours: float = 24.0) ->
     hours are known; -1 without rows)."""
     if not rows:
         return -1
-    first = min(r.cycle for r in rows)
+    first = min((r.cycle for r in rows), key=_cycle_key)
     candidates = [i for i, r in enumerate(rows) if r.cycle == first and math.isfinite(_row_hours(r))]
     if not candidates:
         return next(i for i, r in enumerate(rows) if r.cycle == first)

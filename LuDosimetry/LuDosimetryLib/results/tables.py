@@ -96,3 +96,44 @@ def cohort_record(summary: dict, response: str = "") -> dict:
     record["response"] = response or ""
     record.update({key: _number(summary.get(key)) for key in COHORT_NUMBERS[2:]})
     return record
+
+
+def summary_html(summary: dict, max_warnings: int = 8) -> str:
+    """The key patient numbers as short HTML for a GUI: cAD, delta AD/AA, kidney dose and BED, the
+    next-cycle activity of both rules, lesion heterogeneity, excluded tumours and the first
+    ``max_warnings`` warnings. ``summary``: flattened summary values (see :func:`summary_rows`),
+    numbers or their text; missing numbers are shown as "n/a"."""
+    import html
+
+    def number(key, fmt):
+        value = _number(summary.get(key))
+        return "n/a" if value is None else fmt.format(value)
+
+    def text(key):
+        return html.escape(str(summary.get(key) or ""))
+
+    lines = [
+        f"Cumulative tumour dose (cAD, mean over tumours): <b>{number('cumulative_tumor_dose_Gy', '{:.1f} Gy')}</b>",
+        f"Change of tumour AD/AA, last vs first cycle: <b>{number('delta_ad_per_aa_percent', '{:+.1f} %')}</b>",
+        f"Kidney cumulative dose: <b>{number('kidney_cumulative_dose_Gy', '{:.2f} Gy')}</b>, "
+        f"BED <b>{number('kidney_bed_Gy', '{:.2f} Gy')}</b>",
+        "Suggested next-cycle activity (kidney 23 Gy rule, Macsuka et al., J Nucl Med 2026): "
+        f"<b>{number('next_cycle_activity.activity_MBq', '{:.0f} MBq')}</b> {text('next_cycle_activity.explanation')}",
+        "Renal BED 27 ± 2 Gy rule (Sundlöv et al., Eur J Nucl Med Mol Imaging 2022): "
+        f"<b>{number('next_cycle_activity_seed002.activity_MBq', '{:.0f} MBq')}</b> "
+        f"{text('next_cycle_activity_seed002.explanation')}",
+    ]
+    heterogeneous = str(summary.get("lesion_tracking.heterogeneous", ""))
+    if heterogeneous != "":
+        lines.append("Lesion response heterogeneity (lesion AD/AA first vs last cycle; Santoro-Fernandes et al., "
+                     f"J Nucl Med 2025): <b>{'yes' if heterogeneous.lower() in ('true', '1') else 'no'}</b>")
+    excluded = str(summary.get("tumors_excluded") or "")
+    if excluded:
+        lines.append("Excluded tumours (minimum volume): " + html.escape(", ".join(excluded.splitlines())))
+    warnings = str(summary.get("warnings") or "").splitlines()
+    if warnings:
+        items = "".join(f"<li>{html.escape(w)}</li>" for w in warnings[:max_warnings])
+        if len(warnings) > max_warnings:
+            items += f"<li>... and {len(warnings) - max_warnings} more (see the summary table)</li>"
+        lines.append(f'<span style="color:#b00020">Warnings:</span><ul>{items}</ul>')
+    return "<br>".join(lines)

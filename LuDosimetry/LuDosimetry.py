@@ -13,8 +13,6 @@ import html
 import logging
 import os
 import pathlib
-import tempfile
-import unittest
 from typing import Annotated
 
 import qt
@@ -1893,29 +1891,22 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
 
 
 class LuDosimetryTest(ScriptedLoadableModuleTest):
-    """End-to-end test of the Logic on the synthetic patient, checked against its analytic ground truth.
+    """Quick test of the module (Reload and Test). The workflow tests -- synthetic patient end to end, a tumour
+    inside an organ segment, duplicate VOI names, local registration, failed registrations, scene save and
+    reload -- are in Testing/Python/LuDosimetryWorkflowTest.py.
 
     Uses ScriptedLoadableModuleTest base class, available at:
     https://github.com/Slicer/Slicer/blob/main/Base/Python/slicer/ScriptedLoadableModule.py
     """
-
-    # Largest accepted |relative error| of VOI absorbed doses (tumours and kidneys >= 10 mL) against
-    # ground_truth.json: the acceptance of the command-line pipeline (Testing/test_end_to_end.py), which the
-    # Slicer path reproduces (same Lib calls; accepted transforms are applied by images.resample_to_reference).
-    DOSE_TOLERANCE = 0.10
 
     def setUp(self):
         """Do whatever is needed to reset the state - typically a scene clear will be enough."""
         slicer.mrmlScene.Clear()
 
     def runTest(self):
-        """Run as few or as many tests as needed here (a test whose packages are missing is skipped, not failed)."""
-        for test in (self.test_StudyValidation, self.test_SyntheticPatientEndToEnd):
-            self.setUp()
-            try:
-                test()
-            except unittest.SkipTest as exc:
-                self.delayDisplay(f"{test.__name__} skipped: {exc}")
+        """Run as few or as many tests as needed here."""
+        self.setUp()
+        self.test_StudyValidation()
 
     def test_StudyValidation(self):
         """Problems of the study table are reported per row and column."""
@@ -1931,69 +1922,3 @@ class LuDosimetryTest(ScriptedLoadableModuleTest):
         self.assertTrue(any(p.row == 1 and p.column == "spect" for p in problems), problems)
         self.assertFalse(any(p.row == 0 for p in problems), problems)
         self.delayDisplay("Study table validation passed")
-
-    def test_SyntheticPatientEndToEnd(self):
-        """Synthetic patient: load, register, run, create result nodes, export, compare with ground truth."""
-        import json
-
-        LuSlicerCommon.skipUnlessInstalled(self, {**DOSIMETRY_REQUIREMENTS, **REPORT_REQUIREMENTS})
-        self.delayDisplay("Generating / loading the synthetic patient")
-        logic = LuDosimetryLogic()
-        parameterNode = logic.getParameterNode()
-        logic.initializeParameterNodeDefaults(parameterNode)
-        loaded = logic.loadSyntheticPatient()
-        manifest = logic.ensureSyntheticPatient()
-        truth = json.loads((manifest.parent / "ground_truth.json").read_text())
-
-        rows = loaded.rows
-        self.assertEqual(len(rows), sum(len(c.timepoints) for c in loaded.study.cycles))
-        self.assertEqual(parameterNode.studyTable.GetNumberOfRows(), len(rows))
-        self.assertEqual(logic.validateStudyRows(parameterNode.patientId, rows), [])
-        self.assertIsNotNone(loaded.segmentationNode)
-        self.assertEqual(loaded.segmentationNode.GetSegmentation().GetNumberOfSegments(), len(loaded.study.vois))
-        self.assertEqual(rows[loaded.referenceRow].hoursPostInjection, 24.0)
-        # Rows survive the round trip through the study table node
-        again = logic.readStudyRows(parameterNode.studyTable)
-        self.assertEqual([r.spectNode for r in again], [r.spectNode for r in rows])
-
-        self.delayDisplay("Registering every time point to the reference (study-level, as the pipeline)")
-        parameterNode.registrationMethod = "auto"
-        self.assertEqual(logic.registerStudy(parameterNode, rows), [])
-        for index, row in enumerate(rows):
-            if index != loaded.referenceRow:
-                self.assertIsNotNone(row.transformNode)
-                row.registrationStatus = REG_ACCEPTED
-        logic.writeStudyRows(parameterNode.studyTable, rows)
-        # The input volumes were not touched: no parent transform on them
-        self.assertTrue(all(r.spectNode.GetParentTransformNode() is None for r in rows))
-
-        self.delayDisplay("Running the dosimetry")
-        messages = []
-        result = logic.runDosimetry(parameterNode, rows, progress=lambda f, m: messages.append(m))
-        self.assertTrue(messages)
-        self.assertEqual(len(result.rows), len(loaded.study.vois) * len(loaded.study.cycles))
-
-        nodes = logic.createResultNodes(parameterNode, result)
-        self.assertEqual(nodes["resultsTable"].GetNumberOfRows(), len(result.rows))
-        self.assertIn(parameterNode.patientId, nodes["resultsTable"].GetName())
-        self.assertGreater(nodes["tacChart"].GetNumberOfPlotSeriesNodes(), 0)
-        self.assertGreater(nodes["adPerAaChart"].GetNumberOfPlotSeriesNodes(), 0)
-        self.assertIn("Cumulative tumour dose", logic.summaryHtml(parameterNode.summaryTable))
-
-        self.delayDisplay("Comparing with the analytic ground truth")
-        comparison = logic.compareWithGroundTruth(result, manifest.parent / "ground_truth.json")
-        logging.info(comparison.to_text())
-        self.assertGreater(len(comparison.rows), 0)
-        self.assertLess(comparison.max_abs_relative_error, self.DOSE_TOLERANCE, comparison.to_text())
-        self.assertEqual(result.summary["patient_id"], truth["patient_id"])
-
-        self.delayDisplay("Exporting contract-2 files")
-        with tempfile.TemporaryDirectory() as folder:
-            files = logic.exportResults(result, folder)
-            names = {pathlib.Path(f).name for f in files}
-            self.assertTrue({"voi_cycle_doses.csv", "summary.json", "report.html"} <= names, names)
-
-        self.delayDisplay("Sending the patient to LuResponse")
-        record = logic.sendToLuResponse(parameterNode.summaryTable, "PR")  # needs the LuResponse module
-        self.assertEqual(record["patient_id"], truth["patient_id"])
-        self.delayDisplay("Test passed")

@@ -73,7 +73,7 @@ Lesions smaller than the minimum volume are flagged; they are excluded from the 
         self.minimumVolumeSpinBox.maximum = 1000.0
         self.minimumVolumeSpinBox.decimals = 1
         self.minimumVolumeSpinBox.suffix = " mL"
-        self.minimumVolumeSpinBox.toolTip = _("Lesions smaller than this are flagged (seed 000 excluded tumours < 10 mL).")
+        self.minimumVolumeSpinBox.toolTip = _("Lesions smaller than this are flagged (Macsuka et al., J Nucl Med 2026, excluded tumours < 10 mL).")
         self.scriptedEffect.addLabeledOptionsWidget(_("Minimum volume:"), self.minimumVolumeSpinBox)
         self.minimumVolumeSpinBox.connect("valueChanged(double)", self.updateMRMLFromGUI)
 
@@ -109,28 +109,14 @@ Lesions smaller than the minimum volume are flagged; they are excluded from the 
         self.scriptedEffect.setParameter(MINIMUM_VOLUME_PARAMETER, self.minimumVolumeSpinBox.value)
 
     def calibration(self):
-        """The threshold calibration to use: from the chosen JSON file (the fields of
-        LuDosimetryLib.imaging.segmentation.ThresholdCalibration: a, b, c, f_min, f_max, source), or None for the
-        Lib's default curve (LuDosimetryLib.imaging.segmentation.DEFAULT_CALIBRATION).
+        """The threshold calibration of the chosen JSON file, or None for the Lib's default curve.
+
+        Lib: LuDosimetryLib.imaging.segmentation.calibration_from_json (DEFAULT_CALIBRATION when no file is chosen).
         """
-        import dataclasses
-        import json
+        from LuDosimetryLib.imaging.segmentation import calibration_from_json
 
         path = self.scriptedEffect.parameter(CALIBRATION_FILE_PARAMETER)
-        if not path:
-            return None
-        from LuDosimetryLib.imaging.segmentation import ThresholdCalibration
-
-        try:
-            values = json.loads(open(path, encoding="utf-8").read())
-        except (OSError, ValueError) as exc:
-            raise ValueError(_("Cannot read the calibration file {path}: {error}").format(path=path, error=exc))
-        if isinstance(values, dict) and isinstance(values.get("calibration"), dict):
-            values = values["calibration"]
-        names = {f.name for f in dataclasses.fields(ThresholdCalibration)}
-        if not isinstance(values, dict) or not {"a", "b", "c"} <= set(values):
-            raise ValueError(_("{path}: a calibration needs the numbers a, b and c (f = a + b/SBR + c/V^(1/3)).").format(path=path))
-        return ThresholdCalibration(**{k: v for k, v in values.items() if k in names})
+        return calibration_from_json(path) if path else None
 
     def onApply(self):
         """Replace the selected segment (a rough ROI) by its adaptive-threshold contour.
@@ -174,6 +160,7 @@ Lesions smaller than the minimum volume are flagged; they are excluded from the 
                 slicer.util.updateVolumeFromArray(temporaryVolume, mask)
                 modifierLabelmap = slicer.vtkSlicerSegmentationsModuleLogic.CreateOrientedImageDataFromVolumeNode(
                     temporaryVolume, segmentationNode.GetParentTransformNode())
+                modifierLabelmap.UnRegister(None)  # Create... returns a new reference: Python owns it from here
                 self.scriptedEffect.modifySelectedSegmentByLabelmap(
                     modifierLabelmap, slicer.qSlicerSegmentEditorAbstractEffect.ModificationModeSet)
             finally:

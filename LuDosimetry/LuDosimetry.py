@@ -1072,16 +1072,8 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
 
         return sitkUtils.PushVolumeToSlicer(image, name=name, className=className)
 
-    @staticmethod
-    def writeTable(tableNode, columnNames, rows, numericColumns=()) -> None:
-        """Replace the content of a table node; numeric columns are vtkDoubleArray (plottable), others strings."""
-        writeTableColumns(tableNode, ((name, [row[c] for row in rows]) for c, name in enumerate(columnNames)),
-                          numericColumns, toNumber=parseFloat)
-
-    @staticmethod
-    def readTable(tableNode) -> list:
-        """Rows of a table node as dicts of column name -> cell text."""
-        return readTableRows(tableNode)
+    writeTable = staticmethod(LuSlicerCommon.writeTableRows)
+    readTable = staticmethod(LuSlicerCommon.readTableRows)
 
     # ------------------------------------------------------------------ study table node <-> rows
 
@@ -1762,23 +1754,16 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
         parameterNode.adPerAaChart = chart
 
         # Voxel maps (per cycle: dose in Gy, time-integrated activity in MBq h per voxel; per scan for dose-rate maps)
+        for node in self.mapNodesOfPatient(pid):
+            slicer.mrmlScene.RemoveNode(node)  # maps of an earlier run of this patient are replaced
         mapNodes = []
-        for name in sorted(self.mapNodesOfPatient(pid), key=lambda n: n.GetName()):
-            slicer.mrmlScene.RemoveNode(name)  # maps of an earlier run of this patient are replaced
-        for mapName, perKey in (result.maps or {}).items():
-            if not isinstance(perKey, dict):
-                continue
-            for key, image in sorted(perKey.items(), key=lambda item: str(item[0])):
-                if not hasattr(image, "GetSize"):
-                    continue  # e.g. dose statistics, not an image
-                where = f"C{key[0]} tp{key[1] + 1}" if isinstance(key, tuple) else f"C{key}"
-                node = self.volumeFromSitkImage(image, f"{pid} {where} {mapName}")
-                node.SetAttribute("LuDosimetry.map", f"{pid}/{mapName}")
-                mapNodes.append(node)
+        for where, mapName, image in tables.map_images(result.maps):
+            mapNodes.append(self.volumeFromSitkImage(image, f"{pid} {where} {mapName}"))
+            mapNodes[-1].SetAttribute("LuDosimetry.map", f"{pid}/{mapName}")
         return {"resultsTable": resultsTable, "summaryTable": summaryTable, "tacChart": parameterNode.tacChart,
                 "adPerAaChart": chart, "maps": mapNodes, "tacMeasuredTable": measuredTable, "tacFitTable": fitTable}
 
-    nodeByAttribute = staticmethod(nodeByAttribute)
+    nodeByAttribute = staticmethod(LuSlicerCommon.nodeByAttribute)
     outputChart = staticmethod(outputChart)
 
     @staticmethod
@@ -1796,7 +1781,8 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
         return list(dict.fromkeys(cells.get("voi", "") for cells in self.readTable(parameterNode.resultsTable)))
 
     def showTacForVoi(self, parameterNode: LuDosimetryParameterNode, voi: str) -> None:
-        """Put the measured points and fitted curves of one VOI (all cycles) into the time-activity chart."""
+        """Put the measured points and fitted curves of one VOI (all cycles) into the time-activity chart
+        (Lib: LuDosimetryLib.results.tables.tac_series_columns)."""
         chart = parameterNode.tacChart
         pid = parameterNode.patientId
         measured = self.nodeByAttribute("vtkMRMLTableNode", "LuDosimetry.output", f"{pid}/tacMeasured")
@@ -1805,22 +1791,19 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
             return
         chart.RemoveAllPlotSeriesNodeIDs()
         chart.SetTitle(f"{pid} {voi}: time-activity curves")
-        cycleIndex = 0
-        for column in range(measured.GetNumberOfColumns()):
-            name = measured.GetColumnName(column)
-            if not name.startswith(f"{voi} C") or name.endswith(" hours"):
-                continue
-            color = self.color(cycleIndex)
-            cycleIndex += 1
-            points = self.plotSeries(f"{pid} {name} measured", measured, f"{name} hours", name, color, line=False)
-            chart.AddAndObservePlotSeriesNodeID(points.GetID())
+        from LuDosimetryLib.results.tables import tac_series_columns
+
+        columns = [measured.GetColumnName(c) for c in range(measured.GetNumberOfColumns())]
+        for index, name in enumerate(tac_series_columns(columns, voi)):
+            chart.AddAndObservePlotSeriesNodeID(self.plotSeries(f"{pid} {name} measured", measured, f"{name} hours", name,
+                                                                self.color(index), line=False).GetID())
             if fits is not None and fits.GetColumnIndex(name) >= 0:
-                curve = self.plotSeries(f"{pid} {name} fit", fits, "hours", name, color, line=True, markers=False)
-                chart.AddAndObservePlotSeriesNodeID(curve.GetID())
+                chart.AddAndObservePlotSeriesNodeID(self.plotSeries(f"{pid} {name} fit", fits, "hours", name,
+                                                                    self.color(index), line=True, markers=False).GetID())
 
     def showChart(self, chartNode) -> None:
         """Show a plot chart in the layout."""
-        showChart(chartNode, _("Run the dosimetry first."))
+        LuSlicerCommon.showChart(chartNode, _("Run the dosimetry first."))
 
     def mapNodesOfPatient(self, patientId: str) -> list:
         return [n for n in slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode")

@@ -78,3 +78,17 @@ def test_summary_html():
     assert "w7 &lt;x&gt;" in text and "w8" not in text and "and 2 more" in text
     assert "heterogeneity" in text and "<b>yes</b>" in text and "t3, t4" in text
     assert "seed" not in text
+
+
+def test_map_images_and_tac_series_columns():
+    import SimpleITK as sitk
+
+    from LuDosimetryLib.results.tables import map_images, tac_series_columns
+
+    img = sitk.Image(2, 2, 2, sitk.sitkFloat32)
+    maps = {"dose_Gy": {2: img, 1: img}, "dose_rate_Gy_per_h": {(1, 0): img}, "dose_statistics": {1: {"D90": 3}},
+            "warnings": ["x"]}
+    assert [(w, n) for w, n, _i in map_images(maps)] == [("C1", "dose_Gy"), ("C2", "dose_Gy"),
+                                                         ("C1 tp1", "dose_rate_Gy_per_h")]
+    columns = ["t1 C1 hours", "t1 C1", "t1 C2 hours", "t1 C2", "t10 C1 hours", "t10 C1", "t1 C1x"]
+    assert tac_series_columns(columns, "t1") == ["t1 C1", "t1 C2"]

@@ -211,3 +211,9 @@ def labelComboItems(combo, labels: dict) -> None:
         text = combo.itemText(index)
         if text in labels:
             combo.setItemText(index, labels[text])
+
+
+def writeTableRows(tableNode, columnNames, rows, numericColumns=()) -> None:
+    """writeTableColumns for rows (lists in ``columnNames`` order); numeric cells parsed with parseFloat."""
+    writeTableColumns(tableNode, [(name, [row[c] for row in rows]) for c, name in enumerate(columnNames)],
+                      numericColumns, toNumber=parseFloat)

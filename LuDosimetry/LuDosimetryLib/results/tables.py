@@ -137,3 +137,24 @@ def summary_html(summary: dict, max_warnings: int = 8) -> str:
             items += f"<li>... and {len(warnings) - max_warnings} more (see the summary table)</li>"
         lines.append(f'<span style="color:#b00020">Warnings:</span><ul>{items}</ul>')
     return "<br>".join(lines)
+
+
+def map_images(maps: dict | None) -> list[tuple[str, str, object]]:
+    """(where, map name, SimpleITK image) for every voxel map of a PipelineResult, in a stable order:
+    ``where`` is "C<cycle>" for per-cycle maps and "C<cycle> tp<n>" for per-scan maps; entries that
+    are not images (e.g. dose statistics) are left out."""
+    out = []
+    for name, per_key in (maps or {}).items():
+        if not isinstance(per_key, dict):
+            continue
+        for key, image in sorted(per_key.items(), key=lambda item: str(item[0])):
+            if hasattr(image, "GetSize"):
+                out.append((f"C{key[0]} tp{key[1] + 1}" if isinstance(key, tuple) else f"C{key}", name, image))
+    return out
+
+
+def tac_series_columns(measured_columns, voi: str) -> list[str]:
+    """Names of the measured columns of one VOI ("<voi> C<cycle>", one per cycle, in table order); each has
+    its "<name> hours" column and, when a fit exists, a fitted column of the same name."""
+    return [c for c in measured_columns if c.startswith(f"{voi} C") and not c.endswith(" hours")
+            and c[len(voi) + 2:].isdigit()]

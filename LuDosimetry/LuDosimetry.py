@@ -106,7 +106,7 @@ compute time-activity curves and absorbed doses per VOI per cycle, cumulative tu
 kidney BED and the suggested next-cycle activity.
 All computations are done by the LuDosimetryLib Python package, also usable without Slicer
 (command <code>lu-dosimetry</code>).
-See the <a href="https://github.com/ludosimetry/LuDosimetry#readme">documentation</a>.
+See the <a href="https://github.com/ludosimetry/SlicerLuDosimetry#readme">documentation</a>.
 """)
         self.parent.acknowledgementText = _("""
 Methods follow the EANM dosimetry guidance and the publications cited in the documentation.

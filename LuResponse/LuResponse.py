@@ -95,7 +95,7 @@ cumulative tumour dose, change of AD/AA between cycles, RECIST response), fit th
 proportion of responders, compare ROC curves, evaluate the cut-off rule, train a logistic or SVM responder
 model, and place the current patient (sent from Lu Dosimetry) with its predicted probability of response.
 All computations are done by the LuResponseLib Python package (also usable without Slicer).
-See the <a href="https://github.com/ludosimetry/LuDosimetry#readme">documentation</a>.
+See the <a href="https://github.com/ludosimetry/SlicerLuDosimetry#readme">documentation</a>.
 """)
         self.parent.acknowledgementText = _("""
 Not a medical device: predictions come from the cohort they were trained on and must not be used alone

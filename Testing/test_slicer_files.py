@@ -299,6 +299,27 @@ def test_extensions_index_entry():
     assert set(entry) <= allowed
     assert 1 <= entry.get("tier", 1) <= 5
     assert not "LuDosimetry".startswith("Slicer")
+    # the index's check_description_files.py: the git repository name starts with "Slicer"
+    repository = entry["scm_url"].rstrip("/").rsplit("/", 1)[-1].removesuffix(".git")
+    assert repository.startswith("Slicer"), repository
+
+
+def _cmake_string(variable: str) -> str:
+    text = (ROOT / "CMakeLists.txt").read_text()
+    match = re.search(rf'set\(\s*{variable}\s+"([^"]*)"\s*\)', text)
+    assert match, f"top-level CMakeLists.txt: set({variable} \"...\") not found"
+    return match.group(1)
+
+
+def test_extension_metadata_in_the_index_form():
+    """Contributors as "Name (Organization)"; every icon / screenshot URL points to a file of this repository."""
+    contributors = [c.strip() for c in _cmake_string("EXTENSION_CONTRIBUTORS").split(",")]
+    assert contributors and all(re.fullmatch(r"[^()]+ \([^()]+\)", c) for c in contributors), contributors
+    urls = [_cmake_string("EXTENSION_ICONURL")] + _cmake_string("EXTENSION_SCREENSHOTURLS").split()
+    for url in urls:
+        match = re.fullmatch(r"https://raw\.githubusercontent\.com/[^/]+/[^/]+/[^/]+/(.+)", url)
+        assert match, f"not a raw GitHub URL: {url}"
+        assert (ROOT / match.group(1)).is_file(), f"{url} points to {match.group(1)}, which does not exist"
 
 
 # ------------------------------------------------------------------------------------------ choices

@@ -194,16 +194,10 @@ CHOICE_LABELS = {
 
 @dataclasses.dataclass
 class TimePointRow:
-    """One row of the study table: a SPECT(/CT) scan of one cycle, as edited in the GUI."""
+    """One row of the study table: the scan's values (``scan``, a LuDosimetryLib.io.scene_rows.ScanRow), its
+    volumes and its registration."""
 
-    cycle: int = 1
-    hoursPostInjection: float | None = None
-    administeredActivityMBq: float | None = None
-    spectUnits: str = "Bq/mL"
-    injectionTime: str = ""
-    acquisitionTime: str = ""
-    calibrationCpsPerMBq: float | None = None
-    acquisitionDurationS: float | None = None
+    scan: object = None
     spectNode: object = None
     ctNode: object = None
     transformNode: object = None
@@ -212,29 +206,30 @@ class TimePointRow:
     registrationMethod: str = ""
     registrationMetric: float | None = None
 
-    def label(self) -> str:
-        hours = "?" if self.hoursPostInjection is None else f"{self.hoursPostInjection:g}"
-        return f"C{self.cycle} {hours} h"
+    def __post_init__(self):
+        if self.scan is None:
+            from LuDosimetryLib.io.scene_rows import ScanRow
 
-    def scanRow(self):
-        """The row for the Lib (LuDosimetryLib.io.scene_rows.ScanRow): values and image names."""
-        from LuDosimetryLib.io.scene_rows import ScanRow
-
-        return ScanRow(cycle=self.cycle, hours_post_injection=self.hoursPostInjection,
-                       administered_activity_MBq=self.administeredActivityMBq, spect_units=self.spectUnits,
-                       injection_time=self.injectionTime, acquisition_time=self.acquisitionTime,
-                       calibration_cps_per_MBq=self.calibrationCpsPerMBq, acquisition_duration_s=self.acquisitionDurationS,
-                       spect=self.spectNode.GetName() if self.spectNode else "",
-                       ct=self.ctNode.GetName() if self.ctNode else "")
+            self.scan = ScanRow()
 
     @classmethod
-    def fromScanRow(cls, scan, spectNode=None, ctNode=None):
-        """A row holding the values of a LuDosimetryLib.io.scene_rows.ScanRow and these volumes."""
-        return cls(cycle=scan.cycle, hoursPostInjection=scan.hours_post_injection,
-                   administeredActivityMBq=scan.administered_activity_MBq, spectUnits=scan.spect_units,
-                   injectionTime=scan.injection_time, acquisitionTime=scan.acquisition_time,
-                   calibrationCpsPerMBq=scan.calibration_cps_per_MBq, acquisitionDurationS=scan.acquisition_duration_s,
-                   spectNode=spectNode, ctNode=ctNode)
+    def of(cls, spectNode=None, ctNode=None, **values):
+        """A row with these volumes and ScanRow values (cycle, hours_post_injection, administered_activity_MBq, ...)."""
+        from LuDosimetryLib.io.scene_rows import ScanRow
+
+        return cls(ScanRow(**values), spectNode=spectNode, ctNode=ctNode)
+
+    @property
+    def cycle(self):
+        return self.scan.cycle
+
+    def label(self) -> str:
+        return self.scanRow().label()
+
+    def scanRow(self):
+        """The row for the Lib: the scan's values with the names of its volumes."""
+        return dataclasses.replace(self.scan, spect=self.spectNode.GetName() if self.spectNode else "",
+                                   ct=self.ctNode.GetName() if self.ctNode else "")
 
 
 @dataclasses.dataclass
@@ -653,10 +648,8 @@ class LuDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onAddTimePoint(self) -> None:
         rows = self.readRows()
         last = rows[-1] if rows else None
-        rows.append(TimePointRow(cycle=last.cycle if last else 1,
-                                 administeredActivityMBq=last.administeredActivityMBq if last else None,
-                                 spectUnits=last.spectUnits if last else "Bq/mL",
-                                 injectionTime=last.injectionTime if last else ""))
+        rows.append(TimePointRow(dataclasses.replace(last.scan, hours_post_injection=None, acquisition_time="",
+                                                     spect="", ct="") if last else None))
         self.storeRows()
         self.observeStudyTable(self._parameterNode.studyTable)
 
@@ -746,7 +739,7 @@ class LuDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if row is None or row == pn.referenceRow:
             return
         pn.referenceRow = int(row)
-        hours = self._rows[pn.referenceRow].hoursPostInjection
+        hours = self._rows[pn.referenceRow].scan.hours_post_injection
         if hours is not None:
             pn.referenceHours = hours  # the pipeline picks its reference scan by this time
         for r in self._rows:  # all registrations were made to the previous reference
@@ -903,11 +896,9 @@ class LuDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         pn = self._parameterNode
         text = _("Rule (Macsuka et al., J Nucl Med 2026): tumours smaller than <b>{v:g} mL</b> on the cycle-1 reference scan are excluded "
                  "from the patient metrics; they stay listed with a flag.").format(v=pn.minTumorVolumeMl)
-        if vois:
-            small = [v["name"] for v in vois if v["kind"] == "tumor" and v["volumeMl"] is not None
-                     and v["volumeMl"] < pn.minTumorVolumeMl]
-            if small:
-                text += " " + _("Below the limit now: {names}.").format(names=", ".join(small))
+        small = [v["name"] for v in vois or [] if v["belowMinimum"]]
+        if small:
+            text += " " + _("Below the limit now: {names}.").format(names=", ".join(small))
         self.ui.minVolumeRuleLabel.text = text
 
     # ------------------------------------------------------------------ 4. Dose
@@ -1108,7 +1099,7 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
 
         rows = []
         for r, cells in enumerate(self.readTable(tableNode)):
-            row = TimePointRow.fromScanRow(scan_row_from_cells(cells), tableNode.GetNodeReference(f"{SPECT_ROLE}.{r}"),
+            row = TimePointRow(scan_row_from_cells(cells), tableNode.GetNodeReference(f"{SPECT_ROLE}.{r}"),
                                            tableNode.GetNodeReference(f"{CT_ROLE}.{r}"))
             row.transformNode = tableNode.GetNodeReference(f"{TRANSFORM_ROLE}.{r}")
             row.registeredSpectNode = tableNode.GetNodeReference(f"{REGISTERED_ROLE}.{r}")
@@ -1167,8 +1158,8 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
             parameterNode.recoveryTable = loaded.recoveryTableNode
             parameterNode.usePvc = loaded.recoveryTableNode is not None
             reference = loaded.rows[loaded.referenceRow] if 0 <= loaded.referenceRow < len(loaded.rows) else None
-            if reference is not None and reference.hoursPostInjection is not None:
-                parameterNode.referenceHours = reference.hoursPostInjection
+            if reference is not None and isinstance(reference.scan.hours_post_injection, float):
+                parameterNode.referenceHours = reference.scan.hours_post_injection
             parameterNode.studyStatus = STATUS_DONE
             parameterNode.registerStatus = STATUS_NOT_STARTED
             parameterNode.segmentStatus = STATUS_DONE if loaded.segmentationNode else STATUS_NOT_STARTED
@@ -1197,7 +1188,7 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
                                                      f"{name} SPECT")
                 ctNode = (self.volumeFromSitkImage(image_io.read_image(tp.ct, series_uid=tp.ct_series_uid), f"{name} CT")
                           if tp.ct is not None else None)
-                rows.append(TimePointRow.fromScanRow(next(scans), spectNode, ctNode))
+                rows.append(TimePointRow(next(scans), spectNode, ctNode))
         tableNode = self.createStudyTable(pid)
         tableNode.SetAttribute("LuDosimetry.radionuclide", study.radionuclide)
         self.writeStudyRows(tableNode, rows)
@@ -1307,7 +1298,7 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
             (cts if isCt else scans).append((volumeNode.GetID(), info))
         scanRows, more = rows_from_series(scans, cts)
         node = slicer.mrmlScene.GetNodeByID
-        rows = [TimePointRow.fromScanRow(r, node(r.spect), node(r.ct) if r.ct else None) for r in scanRows]
+        rows = [TimePointRow(r, node(r.spect), node(r.ct) if r.ct else None) for r in scanRows]
         names = {nodeId: node(nodeId).GetName() for nodeId, _info in scans + cts}
         for nodeId, name in names.items():
             more = [m.replace(nodeId, name) for m in more]
@@ -1451,12 +1442,10 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
 
     @staticmethod
     def defaultKind(segmentName: str) -> str:
-        name = segmentName.lower()
-        if "kidney" in name or "renal" in name:
-            return "kidney"
-        if "tumo" in name or "lesion" in name or "metasta" in name:
-            return "tumor"
-        return "organ"
+        """VOI kind from a segment name (Lib: LuDosimetryLib.imaging.voi_masks.default_kind)."""
+        from LuDosimetryLib.imaging.voi_masks import default_kind
+
+        return default_kind(segmentName)
 
     @staticmethod
     def segmentTag(segment, tag: str, default: str) -> str:
@@ -1483,32 +1472,23 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
         return slicer.util.arrayFromSegmentBinaryLabelmap(segmentationNode, segmentId, referenceVolumeNode)
 
     def voiSummaries(self, segmentationNode, referenceVolumeNode, minTumorVolumeMl: float) -> list:
-        """One dict per segment: segmentId, name, kind, mode, fitModel, volumeMl and a note (empty, below the
-        minimum volume). The volume is the voxel count times the voxel volume of the reference grid."""
+        """One dict per segment: segmentId, name, kind, mode, fitModel, volumeMl, note, belowMinimum (volume = voxel
+        count on the reference grid; Lib: LuDosimetryLib.imaging.voi_masks.voi_summary)."""
+        from LuDosimetryLib.imaging.voi_masks import voi_summary
+
         if segmentationNode is None:
             return []
         segmentation = segmentationNode.GetSegmentation()
-        voxelMl = None
-        if referenceVolumeNode is not None:
-            sx, sy, sz = referenceVolumeNode.GetSpacing()
-            voxelMl = sx * sy * sz / 1000.0  # mm^3 -> mL
+        voxelMl = (lambda sx, sy, sz: sx * sy * sz / 1000.0)(*referenceVolumeNode.GetSpacing()) if referenceVolumeNode else None
         vois = []
         for index in range(segmentation.GetNumberOfSegments()):
             segmentId = segmentation.GetNthSegmentID(index)
             segment = segmentation.GetSegment(segmentId)
-            voi = {"segmentId": segmentId, "name": segment.GetName(), **self.voiProperties(segment),
-                   "volumeMl": None, "note": ""}
-            if voxelMl is not None:
-                try:
-                    voi["volumeMl"] = float((self.segmentMask(segmentationNode, segmentId, referenceVolumeNode) > 0).sum()) * voxelMl
-                except RuntimeError as exc:
-                    voi["note"] = str(exc)
-            if voi["volumeMl"] == 0:
-                voi["note"] = _("empty")
-            elif voi["kind"] == "tumor" and voi["volumeMl"] is not None and voi["volumeMl"] < minTumorVolumeMl \
-                    and voi["mode"] == "as_drawn":
-                voi["note"] = _("below {v:g} mL: excluded").format(v=minTumorVolumeMl)
-            vois.append(voi)
+            voi = {"segmentId": segmentId, "name": segment.GetName(), **self.voiProperties(segment)}
+            count = int((self.segmentMask(segmentationNode, segmentId, referenceVolumeNode) > 0).sum()) if voxelMl else None
+            summary = voi_summary(voi["kind"], voi["mode"], count, voxelMl, minTumorVolumeMl)
+            vois.append({**voi, "volumeMl": summary["volume_ml"], "note": summary["note"],
+                         "belowMinimum": summary["below_minimum"]})
         return vois
 
     def segmentOrgansWithTotalSegmentator(self, ctNode, segmentationNode) -> list:
@@ -1623,8 +1603,8 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
         for index, key in keys.items():
             row = rows[index]
             image = self.sitkImageFromVolume(row.spectNode)
-            if row.spectUnits == "counts":
-                image = image_io.counts_to_bq_per_ml(image, row.calibrationCpsPerMBq, row.acquisitionDurationS)
+            if row.scan.spect_units == "counts":
+                image = image_io.counts_to_bq_per_ml(image, row.scan.calibration_cps_per_MBq, row.scan.acquisition_duration_s)
             spect[key] = image
             ct[key] = self.sitkImageFromVolume(row.ctNode) if row.ctNode is not None else None
         masks = None
@@ -1898,8 +1878,8 @@ class LuDosimetryTest(ScriptedLoadableModuleTest):
         self.delayDisplay("Study table validation")
         logic = LuDosimetryLogic()
         volume = slicer.util.addVolumeFromArray(np.zeros((4, 4, 4), "float32"), name="spect")
-        rows = [TimePointRow(cycle=1, hoursPostInjection=4.0, administeredActivityMBq=7400.0, spectNode=volume),
-                TimePointRow(cycle=1, hoursPostInjection=-2.0, administeredActivityMBq=7400.0, spectNode=None)]
+        rows = [TimePointRow.of(volume, cycle=1, hours_post_injection=4.0, administered_activity_MBq=7400.0),
+                TimePointRow.of(None, cycle=1, hours_post_injection=-2.0, administered_activity_MBq=7400.0)]
         problems = logic.validateStudyRows("P001", rows)
         self.assertTrue(any(p.row == 1 and p.column == "hours_post_injection" for p in problems), problems)
         self.assertTrue(any(p.row == 1 and p.column == "spect" for p in problems), problems)

@@ -99,3 +99,17 @@ def test_duplicate_voi_names_fail_before_any_computation():
     with pytest.raises(InputDataError, match="no name"):
         check_voi_names(["liver", " "])
     check_voi_names(["liver", "Liver"])  # names are case-sensitive keys
+
+
+def test_default_kind_and_voi_summary():
+    from LuDosimetryLib.imaging.voi_masks import default_kind, voi_summary
+
+    assert [default_kind(n) for n in ("Kidney left", "renal cortex", "Tumour 3", "liver lesion", "Liver")] == \
+        ["kidney", "kidney", "tumor", "tumor", "organ"]
+    assert voi_summary("tumor", "as_drawn", 100, 0.1, 10.0) == {"volume_ml": pytest.approx(10.0), "note": "",
+                                                                "below_minimum": False}
+    small = voi_summary("tumor", "as_drawn", 99, 0.1, 10.0)
+    assert small["below_minimum"] and small["note"] == "below 10 mL: excluded"
+    assert not voi_summary("tumor", "adaptive_threshold", 99, 0.1, 10.0)["below_minimum"]  # contoured in the run
+    assert voi_summary("organ", "as_drawn", 0, 0.1, 10.0)["note"] == "empty"
+    assert voi_summary("organ", "as_drawn", None, None, 10.0)["volume_ml"] is None

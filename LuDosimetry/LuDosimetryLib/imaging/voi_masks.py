@@ -123,3 +123,27 @@ def labelmap_from_masks(masks: dict) -> tuple[np.ndarray, dict]:
     for i, a in enumerate(arrays):
         labels[a] = i + 1
     return labels, {i + 1: n for i, n in enumerate(names)}
+
+
+def default_kind(name: str) -> str:
+    """VOI kind guessed from a segment name: "kidney" (kidney, renal), "tumor" (tumo(u)r, lesion, metasta...),
+    else "organ"."""
+    low = name.lower()
+    if "kidney" in low or "renal" in low:
+        return "kidney"
+    if "tumo" in low or "lesion" in low or "metasta" in low:
+        return "tumor"
+    return "organ"
+
+
+def voi_summary(kind: str, mode: str, n_voxels: int | None, voxel_ml: float | None,
+                min_tumor_volume_ml: float) -> dict:
+    """Volume (mL) of a drawn VOI and the note a VOI table shows: "empty", or for an as-drawn tumour below
+    the minimum volume "below <v> mL: excluded" (the rule applied by the pipeline on the cycle-1 reference)."""
+    volume = None if n_voxels is None or voxel_ml is None else float(n_voxels) * float(voxel_ml)
+    note = ""
+    if volume == 0:
+        note = "empty"
+    elif kind == "tumor" and mode == "as_drawn" and volume is not None and volume < min_tumor_volume_ml:
+        note = f"below {min_tumor_volume_ml:g} mL: excluded"
+    return {"volume_ml": volume, "note": note, "below_minimum": note.startswith("below")}

@@ -93,7 +93,7 @@ class LuDosimetryWorkflowTest(ScriptedLoadableModuleTest):
         logic, reference, segmentationNode = self._referenceAndSegmentation(names=("liver", "liver"))
         parameterNode = logic.getParameterNode()
         parameterNode.segmentation = segmentationNode
-        rows = [TimePointRow(cycle=1, hoursPostInjection=24.0, administeredActivityMBq=7400.0, spectNode=reference)]
+        rows = [TimePointRow.of(reference, cycle=1, hours_post_injection=24.0, administered_activity_MBq=7400.0)]
         messages = []
         from LuDosimetryLib.errors import InputDataError
 
@@ -109,7 +109,7 @@ class LuDosimetryWorkflowTest(ScriptedLoadableModuleTest):
         volume = slicer.util.addVolumeFromArray(np.ones((8, 8, 8), np.float32), name="spect")
         pn = widget._parameterNode
         pn.patientId = "P1"
-        widget._rows = [TimePointRow(cycle=1, hoursPostInjection=h, administeredActivityMBq=7400.0, spectNode=volume)
+        widget._rows = [TimePointRow.of(volume, cycle=1, hours_post_injection=h, administered_activity_MBq=7400.0)
                         for h in (4.0, 24.0)]
         widget._rows[0].registrationStatus = REG_FAILED
         widget.storeRows()
@@ -133,7 +133,7 @@ class LuDosimetryWorkflowTest(ScriptedLoadableModuleTest):
         logic = LuDosimetryLogic()
         volume = slicer.util.addVolumeFromArray(np.ones((8, 8, 8), np.float32), name="spect")
         transform = sitk.Euler3DTransform((10.0, -20.0, 5.0), 0.05, -0.03, 0.1, (3.0, -7.0, 12.0))
-        rows = [TimePointRow(cycle=1, hoursPostInjection=h, administeredActivityMBq=7400.0, spectNode=volume)
+        rows = [TimePointRow.of(volume, cycle=1, hours_post_injection=h, administered_activity_MBq=7400.0)
                 for h in (4.0, 24.0)]
         rows[0].transformNode = logic.transformNodeFromSitk(transform, "P1 C1 4 h to reference")
         rows[0].registrationStatus = REG_ACCEPTED
@@ -187,7 +187,7 @@ class LuDosimetryWorkflowTest(ScriptedLoadableModuleTest):
         self.assertEqual(logic.validateStudyRows(parameterNode.patientId, rows), [])
         self.assertIsNotNone(loaded.segmentationNode)
         self.assertEqual(loaded.segmentationNode.GetSegmentation().GetNumberOfSegments(), len(loaded.study.vois))
-        self.assertEqual(rows[loaded.referenceRow].hoursPostInjection, 24.0)
+        self.assertEqual(rows[loaded.referenceRow].scan.hours_post_injection, 24.0)
         # Rows survive the round trip through the study table node
         again = logic.readStudyRows(parameterNode.studyTable)
         self.assertEqual([r.spectNode for r in again], [r.spectNode for r in rows])

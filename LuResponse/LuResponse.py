@@ -88,7 +88,7 @@ class LuResponse(ScriptedLoadableModule):
         self.parent.title = _("Lu Response")
         self.parent.categories = [translate("qSlicerAbstractCoreModule", "Nuclear Medicine")]
         self.parent.dependencies = ["LuDosimetry"]  # LuSlicerCommon is installed (and put on sys.path) with LuDosimetry
-        self.parent.contributors = ["LuDosimetry developers"]
+        self.parent.contributors = ["LuDosimetry developers (LuDosimetry project)"]
         self.parent.helpText = _("""
 Cohort dose-response analysis of [177Lu]Lu-DOTATATE therapy: load a cohort table (one row per patient:
 cumulative tumour dose, change of AD/AA between cycles, RECIST response), fit the sigmoid of the grouped

@@ -24,7 +24,7 @@ class SegmentEditorLuAdaptiveThreshold(ScriptedLoadableModule):
         self.parent.title = _("SegmentEditorLuAdaptiveThreshold")
         self.parent.categories = [translate("qSlicerAbstractCoreModule", "Segmentation")]
         self.parent.dependencies = ["Segmentations", "LuDosimetry"]  # LuDosimetryLib is installed with LuDosimetry
-        self.parent.contributors = ["LuDosimetry developers"]
+        self.parent.contributors = ["LuDosimetry developers (LuDosimetry project)"]
         self.parent.hidden = True
         self.parent.helpText = _("This hidden module registers the Lu adaptive threshold segment editor effect "
                                  "(iterative source-to-background adaptive thresholding of SPECT lesions).")

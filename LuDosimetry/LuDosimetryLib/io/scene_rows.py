@@ -255,16 +255,21 @@ def rows_from_study(study: Study, names: dict | None = None) -> list[ScanRow]:
     return rows
 
 
-def rows_from_series(scans: list[tuple[str, object]], cts: list[tuple[str, object]]) -> tuple[list, list[str]]:
+def rows_from_series(scans: list[tuple[str, object]], cts: list[tuple[str, object]],
+                     names: dict | None = None) -> tuple[list, list[str]]:
     """Study rows from the emission scans and CTs found in a scene.
 
     ``scans`` / ``cts``: (image name, ``DicomSeriesInfo`` or None when the image did not come from
     DICOM). DICOM scans are grouped into cycles by injection and paired with a CT (same frame of
     reference, else closest in time) by the DICOM module's grouping (:mod:`LuDosimetryLib.io.dicom`);
     scans without DICOM information become rows of cycle 1 with empty fields, and a message says
-    what to type. Returns (rows, messages); a row's ``spect`` / ``ct`` are the names given here.
+    what to type. Returns (rows, messages); a row's ``spect`` / ``ct`` are the keys given here, messages
+    name an image by ``names[key]`` (e.g. a volume's name for its node ID) when given.
     """
     from .dicom import _group_by_injection  # the grouping behind inspect_directory / the draft manifest
+
+    def shown(key):
+        return (names or {}).get(key, key)
 
     messages = []
     by_uid = {}
@@ -287,16 +292,16 @@ def rows_from_series(scans: list[tuple[str, object]], cts: list[tuple[str, objec
                 acquisition_time=s.acquisition_datetime.isoformat() if s.acquisition_datetime else "",
                 acquisition_duration_s=s.acquisition_duration_s, spect=name,
                 ct=by_uid.get(tp.ct.series_instance_uid, "") if tp.ct is not None else ""))
-            messages += [f"{name}: {m}" for m in s.missing_messages() + list(s.warnings)]
+            messages += [f"{shown(name)}: {m}" for m in s.missing_messages() + list(s.warnings)]
         messages += [f"cycle {cycle.number}: {n}" for n in cycle.notes]
     grouped = {r.spect for r in rows}
     for name, info in scans:
         if name in grouped:
             continue
         if info is not None and info.is_emission:
-            messages.append(f"{name}: no injection time in the DICOM header; type hours p.i., activity and cycle")
+            messages.append(f"{shown(name)}: no injection time in the DICOM header; type hours p.i., activity and cycle")
         else:
-            messages.append(f"{name}: not from the DICOM database; type hours p.i., activity and units in the table.")
+            messages.append(f"{shown(name)}: not from the DICOM database; type hours p.i., activity and units in the table.")
         rows.append(ScanRow(cycle=1, spect=name))
     return rows, messages
 

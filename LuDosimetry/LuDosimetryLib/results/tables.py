@@ -17,6 +17,18 @@ import numpy as np
 COHORT_NUMBERS = ("cumulative_tumor_dose_Gy", "delta_ad_per_aa_percent", "kidney_cumulative_dose_Gy", "kidney_bed_Gy")
 
 
+#: Units of the contract-2 columns that have one.
+COLUMN_UNITS = {"volume_ml": "mL", "administered_activity_MBq": "MBq", "absorbed_dose_Gy": "Gy",
+                "ad_per_aa_Gy_per_GBq": "Gy/GBq", "effective_half_life_h": "h", "mass_g": "g",
+                "time_integrated_activity_MBq_h": "MBq h", "absorbed_dose_uncertainty_Gy": "Gy",
+                "voxel_mean_dose_Gy": "Gy", "D90_Gy": "Gy", "D50_Gy": "Gy", "D10_Gy": "Gy", "EUD_Gy": "Gy"}
+
+
+def column_units(columns) -> dict:
+    """{column: unit} for the given columns that have a unit (COLUMN_UNITS)."""
+    return {c: COLUMN_UNITS[c] for c in columns if c in COLUMN_UNITS}
+
+
 def numeric_columns(rows: list[dict], columns) -> set:
     """Columns whose values are all real numbers (not bool) or None: plottable."""
     return {c for c in columns

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import SimpleITK as sitk
 
-from ..errors import InputDataError
 from ..io import images as image_io
 from ..io.study import Study, VoiDefinition
 from ..io.study_images import StudyImages

@@ -314,9 +314,14 @@ class LuResponseLogic(ScriptedLoadableModuleLogic):
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
         self.lastResults = None  # LuResponseLib.analysis.CohortResults of the last run (in memory only)
+        self._wrappedParameterNode = None
 
     def getParameterNode(self):
-        return LuResponseParameterNode(super().getParameterNode())
+        """The typed wrapper of the module's parameter node (made once per parameter node, not on every call)."""
+        node = super().getParameterNode()
+        if self._wrappedParameterNode is None or self._wrappedParameterNode.parameterNode is not node:
+            self._wrappedParameterNode = LuResponseParameterNode(node)
+        return self._wrappedParameterNode
 
     # ------------------------------------------------------------------ table helpers (no computation)
 
@@ -716,10 +721,14 @@ class LuResponseTest(ScriptedLoadableModuleTest):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
-        self.setUp()
-        self.test_SyntheticCohortAnalyses()
-        self.setUp()
-        self.test_AddPatientRecord()
+        import unittest
+
+        for test in (self.test_SyntheticCohortAnalyses, self.test_AddPatientRecord):
+            self.setUp()
+            try:
+                test()
+            except unittest.SkipTest as exc:  # a package is missing: tests never install packages
+                self.delayDisplay(f"{test.__name__} skipped: {exc}")
 
     def test_SyntheticCohortAnalyses(self):
         import tempfile
@@ -731,8 +740,7 @@ class LuResponseTest(ScriptedLoadableModuleTest):
         parameterNode.cohortTable = tableNode
         self.assertEqual(tableNode.GetNumberOfRows(), 73)
 
-        self.assertTrue(ensurePythonPackages(MODEL_REQUIREMENTS, "LuResponseTest"))
-        self.assertTrue(ensurePythonPackages(SURVIVAL_REQUIREMENTS, "LuResponseTest"))
+        LuSlicerCommon.skipUnlessInstalled(self, {**MODEL_REQUIREMENTS, **SURVIVAL_REQUIREMENTS})
         results = logic.runAnalyses(parameterNode)
         self.assertIsNotNone(results["sigmoid"])
         self.assertGreater(results["sigmoid"].D_half_Gy, 0.0)

@@ -30,7 +30,7 @@ from slicer.parameterNodeWrapper import (
 )
 
 import LuSlicerCommon
-from LuSlicerCommon import createProgress, outputChart, outputNode, paletteColor, parseFloat, plotSeries, taggedNode
+from LuSlicerCommon import outputChart, outputNode, paletteColor, parseFloat, plotSeries, taggedNode
 
 from slicer import (
     vtkMRMLPlotChartNode,
@@ -141,15 +141,11 @@ def registerSampleData():
 def loadSyntheticPatientSample(source=None):
     """Custom downloader of the Sample Data button: generate (once) and load the synthetic patient,
     then open the LuDosimetry module on it."""
-    progress, _report = createProgress(_("LuDosimetry"), _("Generating the synthetic patient (first time only, "
-                                                          "about 20 s), then loading it..."), maximum=0)
-    try:
-        with slicer.util.tryWithErrorDisplay(_("Failed to load the synthetic patient."), waitCursor=True):
-            if ensurePythonPackages(DOSIMETRY_REQUIREMENTS, _("The synthetic patient")):
+    with slicer.util.tryWithErrorDisplay(_("Failed to load the synthetic patient."), waitCursor=True):
+        if ensurePythonPackages(DOSIMETRY_REQUIREMENTS, _("The synthetic patient")):
+            with LuSlicerCommon.progressDialog(_("LuDosimetry"), SYNTHETIC_PATIENT_MESSAGE, maximum=0):
                 slicer.util.getModuleLogic("LuDosimetry").loadSyntheticPatient()
-                slicer.util.selectModule("LuDosimetry")
-    finally:
-        progress.close()
+            slicer.util.selectModule("LuDosimetry")
 
 
 # ---------- Python packages not bundled with Slicer (installed on first use, after asking)
@@ -166,6 +162,7 @@ def ensurePythonPackages(requirements: dict, purpose: str, requester: str = "LuD
     return LuSlicerCommon.ensurePythonPackages(requirements, purpose, requester)
 
 
+SYNTHETIC_PATIENT_MESSAGE = _("Generating the synthetic patient (first time only, about 20 s), then loading it...")
 # Colours of the plot series (cycled).
 PALETTE = [(0.89, 0.10, 0.11), (0.22, 0.49, 0.72), (0.30, 0.69, 0.29), (0.60, 0.31, 0.64),
            (1.00, 0.50, 0.00), (0.65, 0.34, 0.16), (0.97, 0.51, 0.75), (0.40, 0.40, 0.40)]
@@ -528,12 +525,13 @@ class LuDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def storeRows(self) -> None:
         """Write self._rows to the study table node (created on first use)."""
-        pn = self._parameterNode
-        if pn.studyTable is None:
-            pn.studyTable = self.logic.createStudyTable(pn.patientId)
+        pn, rows = self._parameterNode, self._rows
         self._storingRows = True
         try:
-            self.logic.writeStudyRows(pn.studyTable, self._rows)
+            if pn.studyTable is None:
+                pn.studyTable = self.logic.createStudyTable(pn.patientId)  # observed from now on
+            self.logic.writeStudyRows(pn.studyTable, rows)
+            self._rows = rows
         finally:
             self._storingRows = False
 
@@ -580,17 +578,12 @@ class LuDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.applyLoadedStudy(self.logic.loadStudyIntoScene(path))
 
     def onLoadSample(self) -> None:
-        progress, _report = createProgress(_("LuDosimetry"), _("Generating the synthetic patient (first time only, "
-                                                              "about 20 s), then loading it..."), maximum=0)
-        try:
-            with slicer.util.tryWithErrorDisplay(_("Failed to load the synthetic patient."), waitCursor=True):
-                if not ensurePythonPackages(DOSIMETRY_REQUIREMENTS, _("The synthetic patient")):
-                    return
-                self.logic.loadSyntheticPatient()  # also applies it to the parameter node
+        with slicer.util.tryWithErrorDisplay(_("Failed to load the synthetic patient."), waitCursor=True):
+            if ensurePythonPackages(DOSIMETRY_REQUIREMENTS, _("The synthetic patient")):
+                with LuSlicerCommon.progressDialog(_("LuDosimetry"), SYNTHETIC_PATIENT_MESSAGE, maximum=0):
+                    self.logic.loadSyntheticPatient()  # also applies it to the parameter node
                 self.ui.manifestPathLineEdit.currentPath = self._parameterNode.manifestPath
                 self.showLoadedStudy()
-        finally:
-            progress.close()
 
     def onOpenDicomBrowser(self) -> None:
         slicer.util.selectModule("DICOM")
@@ -757,16 +750,13 @@ class LuDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onRegisterAll(self) -> None:
         """Register every time point not accepted yet (the Lib's study-level registration)."""
         pn = self._parameterNode
-        progress, report = createProgress(_("Registering time points"), _("Registering..."))
-        try:
-            with slicer.util.tryWithErrorDisplay(_("Registration failed."), waitCursor=True):
+        with slicer.util.tryWithErrorDisplay(_("Registration failed."), waitCursor=True):
+            with LuSlicerCommon.progressDialog(_("Registering time points"), _("Registering...")) as (progress, report):
                 failed = self.logic.registerStudy(pn, self.readRows(), progress=report, cancel=lambda: progress.wasCanceled)
-                self.storeRows()
-                self.populateRegistrationTable()
-                if failed:
-                    pn.registerStatus = STATUS_ATTENTION + ": " + _("failed for {labels}").format(labels=", ".join(failed))
-        finally:
-            progress.close()
+            self.storeRows()
+            self.populateRegistrationTable()
+            if failed:
+                pn.registerStatus = STATUS_ATTENTION + ": " + _("failed for {labels}").format(labels=", ".join(failed))
 
     def onShowRegistration(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Cannot show the fused view."), waitCursor=True):
@@ -869,14 +859,14 @@ class LuDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return  # one run at a time (the progress dialog is modal; this also guards scripted clicks)
         self._running = True
         self.ui.runDoseButton.enabled = False
-        progress, report = createProgress(_("LuDosimetry"), _("Starting the dosimetry..."))
         try:
             with slicer.util.tryWithErrorDisplay(_("Dosimetry failed."), waitCursor=False):
                 if not ensurePythonPackages(DOSIMETRY_REQUIREMENTS, _("The dose calculation")):
                     return
                 try:
-                    result = self.logic.runDosimetry(pn, self.readRows(), progress=report,
-                                                     cancel=lambda: progress.wasCanceled)
+                    with LuSlicerCommon.progressDialog(_("LuDosimetry"), _("Starting the dosimetry...")) as (progress, report):
+                        result = self.logic.runDosimetry(pn, self.readRows(), progress=report,
+                                                         cancel=lambda: progress.wasCanceled)
                 except Exception as exc:
                     if self.logic.isCancellation(exc):
                         pn.doseStatus = STATUS_ATTENTION + ": " + _("cancelled")
@@ -892,7 +882,6 @@ class LuDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                     self.logic.showChart(nodes["tacChart"])
                 self.openStep(4)
         finally:
-            progress.close()
             self._running = False
             self.ui.runDoseButton.enabled = bool(self._rows) and pn.segmentation is not None
 
@@ -1011,6 +1000,7 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
     def createStudyTable(self, patientId: str):
         tableNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLTableNode", f"{patientId or 'LuDosimetry'} study")
         tableNode.SetAttribute("LuDosimetry.role", "study")
+        tableNode.SetUseColumnTitleAsColumnHeader(True)  # the view shows names as headers, not as an editable row
         return tableNode
 
     def writeStudyRows(self, tableNode, rows) -> None:
@@ -1219,6 +1209,8 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
                     info = dicom_io.read_series_info(path, seriesUid if path.is_dir() else None)
                 except Exception as exc:  # a header problem must not stop the other series
                     messages.append(f"{volumeNode.GetName()}: DICOM header not read ({exc})")
+            if info is not None and not (info.is_emission or info.modality == "CT"):
+                continue  # MR, planar, structured reports...: not a time point nor its CT
             if info is not None and info.is_emission and info.scaling != "rescale slope/intercept (GDCM)":
                 image = dicom_io.read_dicom_image(path, seriesUid if path.is_dir() else None)
                 scaled = self.volumeFromSitkImage(image.image, f"{volumeNode.GetName()} ({info.spect_units})")
@@ -1299,10 +1291,11 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
         referenceRow = parameterNode.referenceRow
         if not (0 <= referenceRow < len(rows)) or rows[referenceRow].spectNode is None:
             raise ValueError(_("Choose the reference time point (with a SPECT volume) first."))
-        rs = self.rowsStudy(parameterNode.patientId, rows, self.voiDefinitions(parameterNode.segmentation)
-                            if parameterNode.segmentation is not None else (), require=True)
+        local = method == "local" and parameterNode.segmentation is not None
+        rs = self.rowsStudy(parameterNode.patientId, rows, self.voiDefinitions(parameterNode.segmentation) if local else (),
+                            require=True)
         options = self.pipelineOptions(parameterNode, method)
-        images = self.studyImages(rows, rs.keys, referenceRow, parameterNode.segmentation if method == "local" else None)
+        images = self.studyImages(rows, rs.keys, referenceRow, parameterNode.segmentation if local else None)
         refKey = rs.keys[referenceRow]
         boxes = None
         if method == "local":
@@ -1567,7 +1560,7 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
         if not (0 <= referenceRow < len(rows)):
             referenceRow = parameterNode.referenceRow = self.defaultReferenceRow(rows, parameterNode.referenceHours)
         cycle, index = rs.keys[referenceRow]
-        parameterNode.referenceHours = rs.study.cycles[0].hours[index]
+        parameterNode.referenceHours = next(c for c in rs.study.cycles if c.cycle == cycle).hours[index]
         method = parameterNode.registrationMethod
         transforms = ({rs.keys[i]: t for i, t in self.acceptedTransforms(rows, referenceRow).items()}
                       if method != "none" else {})

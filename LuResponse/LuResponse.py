@@ -38,7 +38,6 @@ from slicer import (
 import LuSlicerCommon
 from LuSlicerCommon import (
     addSeriesOnce,
-    createProgress,
     outputChart,
     outputNode,
     paletteColor,
@@ -250,17 +249,13 @@ class LuResponseWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onRunAnalyses(self) -> None:
         pn = self._parameterNode
-        with slicer.util.tryWithErrorDisplay(_("Installing Python packages failed."), waitCursor=False):
+        with slicer.util.tryWithErrorDisplay(_("The analyses failed."), waitCursor=True):
             withModels = ensurePythonPackages(MODEL_REQUIREMENTS, _("Training the responder models"))
             withSurvival = not self.logic.hasSurvivalColumns(pn.cohortTable) or ensurePythonPackages(
                 SURVIVAL_REQUIREMENTS, _("The survival analyses (PFS / OS columns)"))
-        progress, report = createProgress(_("LuResponse"), _("Analysing..."))
-        try:
-            with slicer.util.tryWithErrorDisplay(_("The analyses failed."), waitCursor=True):
+            with LuSlicerCommon.progressDialog(_("LuResponse"), _("Analysing...")) as (_dialog, report):
                 self.logic.runAnalyses(pn, withModels=withModels, withSurvival=withSurvival, progress=report)
-                self.logic.showChart(pn.sigmoidChart)
-        finally:
-            progress.close()
+            self.logic.showChart(pn.sigmoidChart)
 
     def onExportResults(self) -> None:
         folder = qt.QFileDialog.getExistingDirectory(None, _("Folder for the cohort results"))

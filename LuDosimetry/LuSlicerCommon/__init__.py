@@ -6,6 +6,7 @@ Installed once, by LuDosimetry/CMakeLists.txt, into the folder of the extension'
 Not in LuDosimetryLib: that package must stay free of Slicer, Qt and VTK.
 """
 
+import contextlib
 import importlib
 import importlib.util
 import math
@@ -89,6 +90,16 @@ def createProgress(windowTitle: str, labelText: str, maximum: int = 100):
         slicer.app.processEvents()
 
     return progress, report
+
+
+@contextlib.contextmanager
+def progressDialog(windowTitle: str, labelText: str, maximum: int = 100):
+    """``with progressDialog(...) as (dialog, report):`` createProgress, closed however the block ends."""
+    dialog, report = createProgress(windowTitle, labelText, maximum)
+    try:
+        yield dialog, report
+    finally:
+        dialog.close()
 
 
 def nodeByAttribute(className: str, attribute: str, value: str):

@@ -373,8 +373,8 @@ class LuDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 "the kidneys with Paint or Threshold.")
 
         # Dose step
-        self.ui.addRecoveryRowButton.connect("clicked(bool)", self.ui.recoveryTableView.insertRow)  # the view edits the node
-        self.ui.removeRecoveryRowButton.connect("clicked(bool)", self.ui.recoveryTableView.deleteRow)
+        self.ui.addRecoveryRowButton.connect("clicked()", self.ui.recoveryTableView.insertRow)  # the view edits the node
+        self.ui.removeRecoveryRowButton.connect("clicked()", self.ui.recoveryTableView.deleteRow)
 
         # Results step
         self.ui.tacVoiComboBox.connect("currentIndexChanged(int)", lambda _index: self.onShowTac())

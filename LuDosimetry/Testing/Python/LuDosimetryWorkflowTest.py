@@ -105,6 +105,7 @@ class LuDosimetryWorkflowTest(ScriptedLoadableModuleTest):
     def test_FailedRegistrationCannotBeAccepted(self):
         """A row whose registration failed its quality check has Accept disabled, and accepting it does nothing."""
         self.delayDisplay("Failed registration cannot be accepted")
+        slicer.util.selectModule("LuDosimetry")  # entered: the widget observes the parameter node
         widget = slicer.modules.ludosimetry.widgetRepresentation().self()
         volume = slicer.util.addVolumeFromArray(np.ones((8, 8, 8), np.float32), name="spect")
         pn = widget._parameterNode

@@ -1,5 +1,9 @@
 """End to end on the synthetic patient: `lu-dosimetry demo` and `lu-dosimetry run`.
 
+Shared session fixtures of Testing/conftest.py: `demo_dir` (one `lu-dosimetry demo` run, 4 cycles with
+patient motion; the tests on it are marked `slow`) and `motion_free_run` (2 cycles, no motion) for the
+claims that do not depend on the number of cycles or on registration.
+
 Accuracy: pipeline absorbed dose per VOI per cycle vs the analytic ground truth (tumours and
 kidneys of at least 10 mL) within 10 % (issue 4 acceptance; issue 2 asked for 15 %).
 """
@@ -19,11 +23,10 @@ CONTRACT_COLUMNS = ["patient_id", "cycle", "voi", "kind", "volume_ml", "administ
                     "recovery_coefficient", "flags"]
 
 
-@pytest.fixture(scope="session")
-def demo_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo")
-    assert main(["demo", "--out", str(out)]) == 0
-    return out
+@pytest.fixture
+def motion_free_out(motion_free_run):
+    """Output folder of the session's shared run on the 2-cycle motion-free patient (conftest.py)."""
+    return motion_free_run.out_dir
 
 
 def _digest(folder):
@@ -31,6 +34,7 @@ def _digest(folder):
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow  # the demo run (4 cycles, registration) takes ~1.5 min
 def test_demo_writes_contract_outputs(demo_dir):
     for name in ("voi_cycle_doses.csv", "summary.json", "report.html"):
         assert (demo_dir / name).is_file(), name
@@ -48,6 +52,7 @@ def test_demo_writes_contract_outputs(demo_dir):
     assert "tumor_liver_1" in html
 
 
+@pytest.mark.slow  # the demo run (4 cycles, registration) takes ~1.5 min
 def test_demo_doses_match_ground_truth(demo_dir):
     cmp = compare_with_ground_truth(demo_dir / "voi_cycle_doses.csv",
                                     demo_dir / "synthetic_patient" / "ground_truth.json", min_volume_ml=10.0)
@@ -58,6 +63,7 @@ def test_demo_doses_match_ground_truth(demo_dir):
     assert cmp.max_abs_relative_error < 0.06, cmp.to_text()
 
 
+@pytest.mark.slow  # the demo run (4 cycles, registration) takes ~1.5 min
 def test_pv_corrected_tumour_activity_matches_truth(demo_dir):
     """Issue 3 acceptance: tumour activity (>= 10 mL) within 10 % of truth after PVC, every scan."""
     truth = json.loads((demo_dir / "synthetic_patient" / "ground_truth.json").read_text())
@@ -77,20 +83,21 @@ def test_pv_corrected_tumour_activity_matches_truth(demo_dir):
     assert checked == 3 * 4 * 3
 
 
-def test_lesion_tracking_in_summary(demo_dir):
-    s = json.loads((demo_dir / "summary.json").read_text())
+def test_lesion_tracking_in_summary(motion_free_out):
+    s = json.loads((motion_free_out / "summary.json").read_text())
     lt = s["lesion_tracking"]
     assert sorted(t["lesion"] for t in lt["tracks"]) == ["tumor_liver_1", "tumor_liver_2", "tumor_node_1"]
     assert all(t["category"] in ("disappearing", "decreasing", "stable", "increasing", "new") for t in lt["tracks"])
     assert isinstance(lt["heterogeneous"], bool)
 
 
-def test_small_tumour_excluded_and_listed(demo_dir):
-    s = json.loads((demo_dir / "summary.json").read_text())
+def test_small_tumour_excluded_and_listed(motion_free_out):
+    s = json.loads((motion_free_out / "summary.json").read_text())
     assert "tumor_node_2" in s["tumors_excluded"]
     assert any("tumor_node_2" in w and "excluded" in w for w in s["warnings"])
 
 
+@pytest.mark.slow  # the demo run (4 cycles, registration) takes ~1.5 min
 def test_summary_metrics_consistent_with_rows(demo_dir):
     with open(demo_dir / "voi_cycle_doses.csv", newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["kind"] == "tumor" and r["included"] == "True"]
@@ -107,8 +114,9 @@ def test_summary_metrics_consistent_with_rows(demo_dir):
     assert -40 < s["delta_ad_per_aa_percent"] < -15
 
 
-def test_run_does_not_modify_input(demo_dir, tmp_path):
-    patient = demo_dir / "synthetic_patient"
+def test_run_does_not_modify_input(coarse_patient, tmp_path):
+    # the small shared 2-cycle patient (conftest.py): the claim depends on neither cycles nor resolution
+    patient = coarse_patient.parent
     before = _digest(patient)
     assert main(["run", str(patient / "study.json"), "--out", str(tmp_path / "out"),
                  "--registration", "translation"]) == 0
@@ -127,14 +135,14 @@ def test_run_reports_manifest_errors_cleanly(tmp_path, capsys):
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
 
 
-def test_results_assemble_into_cohort_table(demo_dir, tmp_path):
+def test_results_assemble_into_cohort_table(motion_free_out, tmp_path):
     """Contract 2 -> contract 3: LuResponse assembles the patient's summary with a clinical CSV."""
     from LuResponseLib.table import assemble_cohort_table
 
-    s = json.loads((demo_dir / "summary.json").read_text())
+    s = json.loads((motion_free_out / "summary.json").read_text())
     clinical = tmp_path / "clinical.csv"
     clinical.write_text(f"patient_id,response,sex\n{s['patient_id']},PR,F\n")
-    assembled = assemble_cohort_table(demo_dir, clinical)
+    assembled = assemble_cohort_table(motion_free_out, clinical)
     t = assembled.table
     ids = [str(x) for x in t.column("patient_id")]
     i = ids.index(s["patient_id"])
@@ -144,6 +152,7 @@ def test_results_assemble_into_cohort_table(demo_dir, tmp_path):
     assert assembled.cycles is not None
 
 
+@pytest.mark.slow  # the demo run (4 cycles, registration) takes ~1.5 min
 def test_next_cycle_plans_in_summary(demo_dir):
     s = json.loads((demo_dir / "summary.json").read_text())
     # 4 of 4 cycles given: the seed-000 course is complete
@@ -154,12 +163,12 @@ def test_next_cycle_plans_in_summary(demo_dir):
     assert p2["continue_treatment"] is True and p2["activity_MBq"] == pytest.approx(7400.0)
 
 
-def test_cohort_lesion_metrics_leave_out_excluded_tumours(demo_dir, tmp_path):
+def test_cohort_lesion_metrics_leave_out_excluded_tumours(motion_free_out, tmp_path):
     """The CSV carries `excluded`; the assembled lesion metrics match the summary's cAD."""
     from LuResponseLib.table import assemble_cohort_table
 
-    s = json.loads((demo_dir / "summary.json").read_text())
-    t = assemble_cohort_table(demo_dir).table
+    s = json.loads((motion_free_out / "summary.json").read_text())
+    t = assemble_cohort_table(motion_free_out).table
     i = [str(x) for x in t.column("patient_id")].index(s["patient_id"])
     assert float(t.column("n_lesions")[i]) == len(s["tumors_included"]) == 3
     assert float(t.column("mean_lesion_ad_Gy")[i]) == pytest.approx(s["cumulative_tumor_dose_Gy"], rel=1e-6)

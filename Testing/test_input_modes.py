@@ -16,12 +16,14 @@ from LuDosimetryLib.pipeline import PipelineOptions, run_manifest
 from LuDosimetryLib.results.truth import compare_doses
 
 
-def _run(tmp_path_factory, units, dose_method="local_deposition"):
+def _run(tmp_path_factory, units, dose_method="local_deposition", manifest=None):
+    """Run on a new patient with SPECT in ``units``, or on ``manifest`` when given."""
     d = tmp_path_factory.mktemp(f"mode_{units.replace('/', '_')}_{dose_method}")
-    cfg = PhantomConfig(n_cycles=2, max_shift_mm=0.0, max_rotation_deg=0.0, spect_units=units)
-    manifest = write_phantom_study(d / "patient", cfg)
+    if manifest is None:
+        cfg = PhantomConfig(n_cycles=2, max_shift_mm=0.0, max_rotation_deg=0.0, spect_units=units)
+        manifest = write_phantom_study(d / "patient", cfg)
     result = run_manifest(manifest, d / "out", PipelineOptions(registration="none", dose_method=dose_method))
-    truth = json.loads((d / "patient" / "ground_truth.json").read_text())
+    truth = json.loads((manifest.parent / "ground_truth.json").read_text())
     return result, compare_doses(result.rows, truth)
 
 
@@ -51,8 +53,8 @@ def test_dose_rate_input_is_integrated_directly(dose_rate_run):
     assert all(units == "Gy/h" for (_, _, units) in result.samples.values())
 
 
-def test_voxel_s_value_method_close_to_local_deposition(tmp_path_factory, counts_run):
-    result, cmp = _run(tmp_path_factory, "Bq/mL", dose_method="voxel_s_value")
+def test_voxel_s_value_method_close_to_local_deposition(tmp_path_factory, motion_free_patient):
+    result, cmp = _run(tmp_path_factory, "Bq/mL", dose_method="voxel_s_value", manifest=motion_free_patient[1])
     # VSV adds the absorbed photon energy (self- and cross-dose, ~35 keV/decay emitted) to the
     # electrons' local deposition: doses are a few percent above the LED truth, never below it by much
     # measured: +0.2 % (15 mL node) to +5.4 % (kidneys, cross-dose from liver and spleen)
@@ -64,10 +66,9 @@ def test_voxel_s_value_method_close_to_local_deposition(tmp_path_factory, counts
 # --- robustness of the runner on one small Bq/mL patient (review findings) -------------------------
 
 @pytest.fixture(scope="module")
-def small_patient(tmp_path_factory):
-    d = tmp_path_factory.mktemp("small")
-    cfg = PhantomConfig(n_cycles=2, max_shift_mm=0.0, max_rotation_deg=0.0)
-    return write_phantom_study(d / "patient", cfg)
+def small_patient(motion_free_patient):
+    """The session's shared 2-cycle motion-free Bq/mL patient (conftest.py); tests only read it."""
+    return motion_free_patient[1]
 
 
 def _edited_manifest(manifest, tmp_path, edit):
@@ -99,9 +100,10 @@ def test_single_time_point_cycle_uses_madsen_with_own_t_eff(small_patient, tmp_p
     assert any("one time point only, madsen" in w for w in result.summary["warnings"])
 
 
-def test_requested_model_that_fails_falls_back_with_warning(small_patient, tmp_path):
+def test_requested_model_that_fails_falls_back_with_warning(coarse_patient, tmp_path):
+    # own run with other options: the small shared patient of conftest.py (claim independent of resolution)
     # a tri-exponential has 5 parameters: it cannot be fitted to 3 points
-    result = run_manifest(small_patient, tmp_path / "out",
+    result = run_manifest(coarse_patient, tmp_path / "out",
                           PipelineOptions(registration="none", fit_model_per_voi={"tumor_liver_2": "triexp"}))
     rows = [r for r in result.rows if r["voi"] == "tumor_liver_2"]
     assert all("fallback:auto_after_triexp" in r["flags"] and r["fit_model"] != "triexp" for r in rows)
@@ -129,13 +131,14 @@ def test_labelmap_without_manifest_labels_is_a_clear_error(small_patient, tmp_pa
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
-def test_rerun_into_same_folder_leaves_no_stale_maps(small_patient, tmp_path):
+def test_rerun_into_same_folder_leaves_no_stale_maps(coarse_patient, tmp_path):
+    # own run with other options: the small shared patient of conftest.py (claim independent of resolution)
     out = tmp_path / "out"
-    run_manifest(small_patient, out, PipelineOptions(registration="none", save_maps=True))
+    run_manifest(coarse_patient, out, PipelineOptions(registration="none", save_maps=True))
     assert sorted(p.name for p in out.glob("*.nrrd")) == ["dose_Gy_cycle1.nrrd", "dose_Gy_cycle2.nrrd",
                                                           "tia_MBq_h_cycle1.nrrd", "tia_MBq_h_cycle2.nrrd"]
     (out / "my_notes.txt").write_text("mine")
-    result = run_manifest(small_patient, out, PipelineOptions(registration="none"))
+    result = run_manifest(coarse_patient, out, PipelineOptions(registration="none"))
     assert not list(out.glob("*.nrrd"))
     assert (out / "my_notes.txt").read_text() == "mine"  # files that are not results are left alone
     s = json.loads((out / "summary.json").read_text())
@@ -145,13 +148,14 @@ def test_rerun_into_same_folder_leaves_no_stale_maps(small_patient, tmp_path):
     assert result.summary["next_cycle_activity"]["activity_MBq"] > 0  # 2 of 4 cycles given: plan the third
 
 
-def test_given_transforms_are_used_and_reported(small_patient, tmp_path):
+def test_given_transforms_are_used_and_reported(coarse_patient, tmp_path):
+    # own run with other options: the small shared patient of conftest.py (claim independent of resolution)
     import SimpleITK as sitk
 
     from LuDosimetryLib.pipeline import load_study_images, run_study
     from LuDosimetryLib.io.study import load_study
 
-    study = load_study(small_patient)
+    study = load_study(coarse_patient)
     images = load_study_images(study)
     identity = {(c.cycle, i): sitk.TranslationTransform(3, (0.0, 0.0, 0.0))
                 for c in study.cycles for i in range(len(c.timepoints)) if (c.cycle, i) != (1, 1)}

@@ -33,18 +33,19 @@ FAST = dict(n_cycles=2, max_shift_mm=0.0, max_rotation_deg=0.0)
 
 
 @pytest.fixture(scope="module")
-def patient(tmp_path_factory):
+def patient(tmp_path_factory, motion_free_patient):
+    # the NIfTI patient and its run are the session's shared motion-free patient (conftest.py)
+    cfg, nifti = motion_free_patient
+    assert cfg == PhantomConfig(**FAST)
     d = tmp_path_factory.mktemp("phantom_dicom")
-    cfg = PhantomConfig(**FAST)
-    return {"cfg": cfg, "nifti": write_phantom_study(d / "nifti", cfg), "dicom": write_phantom_dicom(d / "dicom", cfg),
-            "root": d}
+    return {"cfg": cfg, "nifti": nifti, "dicom": write_phantom_dicom(d / "dicom", cfg), "root": d}
 
 
 @pytest.fixture(scope="module")
-def runs(patient):
+def runs(patient, motion_free_run):
     opts = PipelineOptions(registration="none")
     return {"dicom": run_manifest(patient["dicom"], patient["root"] / "out_dicom", opts),
-            "nifti": run_manifest(patient["nifti"], patient["root"] / "out_nifti", opts)}
+            "nifti": motion_free_run}
 
 
 def _pairs(patient):

@@ -68,7 +68,9 @@ def test_study_from_dicom_headers_equals_nifti_study(patient):
     root = patient["dicom"].parent
     draft, messages = dicom.study_dict_from_dicom(root / "dicom", relative_to=root)
     # every value but the segmentation comes from the headers
-    assert messages == ["segmentation is not in DICOM: add segmentation.file and segmentation.labels"]
+    assert messages == []
+    assert [f for f, _ in dicom.find_placeholders(draft)] == ["segmentation.file", "segmentation.labels"]
+    draft.pop("segmentation")
     from_dicom = study_from_dict(draft, root, check_files=False)
     nifti = load_study(patient["nifti"])
     assert from_dicom.patient_id == nifti.patient_id and from_dicom.radionuclide == nifti.radionuclide
@@ -142,7 +144,7 @@ def test_cli_inspect_lists_two_injections_and_nothing_missing(patient, capsys):
     assert cli.main(["inspect", str(patient["dicom"].parent)]) == 0
     text = capsys.readouterr().out
     assert "12 DICOM series" in text and "2 injection(s) (cycles)" in text
-    assert "Cycle 1 (cycles[0])" in text and "Cycle 2 (cycles[1])" in text
+    assert "Patient SYNTH001, cycle 1 (cycles[0])" in text and "Patient SYNTH001, cycle 2 (cycles[1])" in text
     assert "missing:" not in text and "warning:" not in text
 
 

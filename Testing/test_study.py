@@ -296,7 +296,8 @@ def test_dicom_counts_series_units_and_duration_from_header(dicom_counts_patient
             assert tp.acquisition_duration_s == pytest.approx(1800.0)
     w = "\n".join(s.warnings)
     assert "cycles[0].timepoints[0].spect_units = 'counts' taken from DICOM header Units (0054,1001) = CNTS" in w
-    assert "cycles[1].timepoints[2].acquisition_duration_s = 1800 s taken from DICOM header ActualFrameDuration" in w
+    assert "cycles[1].timepoints[2].acquisition_duration_s = 1800 s (scan_duration) from DICOM header" in w
+    assert "NumberOfFramesInRotation (0054,0053) × ActualFrameDuration (0018,1242)" in w
     # the calibration is not in DICOM: its error says so
     d["cycles"][0]["timepoints"][0].pop("calibration_cps_per_MBq")
     with pytest.raises(ManifestError) as e:

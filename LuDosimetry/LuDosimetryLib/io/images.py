@@ -14,8 +14,9 @@ Supported inputs of :func:`read_image`:
     several series, pass ``series_uid`` or the read fails with the list of series found.
     DICOM pixel values come back with Rescale Slope/Intercept applied (by GDCM); the
     quantitative scaling that GDCM does not apply (Real World Value Mapping, vendor private
-    factors) is applied by :func:`LuDosimetryLib.dicom.read_dicom_image` when ``apply_dicom_scaling``
-    is true (the default), see :mod:`LuDosimetryLib.dicom`.
+    factors, an ADMIN decay correction) is applied by :func:`LuDosimetryLib.io.dicom.read_dicom_image`
+    when ``apply_dicom_scaling`` is true (the default), see :mod:`LuDosimetryLib.io.dicom`; projections,
+    planar images and other series that are not a reconstructed volume are refused there.
 """
 
 from __future__ import annotations
@@ -131,39 +132,10 @@ def _nifti_nonfinite_count(path: Path) -> int | None:
 
 def list_dicom_series(folder: str | os.PathLike) -> list[tuple[str, list[str]]]:
     """``[(series_instance_uid, [file, ...]), ...]`` of the DICOM series directly in ``folder``
-    (GDCM's grouping; files are sorted by slice position)."""
-    folder = str(folder)
-    uids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(folder) or ()
-    return [(uid, list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(folder, uid))) for uid in uids]
+    (see :func:`LuDosimetryLib.io.dicom_series.list_dicom_series`)."""
+    from .dicom_series import list_dicom_series as _list  # lazy: the DICOM side owns series reading
 
-
-def _read_dicom_folder(folder: Path, series_uid: str | None) -> tuple[sitk.Image, list[str]]:
-    series = list_dicom_series(folder)
-    if not series:
-        raise InputDataError(f"{folder}: no DICOM series found in this folder (and it is not an image file). "
-                             "Give an image file (NRRD/NIfTI/MHA) or the folder that holds the DICOM files.")
-    if series_uid is not None:
-        chosen = [s for s in series if s[0] == series_uid]
-        if not chosen:
-            raise InputDataError(f"{folder}: series {series_uid} not found; series present: "
-                                 + ", ".join(uid for uid, _ in series))
-    elif len(series) > 1:
-        desc = []
-        for uid, files in series:
-            desc.append(f"{uid} ({len(files)} file(s), e.g. {Path(files[0]).name})")
-        raise InputDataError(f"{folder}: {len(series)} DICOM series found, cannot tell which one to use: "
-                             + "; ".join(desc) + ". Pass series_uid, or put each series in its own folder "
-                             "(`lu-dosimetry inspect` lists them).")
-    else:
-        chosen = series
-    files = chosen[0][1]
-    if len(files) == 1:
-        image = sitk.ReadImage(files[0])
-    else:
-        reader = sitk.ImageSeriesReader()
-        reader.SetFileNames(files)
-        image = reader.Execute()
-    return image, files
+    return _list(folder)
 
 
 def read_image(path: str | os.PathLike, series_uid: str | None = None, nan_policy: str = "raise",
@@ -196,15 +168,17 @@ def read_image(path: str | os.PathLike, series_uid: str | None = None, nan_polic
         raise InputDataError(f"{p}: file or folder not found")
     source = str(p)
     if p.is_dir() or _is_dicom_file(p):
-        if apply_dicom_scaling:
-            from ..io.dicom import read_dicom_image  # lazy: pydicom only when needed
+        from .dicom_series import read_dicom_image, read_dicom_series  # lazy: pydicom only when needed
 
+        if apply_dicom_scaling:
             image = read_dicom_image(p, series_uid=series_uid).image
+        elif p.is_dir():
+            image, _ = read_dicom_series(p, series_uid)
         else:
-            if p.is_dir():
-                image, _ = _read_dicom_folder(p, series_uid)
-            else:
+            try:
                 image = sitk.ReadImage(str(p))
+            except RuntimeError as exc:
+                raise InputDataError(f"{p}: SimpleITK cannot read this DICOM file ({str(exc).strip().splitlines()[-1]})") from None
     else:
         try:
             image = sitk.ReadImage(str(p))

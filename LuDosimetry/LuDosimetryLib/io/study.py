@@ -26,12 +26,14 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from ..errors import ManifestError
+from .dicom_tags import find_placeholders
 
 SPECT_UNITS = ("Bq/mL", "counts", "Gy/h")
+CALIBRATION_TIME_BASES = ("scan_duration", "detector_time")  # as io.dicom_quant (not imported: no pydicom here)
 VOI_KINDS = ("tumor", "kidney", "organ")
 VOI_MODES = ("as_drawn", "adaptive_threshold")
 _UNIT_ALIASES = {"bq/ml": "Bq/mL", "bqml": "Bq/mL", "bq/cc": "Bq/mL", "counts": "counts", "cnts": "counts",
@@ -45,7 +47,10 @@ class TimePoint:
     hours_post_injection: time from injection to the acquisition (h).
     spect / ct: absolute paths (file or DICOM folder); ct may be None.
     spect_units: "Bq/mL", "counts" or "Gy/h".
-    calibration_cps_per_MBq, acquisition_duration_s: required when spect_units == "counts".
+    calibration_cps_per_MBq, acquisition_duration_s: required when spect_units == "counts"
+        (the duration can come from the DICOM header, then with calibration_time_basis).
+    calibration_time_basis: what the calibration factor refers to, "scan_duration" or
+        "detector_time" (scan duration × number of heads); None when not stated.
     spect_series_uid / ct_series_uid: optional SeriesInstanceUID when a DICOM folder holds several series.
     """
 
@@ -58,6 +63,7 @@ class TimePoint:
     acquisition_duration_s: float | None = None
     spect_series_uid: str | None = None  # which DICOM series, when a folder holds several
     ct_series_uid: str | None = None
+    calibration_time_basis: str | None = None
 
 
 @dataclass
@@ -186,13 +192,13 @@ def _parse_timepoint(tp: dict, where: str, base: Path, injection: datetime | Non
         if (acq.tzinfo is None) != (injection.tzinfo is None):
             problems.append((f"{where}.acquisition_time",
                              "one of injection_time/acquisition_time has a time-zone offset and the other "
-                             "does not; give both with offsets (or both without)"))
+                             "does not; give both with offsets (or both without)" + hint(f"{where}.acquisition_time")))
         else:
             hours_acq = hours_between(injection, acq)
     if "hours_post_injection" in tp:
         hours = _number(tp["hours_post_injection"], f"{where}.hours_post_injection", problems)
-        if hours is not None and hours < 0:
-            problems.append((f"{where}.hours_post_injection", f"must be >= 0, got {hours:g}"))
+        if hours is not None and hours <= 0:
+            problems.append((f"{where}.hours_post_injection", f"must be > 0 (the scan is after the injection), got {hours:g}"))
             hours = None
         if hours is not None and hours_acq is not None and abs(hours - hours_acq) > 0.05:
             problems.append((f"{where}.hours_post_injection",
@@ -202,8 +208,10 @@ def _parse_timepoint(tp: dict, where: str, base: Path, injection: datetime | Non
     elif acq_text is not None:
         if hours_acq is not None:
             hours = hours_acq
-            if hours < 0:
-                problems.append((f"{where}.acquisition_time", f"is {-hours:.2f} h before the injection"))
+            if hours <= 0:
+                problems.append((f"{where}.acquisition_time",
+                                 ("equals the cycle's injection_time" if hours == 0 else f"is {-hours:.2f} h before the "
+                                  "injection") + ": the scan must be after the injection" + hint(f"{where}.acquisition_time")))
                 hours = None
         elif acq is not None and injection is None:
             problems.append((f"{where}.acquisition_time", "given but the cycle has no injection_time; "
@@ -238,6 +246,11 @@ def _parse_timepoint(tp: dict, where: str, base: Path, injection: datetime | Non
                              + hint(f"{where}.acquisition_duration_s")))
         else:
             dur = _number(tp["acquisition_duration_s"], f"{where}.acquisition_duration_s", problems, positive=True)
+    basis = tp.get("calibration_time_basis")
+    if basis is not None and basis not in CALIBRATION_TIME_BASES:
+        problems.append((f"{where}.calibration_time_basis", f"must be one of {', '.join(CALIBRATION_TIME_BASES)}, got "
+                                                            f"{basis!r}"))
+        basis = None
     spect = _path(base, tp.get("spect"), f"{where}.spect", problems, check_files=check_files)
     ct = _path(base, tp.get("ct"), f"{where}.ct", problems, required=False, check_files=check_files)
     if hours is None:
@@ -249,7 +262,8 @@ def _parse_timepoint(tp: dict, where: str, base: Path, injection: datetime | Non
         else:
             uids[key] = tp.get(key)
     return TimePoint(hours_post_injection=hours, spect=spect, spect_units=units or str(raw_units), ct=ct,
-                     acquisition_time=acq_text, calibration_cps_per_MBq=cal, acquisition_duration_s=dur, **uids)
+                     acquisition_time=acq_text, calibration_cps_per_MBq=cal, acquisition_duration_s=dur,
+                     calibration_time_basis=basis, **uids)
 
 
 # --------------------------------------------------------------------------------------------
@@ -286,14 +300,17 @@ def _relative_difference(a: float, b: float) -> float:
     return abs(a - b) / max(abs(b), 1e-12)
 
 
-def _complete_from_dicom(d: dict, base: Path, warnings: list) -> tuple[dict, dict, set]:
+def _complete_from_dicom(d: dict, base: Path, warnings: list, problems: list | None = None) -> tuple[dict, dict, set]:
     """Fill the fields a DICOM manifest leaves out from the SPECT headers (contract 1).
 
     Returns ``(completed copy of d, hints, dicom_timepoints)``: ``hints`` maps a field path to a
     sentence naming the DICOM tag that would have given a value still missing; ``dicom_timepoints``
     holds the ``cycles[i].timepoints[j]`` whose SPECT is DICOM. ``d`` itself is not modified.
-    Malformed parts of ``d`` are left alone (validation reports them).
+    Malformed parts of ``d`` are left alone (validation reports them). Series that cannot be used,
+    mixed patients, ambiguous time zones and a multi-head duration without basis are added to
+    ``problems`` (see :mod:`.study_dicom`).
     """
+    problems = [] if problems is None else problems
     hints: dict[str, str] = {}
     dicom_tps: set[str] = set()
     if not isinstance(d, dict) or not isinstance(d.get("cycles"), list):
@@ -315,6 +332,7 @@ def _complete_from_dicom(d: dict, base: Path, warnings: list) -> tuple[dict, dic
         return d, hints, dicom_tps
 
     from ..io.dicom import normalise_radionuclide, read_series_info  # lazy: pydicom only for DICOM input
+    from . import study_dicom
     from ..errors import InputDataError
 
     d = copy.deepcopy(d)
@@ -330,6 +348,7 @@ def _complete_from_dicom(d: dict, base: Path, warnings: list) -> tuple[dict, dic
                         f"cycles[{i}].administered_activity_MBq", f"cycles[{i}].injection_time"):
                 hints.setdefault(key, msg)
             del infos[(i, j)]
+    study_dicom.screen_series(d, infos, base, problems, warnings)
 
     # ---- time points: acquisition time, units, duration
     for (i, j), (p, info) in sorted(infos.items()):
@@ -338,6 +357,8 @@ def _complete_from_dicom(d: dict, base: Path, warnings: list) -> tuple[dict, dic
         if not _given(tp, "acquisition_time") and "hours_post_injection" not in tp:
             if info.acquisition_datetime is not None:
                 tp["acquisition_time"] = info.acquisition_datetime.isoformat()
+                hints[f"{where}.acquisition_time"] = (f"acquisition_time {tp['acquisition_time']} from DICOM header "
+                                                      f"{info.acquisition_source} of {p}")
                 warnings.append(f"{where}.acquisition_time taken from DICOM header {info.acquisition_source} of {p}")
             else:
                 hints[where] = (f"not in the DICOM header of {p} either: "
@@ -362,20 +383,7 @@ def _complete_from_dicom(d: dict, base: Path, warnings: list) -> tuple[dict, dic
                                 f"(Units (0054,1001) = {info.units} → {info.spect_units!r}, the unit the image is read "
                                 "in): check it")
         if normalise_units(tp.get("spect_units")) == "counts":
-            if not _given(tp, "acquisition_duration_s"):
-                if info.acquisition_duration_s:
-                    tp["acquisition_duration_s"] = info.acquisition_duration_s
-                    src = ("ActualFrameDuration (0018,1242) x NumberOfFramesInRotation (0054,0053)"
-                           if info.number_of_frames_in_rotation else "ActualFrameDuration (0018,1242)")
-                    warnings.append(f"{where}.acquisition_duration_s = {info.acquisition_duration_s:g} s taken from "
-                                    f"DICOM header {src} of {p}")
-                else:
-                    hints[f"{where}.acquisition_duration_s"] = (f"not in the DICOM header of {p} either: "
-                                                                "ActualFrameDuration (0018,1242) missing")
-            elif info.acquisition_duration_s and isinstance(tp["acquisition_duration_s"], (int, float)) \
-                    and _relative_difference(tp["acquisition_duration_s"], info.acquisition_duration_s) > 0.01:
-                warnings.append(f"{where}.acquisition_duration_s = {tp['acquisition_duration_s']:g} s (manifest, used) "
-                                f"differs from the DICOM header of {p} ({info.acquisition_duration_s:g} s) by more than 1 %")
+            study_dicom.counts_duration(tp, where, p, info, problems, warnings, hints)
             if not _given(tp, "calibration_cps_per_MBq"):
                 hints[f"{where}.calibration_cps_per_MBq"] = "the camera calibration is not a DICOM tag"
 
@@ -406,23 +414,15 @@ def _complete_from_dicom(d: dict, base: Path, warnings: list) -> tuple[dict, dic
                                 f"used) differs by {100 * diff:.1f} % from the DICOM header RadionuclideTotalDose "
                                 f"(0018,1074) of {p} ({info.administered_activity_MBq:g} MBq)")
         if not _given(c, "injection_time"):
-            with_inj = [(p, info) for _, p, info in members if info.injection_datetime is not None]
-            if with_inj:
-                p, info = with_inj[0]
+            chosen = study_dicom.choose_injection(members, where, problems, hints)
+            if chosen is not None:
+                p, info = chosen
                 inj, src = info.injection_datetime, info.injection_source or "RadiopharmaceuticalStartDateTime (0018,1078)"
                 if not src.startswith("RadiopharmaceuticalStartDateTime") and info.injection_time_of_day is not None:
-                    # time only: the day of the cycle's earliest DICOM acquisition (or the day before)
-                    acqs = [x.acquisition_datetime for _, _, x in members if x.acquisition_datetime is not None]
-                    first = min(acqs, key=lambda a: a.replace(tzinfo=None)) if acqs else None
-                    if first is not None:
-                        tod = info.injection_time_of_day
-                        day = first.date() if first.time().replace(tzinfo=None) >= tod else first.date() - timedelta(days=1)
-                        inj = datetime.combine(day, tod, tzinfo=first.tzinfo)
-                        src = ("RadiopharmaceuticalStartTime (0018,1072), date inferred from the cycle's earliest "
-                               "acquisition — check it")
+                    inj, src = study_dicom.time_only_injection(info, members)
                 c["injection_time"] = inj.isoformat()
                 warnings.append(f"{where}.injection_time taken from DICOM header {src} of {p}")
-            else:
+            elif f"{where}.injection_time" not in hints and not any(w == f"{where}.injection_time" for w, _ in problems):
                 p, info = members[0][1], members[0][2]
                 hints[f"{where}.injection_time"] = (
                     f"not in the DICOM header of {p} either: "
@@ -484,10 +484,16 @@ def study_from_dict(d: dict, base_dir: Path, manifest_path: Path | None = None, 
     base = Path(base_dir)
     if not isinstance(d, dict):
         raise ManifestError(source, [("<root>", "manifest must be a JSON object")])
+    holes = find_placeholders(d)
+    if holes:
+        raise ManifestError(source, [(f, f"is a placeholder left by `lu-dosimetry inspect --write-manifest`, replace it "
+                                         f"with the value: {text}") for f, text in holes])
+    if "allow_mixed_patients" in d and not isinstance(d["allow_mixed_patients"], bool):
+        problems.append(("allow_mixed_patients", f"must be true or false, got {d['allow_mixed_patients']!r}"))
     hints: dict[str, str] = {}
     dicom_tps: set[str] = set()
     if check_files:
-        d, hints, dicom_tps = _complete_from_dicom(d, base, warnings)
+        d, hints, dicom_tps = _complete_from_dicom(d, base, warnings, problems)
     default_units: list[str] = []
     patient_id = d.get("patient_id")
     if isinstance(patient_id, str):

@@ -314,6 +314,7 @@ def write_phantom_dicom(out_dir, config: PhantomConfig | None = None) -> Path:
             for cyc in manifest["cycles"]:
                 for tp in cyc["timepoints"]:
                     tp["calibration_cps_per_MBq"] = cfg.calibration_cps_per_MBq
+                    tp["calibration_time_basis"] = "scan_duration"  # the phantom's factor is per scan duration
         manifest["segmentation"] = {"file": "segmentation.nii.gz", "labels": voi_labels(cfg)}
         manifest["recovery_coefficients"] = recovery_coefficient_table(cfg)
         study_from_dict(manifest, tmp)  # the folder must run as is: raises ManifestError otherwise

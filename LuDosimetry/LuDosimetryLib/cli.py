@@ -5,6 +5,7 @@ Subcommands:
   run MANIFEST --out DIR       dosimetry of one patient (contract 2 outputs)
   demo --out DIR               phantom + run + report in one go
   inspect DIR                  list image/DICOM series found and what each was taken to be
+  inspect DIR --write-manifest study.json   ... and write a draft study manifest (placeholders listed)
   cohort TABLE.csv --out DIR   cohort dose-response analysis (LuResponse); ``--demo`` for a synthetic cohort
 
 Each subcommand is a thin wrapper around a library function; heavy imports are lazy so
@@ -128,10 +129,27 @@ def _print_summary(result) -> None:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    from .io.dicom import inspect_directory
+    from .io.dicom import inspect_directory, write_draft_manifest
 
-    report = inspect_directory(Path(args.directory))
+    if not args.write_manifest:
+        print(inspect_directory(Path(args.directory)).to_text())
+        return 0
+    _, lines, report = write_draft_manifest(Path(args.directory), Path(args.write_manifest),
+                                            patient_id=args.patient_id, defaults_path=args.defaults)
     print(report.to_text())
+    print()
+    print(f"Draft manifest written: {args.write_manifest}")
+    holes = [x for x in lines if not x.startswith("note: ")]
+    for x in lines:
+        if x.startswith("note: "):
+            print(f"  {x}")
+    if holes:
+        print(f"{len(holes)} value(s) the headers do not give are placeholders (\"FILL IN: ...\"); "
+              "replace them before `lu-dosimetry run`, which refuses placeholders:")
+        for x in holes:
+            print(f"  {x}")
+    else:
+        print("No placeholders left: `lu-dosimetry run` can use it as it is.")
     return 0
 
 
@@ -182,6 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("inspect", help="list image/DICOM series in a folder and what each was taken to be")
     sp.add_argument("directory")
+    sp.add_argument("--write-manifest", metavar="STUDY_JSON",
+                    help="also write a draft study manifest of the folder (never overwrites); values the headers do "
+                         "not give are \"FILL IN: ...\" placeholders, listed on stdout")
+    sp.add_argument("--patient-id", help="the patient to write the manifest for when the folder holds several")
+    sp.add_argument("--defaults", metavar="JSON",
+                    help="a manifest (e.g. an earlier study.json of the site) whose segmentation, "
+                         "recovery_coefficients and calibration_cps_per_MBq/calibration_time_basis fill the draft")
     sp.set_defaults(func=_cmd_inspect)
 
     sp = sub.add_parser("cohort", help="cohort dose-response analysis (LuResponse)")

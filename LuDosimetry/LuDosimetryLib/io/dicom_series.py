@@ -233,6 +233,10 @@ def classify_series(datasets, files, info: DicomSeriesInfo) -> None:
     for g in _copies_of_one_image(datasets, files):
         info.copies.append(f"{len(g)} files hold one image (" + ", ".join(Path(files[k]).name for k in g)
                            + ": same SOPInstanceUID or derived from the same source image, e.g. other transfer syntaxes)")
+        if info.shape_zyx is not None:
+            per_file = _int(datasets[g[0]], "NumberOfFrames") or 1
+            info.shape_zyx = (info.shape_zyx[0] - (len(g) - 1) * per_file,) + tuple(info.shape_zyx[1:])
+            n_frames -= (len(g) - 1) * per_file
     if info.modality == "CT":
         info.image_kind = "CT localizer" if "LOCALIZER" in itype else "CT volume"
         if "LOCALIZER" in itype:
@@ -266,8 +270,8 @@ def classify_series(datasets, files, info: DicomSeriesInfo) -> None:
             info.image_kind, info.refusal = PLANAR, "a single PET slice, not a volume"
     else:
         info.image_kind = f"{info.modality} image"
-    if info.copies and info.refusal is None:
-        info.refusal = "; ".join(info.copies) + ": keep one copy per image"
+    if info.copies:
+        info.refusal = ((info.refusal + "; ") if info.refusal else "") + "; ".join(info.copies) + ": keep one copy per image"
 
 
 def series_info_from_datasets(datasets: list, files: list[Path]) -> DicomSeriesInfo:

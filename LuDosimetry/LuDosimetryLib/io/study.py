@@ -348,7 +348,7 @@ def _complete_from_dicom(d: dict, base: Path, warnings: list, problems: list | N
                         f"cycles[{i}].administered_activity_MBq", f"cycles[{i}].injection_time"):
                 hints.setdefault(key, msg)
             del infos[(i, j)]
-    study_dicom.screen_series(d, infos, base, problems, warnings)
+    study_dicom.screen_series(d, infos, base, problems, warnings, hints)
 
     # ---- time points: acquisition time, units, duration
     for (i, j), (p, info) in sorted(infos.items()):
@@ -357,8 +357,8 @@ def _complete_from_dicom(d: dict, base: Path, warnings: list, problems: list | N
         if not _given(tp, "acquisition_time") and "hours_post_injection" not in tp:
             if info.acquisition_datetime is not None:
                 tp["acquisition_time"] = info.acquisition_datetime.isoformat()
-                hints[f"{where}.acquisition_time"] = (f"acquisition_time {tp['acquisition_time']} from DICOM header "
-                                                      f"{info.acquisition_source} of {p}")
+                hints.setdefault(f"{where}.acquisition_time", f"acquisition_time {tp['acquisition_time']} from DICOM "
+                                 f"header {info.acquisition_source} of {p}")
                 warnings.append(f"{where}.acquisition_time taken from DICOM header {info.acquisition_source} of {p}")
             else:
                 hints[where] = (f"not in the DICOM header of {p} either: "

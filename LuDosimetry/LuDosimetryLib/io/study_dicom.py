@@ -5,7 +5,8 @@
 * one patient per study: SPECT and CT series of several PatientIDs are refused, naming the IDs,
   unless the manifest sets ``allow_mixed_patients: true`` (then a warning);
 * time zones: naive header times get the offset other series of the patient state on that date
-  (:func:`.dicom_inspect.resolve_naive_times`); ambiguous ones are refused naming the field;
+  (:func:`.dicom_inspect.resolve_naive_times`); for ambiguous ones the naive/aware mismatch error of
+  the validation says why and names the field to set;
 * counts: the acquisition duration derived from the headers needs ``calibration_time_basis`` for a
   multi-head camera (``scan_duration`` or ``detector_time``), else the run stops naming both
   durations; a manifest giving ``acquisition_duration_s`` itself is used as it is;
@@ -20,29 +21,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from ..errors import InputDataError
 from .dicom_inspect import resolve_naive_times
 from .dicom_quant import CALIBRATION_TIME_BASES, duration_for_basis
-from .dicom_series import refusal_message
+from .dicom_series import read_series_info, refusal_message
 
 INJECTION_AGREEMENT_S = 60.0
 
 
-def _first_patient_id(path: Path) -> str | None:
-    """PatientID of the first DICOM file at ``path`` (file or folder), or None."""
-    import pydicom
-
-    files = [path] if path.is_file() else sorted(f for f in path.iterdir() if f.is_file())
-    for f in files[:20]:
-        try:
-            ds = pydicom.dcmread(str(f), stop_before_pixels=True, specific_tags=["PatientID"])
-        except Exception:  # noqa: BLE001 - not DICOM: try the next file
-            continue
-        pid = str(ds.get("PatientID", "") or "").strip()
-        return pid or None
-    return None
-
-
-def screen_series(d: dict, infos: dict, base: Path, problems: list, warnings: list) -> None:
+def screen_series(d: dict, infos: dict, base: Path, problems: list, warnings: list, hints: dict) -> None:
     """Refuse unusable series (removed from ``infos``), check one patient, resolve time zones."""
     for (i, j), (p, info) in sorted(infos.items()):
         where = f"cycles[{i}].timepoints[{j}].spect"
@@ -59,15 +46,21 @@ def screen_series(d: dict, infos: dict, base: Path, problems: list, warnings: li
     for (i, j), (p, info) in sorted(infos.items()):
         if info.patient_id:
             patients.setdefault(info.patient_id, []).append(f"cycles[{i}].timepoints[{j}].spect")
+    ct_infos = []
     for i, c in enumerate(d.get("cycles", [])):
         for j, tp in enumerate(c.get("timepoints", []) if isinstance(c, dict) else []):
             ct = tp.get("ct") if isinstance(tp, dict) else None
-            if isinstance(ct, str) and ct:
-                cp = Path(ct) if Path(ct).is_absolute() else (base / ct).resolve()
-                if cp.exists():
-                    pid = _first_patient_id(cp)
-                    if pid:
-                        patients.setdefault(pid, []).append(f"cycles[{i}].timepoints[{j}].ct")
+            if not isinstance(ct, str) or not ct:
+                continue
+            cp = Path(ct) if Path(ct).is_absolute() else (base / ct).resolve()
+            uid = tp.get("ct_series_uid")
+            try:
+                info = read_series_info(cp, series_uid=uid if isinstance(uid, str) else None)
+            except (InputDataError, OSError, ValueError):
+                continue  # not DICOM, or unreadable: the image reading reports it
+            ct_infos.append(info)
+            if info.patient_id:
+                patients.setdefault(info.patient_id, []).append(f"cycles[{i}].timepoints[{j}].ct")
     if len(patients) > 1:
         listing = "; ".join(f"PatientID {pid!r} in {', '.join(w[:3])}{' ...' if len(w) > 3 else ''}"
                             for pid, w in patients.items())
@@ -79,16 +72,12 @@ def screen_series(d: dict, infos: dict, base: Path, problems: list, warnings: li
             problems.append(("cycles", f"DICOM series of {len(patients)} patients in one study ({listing}): a study "
                                        "is one patient. Fix the paths, or set allow_mixed_patients: true if these IDs "
                                        "are the same person"))
-    resolve_naive_times([info for _, info in infos.values()])
+    resolve_naive_times([info for _, info in infos.values()] + ct_infos)  # CTs of a visit often state the offset
     for (i, j), (p, info) in sorted(infos.items()):
-        if info.tz_problem:
-            field = "injection_time" if info.tz_problem.startswith("injection") else "acquisition_time"
-            c, tp = d["cycles"][i], d["cycles"][i]["timepoints"][j]
-            given = c.get("injection_time") if field == "injection_time" else (
-                tp.get("acquisition_time") or tp.get("hours_post_injection"))
-            if given is None:
-                problems.append((f"cycles[{i}]" + ("" if field == "injection_time" else f".timepoints[{j}]")
-                                 + f".{field}", f"{p} (series {info.series_instance_uid}): {info.tz_problem}"))
+        if info.tz_problem:  # explains the naive/aware mismatch validation then reports on that field
+            key = f"cycles[{i}].injection_time" if info.tz_problem.startswith("injection") \
+                else f"cycles[{i}].timepoints[{j}].acquisition_time"
+            hints[key] = f"{p} (series {info.series_instance_uid}): {info.tz_problem}"
 
 
 def counts_duration(tp: dict, where: str, p: Path, info, problems: list, warnings: list, hints: dict) -> None:

@@ -197,6 +197,7 @@ def read_decay_correction(ds, datasets, info) -> None:
     info.decay_note = (f"DecayCorrection (0054,1102) ADMIN undone: values × {info.decay_undo_factor:.6g} ({source}) "
                        "to give the activity at the scan start")
     info.warnings.append(info.decay_note)
+    info.scaling += f"; {info.decay_note}"  # a reader that applies only Rescale (e.g. Slicer's) must read again
 
 
 def recompute_admin_decay(info) -> None:
@@ -208,8 +209,10 @@ def recompute_admin_decay(info) -> None:
     if info.hours_post_injection is None or info.hours_post_injection <= 0 or not info.half_life_s:
         return
     info.warnings = [w for w in info.warnings if w != info.decay_note]
+    info.scaling = info.scaling.replace(f"; {info.decay_note}", "")
     info.decay_undo_factor = math.exp(-math.log(2.0) * info.hours_post_injection * 3600.0 / info.half_life_s)
     info.decay_note = (f"DecayCorrection (0054,1102) ADMIN undone: values × {info.decay_undo_factor:.6g} (exp(−ln2 · "
                        f"{info.hours_post_injection:.3f} h / T½ {info.half_life_s / 3600.0:.2f} h) from the injection "
                        "and acquisition times and RadionuclideHalfLife (0018,1075)) to give the activity at the scan start")
     info.warnings.append(info.decay_note)
+    info.scaling += f"; {info.decay_note}"  # a reader that applies only Rescale (e.g. Slicer's) must read again

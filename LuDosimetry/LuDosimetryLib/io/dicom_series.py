@@ -615,7 +615,6 @@ def read_dicom_image(path: str | os.PathLike, series_uid: str | None = None) -> 
         elif info.private_scale_factor is not None:
             image = image * info.private_scale_factor
         if info.decay_undo_factor is not None:
-            image = image * info.decay_undo_factor
-            scaling += f"; {info.decay_note}"
+            image = image * info.decay_undo_factor  # info.scaling says so
         image = sitk.Cast(image, sitk.sitkFloat32)
     return DicomImage(image=image, info=info, scaling=scaling)

@@ -80,10 +80,10 @@ class InspectionReport:
             inj = fmt_dt(cyc.injection_datetime) if cyc.injection_datetime else "unknown"
             aa = f"{cyc.administered_activity_MBq:.1f} MBq" if cyc.administered_activity_MBq else "activity unknown"
             out.append("")
-            out.append(f"Patient {cyc.patient_id or '?'}, cycle {cyc.number} (cycles[{_index_in_patient(self, cyc)}]): "
+            ci = _index_in_patient(self, cyc)
+            out.append(f"Patient {cyc.patient_id or '?'}, cycle {cyc.number} (cycles[{ci}]): "
                        f"injection {inj}, {aa}, {cyc.radionuclide or 'radionuclide unknown'}")
             out += [f"  note: {n}" for n in cyc.notes]
-            tj0 = _index_in_patient(self, cyc)
             for tj, tp in enumerate(cyc.timepoints):
                 s = tp.emission
                 hrs = (f"{s.hours_post_injection:7.2f} h p.i." if s.hours_post_injection is not None and not s.time_problem
@@ -97,7 +97,7 @@ class InspectionReport:
                     out.append("       CT: none found (optional; CT-based registration then not possible)")
                 for s2 in (s, tp.ct):
                     if s2 is not None:
-                        out.extend(_issue_lines(s2, tj0, tj))
+                        out.extend(_issue_lines(s2, ci, tj))
         if self.refused:
             out.append("")
             out.append("Not dosimetry input (refused by `lu-dosimetry run`):")

@@ -21,14 +21,13 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from pydicom.uid import generate_uid
-from test_dicom import PT_SOP, _base, _save
-
 from LuDosimetryLib import cli
 from LuDosimetryLib.io import dicom
 from LuDosimetryLib.pipeline import PipelineOptions, run_manifest
 from LuDosimetryLib.synthetic.phantom import PhantomConfig, write_phantom_study
 from LuDosimetryLib.synthetic.phantom_dicom import write_phantom_dicom
+from pydicom.uid import generate_uid
+from test_dicom import PT_SOP, _base, _save
 
 SMALL = dict(shape_xyz=(32, 24, 20), spacing_mm=9.6, max_shift_mm=0.0, max_rotation_deg=0.0, n_cycles=2)
 OPTS = PipelineOptions(registration="none")

@@ -23,15 +23,22 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
-from pydicom.dataset import Dataset
-from pydicom.uid import generate_uid
-from test_dicom import LU177_HALF_LIFE_S, NM_SOP, PT_SOP, _base, _radiopharm, _save, write_ct
-
 from LuDosimetryLib import cli
 from LuDosimetryLib.errors import InputDataError, ManifestError
 from LuDosimetryLib.io import dicom
 from LuDosimetryLib.io.study import load_study
 from LuDosimetryLib.io.study_images import load_study_images
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
+from test_dicom import (
+    LU177_HALF_LIFE_S,
+    NM_SOP,
+    PT_SOP,
+    _base,
+    _radiopharm,
+    _save,
+    write_ct,
+)
 
 CET = timezone(timedelta(hours=1))
 CEST = timezone(timedelta(hours=2))
@@ -189,8 +196,8 @@ def test_dual_head_counts_activity_matches_hand_calculation(tmp_path):
     acq = INJ + timedelta(hours=24)
     stored = np.zeros(SHAPE, dtype=np.uint16)
     stored[1:4, 2:6, 2:6] = 500
-    f = write_recon(tmp_path / "nm.dcm", acquisition=acq, injection=INJ, timezone_tag="+0100", heads=2, frames=60,
-                    frame_ms=25000, slope=2.0, stored=stored)
+    write_recon(tmp_path / "nm.dcm", acquisition=acq, injection=INJ, timezone_tag="+0100", heads=2, frames=60,
+               frame_ms=25000, slope=2.0, stored=stored)
     cal = 9.5  # cps/MBq, per detector time
     s = load_study(_manifest(tmp_path, [{"spect": "nm.dcm", "calibration_cps_per_MBq": cal,
                                          "calibration_time_basis": "detector_time"}]))

@@ -18,7 +18,6 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
-
 from LuDosimetryLib import cli
 from LuDosimetryLib.errors import InputDataError, ManifestError
 from LuDosimetryLib.io import dicom

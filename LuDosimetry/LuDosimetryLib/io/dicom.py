@@ -65,14 +65,44 @@ This module is the public face of the DICOM reading; the code lives in :mod:`.di
 
 from __future__ import annotations
 
-from .dicom_inspect import (IMAGE_FILE_SUFFIXES, InspectedCycle, InspectedTimePoint, InspectionReport,
-                            inspect_directory, resolve_naive_times, study_dict_from_dicom, write_draft_manifest)
+from .dicom_inspect import (
+                            IMAGE_FILE_SUFFIXES,
+                            InspectedCycle,
+                            InspectedTimePoint,
+                            InspectionReport,
+                            inspect_directory,
+                            resolve_naive_times,
+                            study_dict_from_dicom,
+                            write_draft_manifest,
+)
 from .dicom_quant import CALIBRATION_TIME_BASES, duration_for_basis, read_scaling
-from .dicom_series import (EMISSION_MODALITIES, PLANAR, PROJECTIONS, UNITS_TO_MANIFEST, VOLUME, DicomImage,
-                           DicomSeriesInfo, classify_series, list_dicom_series, read_dicom_image, read_dicom_series,
-                           read_series_info, refusal_message, series_info_from_datasets)
-from .dicom_tags import (PLACEHOLDER_PREFIX, MissingTag, find_placeholders, normalise_radionuclide, parse_da, parse_dt,
-                         parse_tm, parse_tz_offset, placeholder)
+from .dicom_series import (
+                            EMISSION_MODALITIES,
+                            PLANAR,
+                            PROJECTIONS,
+                            UNITS_TO_MANIFEST,
+                            VOLUME,
+                            DicomImage,
+                            DicomSeriesInfo,
+                            classify_series,
+                            list_dicom_series,
+                            read_dicom_image,
+                            read_dicom_series,
+                            read_series_info,
+                            refusal_message,
+                            series_info_from_datasets,
+)
+from .dicom_tags import (
+                            PLACEHOLDER_PREFIX,
+                            MissingTag,
+                            find_placeholders,
+                            normalise_radionuclide,
+                            parse_da,
+                            parse_dt,
+                            parse_tm,
+                            parse_tz_offset,
+                            placeholder,
+)
 
 __all__ = [
     "CALIBRATION_TIME_BASES", "EMISSION_MODALITIES", "IMAGE_FILE_SUFFIXES", "PLACEHOLDER_PREFIX", "PLANAR",

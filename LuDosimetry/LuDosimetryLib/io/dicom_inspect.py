@@ -27,8 +27,14 @@ from pathlib import Path
 
 from ..errors import InputDataError
 from .dicom_quant import recompute_admin_decay
-from .dicom_series import (DicomSeriesInfo, _looks_like_non_dicom, _read_headers, _update_hours, group_series,
-                           series_info_from_datasets)
+from .dicom_series import (
+    DicomSeriesInfo,
+    _looks_like_non_dicom,
+    _read_headers,
+    _update_hours,
+    group_series,
+    series_info_from_datasets,
+)
 from .dicom_tags import find_placeholders, fmt_dt, naive_utc, placeholder
 
 IMAGE_FILE_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")

@@ -18,7 +18,13 @@ for counts), the cycle's ``injection_time`` and ``administered_activity_MBq`` (f
 time point that has them) and the study's ``radionuclide``. The manifest wins where both exist
 (a difference above 1 % is reported). Each value taken from a header is listed in
 :attr:`Study.warnings`; a value in neither place is an error naming the field and the DICOM tag
-that would have given it. ``check_files=False`` reads no header.
+that would have given it. ``check_files=False`` reads no header. The checks of the headers
+themselves (series that are not reconstructed volumes, one patient per study unless
+``allow_mixed_patients``, time zones across series, ``calibration_time_basis`` for counts of a
+multi-head camera, injection times agreeing within 1 min) are in :mod:`.study_dicom`.
+
+Placeholders (``"FILL IN: ..."``, written by ``lu-dosimetry inspect --write-manifest``) are
+refused, each named by its field.
 """
 
 from __future__ import annotations

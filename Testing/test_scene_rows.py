@@ -90,7 +90,7 @@ def test_problems_are_placed_on_rows_and_columns():
     assert (0, "spect") in cells
     assert {(1, "administered_activity_MBq"), (2, "administered_activity_MBq"), (3, "administered_activity_MBq")} <= cells
     assert (2, "acquisition_time") in cells
-    assert "row 4 hours_post_injection: must be >= 0, got -2" in rs.problems_text()
+    assert "row 4 hours_post_injection: must be > 0 (the scan is after the injection), got -2" in rs.problems_text()
     assert study_from_rows("P7", []).problems[0].column == "cycles"
     assert any(p.row == -1 and p.column == "patient_id" for p in study_from_rows("", _edited_rows()).problems)
 

@@ -75,6 +75,7 @@ from .dicom_inspect import (
                             study_dict_from_dicom,
                             write_draft_manifest,
 )
+from .dicom_inspect import _group_by_injection  # noqa: F401 - used by io.scene_rows (the Slicer Study step)
 from .dicom_quant import CALIBRATION_TIME_BASES, duration_for_basis, read_scaling
 from .dicom_series import (
                             EMISSION_MODALITIES,

@@ -389,7 +389,6 @@ def inspect_directory(path: str | os.PathLike) -> InspectionReport:
             candidates.append(f)
     series = [series_info_from_datasets([ds for _, ds in items], [f for f, _ in items])
               for items in group_series(_read_headers(candidates, unreadable)).values()]
-    resolve_naive_times(series)
     series.sort(key=lambda s: (s.patient_id or "", naive_utc(s.acquisition_datetime) if s.acquisition_datetime
                                else datetime.max, s.modality))
     refused = [s for s in series if s.is_emission and s.refusal]
@@ -404,10 +403,14 @@ def _has_full_injection(s: DicomSeriesInfo) -> bool:
 
 
 def _group_by_injection(series: list[DicomSeriesInfo]):
-    emission = [s for s in series if s.is_emission]
+    """``(cycles, unassigned)``: usable emission series grouped by injection, CTs paired; emission
+    series with a ``refusal`` (projections, planar, ...) are never put into a cycle. Naive times are
+    first resolved across the series (:func:`resolve_naive_times`)."""
+    resolve_naive_times(series)
+    emission = [s for s in series if s.is_emission and not s.refusal]
     others = [s for s in series if not s.is_emission]
     groups = defaultdict(list)
-    unassigned = []
+    unassigned = [s for s in series if s.is_emission and s.refusal]
     time_only = []
     for s in emission:
         if _has_full_injection(s):

@@ -451,3 +451,25 @@ def test_write_manifest_placeholders_listed_and_refused(tmp_path, capsys):
     # never overwritten
     assert cli.main(["inspect", str(data), "--write-manifest", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_write_manifest_with_defaults_and_patient_choice(tmp_path, capsys):
+    data = tmp_path / "data"
+    write_recon(data / "p1.dcm", acquisition=INJ + timedelta(hours=24), injection=INJ, timezone_tag="+0100",
+                units="CNTS", heads=2, patient="P001")
+    write_recon(data / "p2.dcm", acquisition=INJ + timedelta(hours=4), injection=INJ, timezone_tag="+0100",
+                units="BQML", patient="P002")
+    site = _manifest(tmp_path, [], calibration_cps_per_MBq=9.5, calibration_time_basis="detector_time")
+    out = tmp_path / "study.json"
+    assert cli.main(["inspect", str(data), "--write-manifest", str(out)]) == 2  # two patients: choose one
+    assert "P001, P002" in capsys.readouterr().err and not out.exists()
+    assert cli.main(["inspect", str(data), "--write-manifest", str(out), "--patient-id", "P001",
+                     "--defaults", str(site)]) == 0
+    assert "No placeholders left" in capsys.readouterr().out
+    m = json.loads(out.read_text())
+    (tp,) = m["cycles"][0]["timepoints"]
+    assert tp["spect"] == str(Path("data") / "p1.dcm")
+    assert tp["calibration_cps_per_MBq"] == 9.5 and tp["calibration_time_basis"] == "detector_time"
+    assert m["segmentation"]["file"] == "seg.nrrd"  # re-based from the defaults manifest's folder
+    s = load_study(out)
+    assert s.patient_id == "P001" and s.cycles[0].timepoints[0].acquisition_duration_s == 3000.0  # 1500 s × 2 heads

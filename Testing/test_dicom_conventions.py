@@ -473,3 +473,22 @@ def test_write_manifest_with_defaults_and_patient_choice(tmp_path, capsys):
     assert m["segmentation"]["file"] == "seg.nrrd"  # re-based from the defaults manifest's folder
     s = load_study(out)
     assert s.patient_id == "P001" and s.cycles[0].timepoints[0].acquisition_duration_s == 3000.0  # 1500 s × 2 heads
+
+
+def test_slices_derived_from_one_acquisition_are_not_copies(tmp_path):
+    """Single-frame slice files of one reconstruction, all DERIVED from the same projections, are
+    slices (different positions), not copies; the same file saved twice is a copy."""
+    src = Dataset()
+    src.ReferencedSOPClassUID, src.ReferencedSOPInstanceUID = NM_SOP, generate_uid()
+    series = generate_uid()
+    for k in range(3):
+        f = write_recon(tmp_path / "s" / f"slice{k}.dcm", acquisition=INJ + timedelta(hours=24), injection=INJ,
+                        units="BQML", stored=np.full((1,) + SHAPE[1:], k + 1, dtype=np.uint16))
+        ds = pydicom.dcmread(str(f))
+        ds.SeriesInstanceUID, ds.NumberOfFrames, ds.SliceVector = series, 1, [1]
+        ds.ImageType = ["DERIVED", "PRIMARY", "RECON TOMO", "EMISSION"]
+        ds.SourceImageSequence = [src]
+        ds.DetectorInformationSequence[0].ImagePositionPatient = [0.0, 0.0, SPACING * k]
+        _save(ds, f)
+    info = dicom.read_series_info(tmp_path / "s")
+    assert info.copies == [] and info.refusal is None and info.shape_zyx == (3,) + SHAPE[1:]

@@ -215,8 +215,12 @@ def _copies_of_one_image(datasets, files) -> list[list[int]]:
         if k in seen or "DERIVED" not in _image_type(d)[:1] or src is None or len(src) != 1:
             continue
         pos = d.get("ImagePositionPatient", None)
-        derived[(_text(src[0], "ReferencedSOPInstanceUID"), _int(d, "Rows"), _int(d, "Columns"),
-                 _int(d, "NumberOfFrames") or 1, tuple(str(p) for p in pos) if pos is not None else None,
+        det = d.get("DetectorInformationSequence", None)
+        if pos is None and det is not None and len(det) > 0:
+            pos = det[0].get("ImagePositionPatient", None)
+        derived[(_text(src[0], "ReferencedSOPInstanceUID"), "\\".join(_image_type(d)), _int(d, "Rows"),
+                 _int(d, "Columns"), _int(d, "NumberOfFrames") or 1,
+                 tuple(str(p) for p in pos) if pos is not None else None, _text(d, "SliceLocation"),
                  _text(d, "AcquisitionTime"))].append(k)
     out += [g for key, g in derived.items() if key[0] and len(g) > 1]
     return out

@@ -19,7 +19,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 LIB_DIRS = {"LuDosimetryLib": ROOT / "LuDosimetry" / "LuDosimetryLib",
@@ -168,24 +167,16 @@ def test_cycle_finder_on_a_known_graph():
     assert _sccs({"a": {"b"}, "b": {"a", "c"}, "c": {"b"}}) == [["a", "b", "c"]]
 
 
-@pytest.mark.xfail(strict=False, reason="other helpers are still splitting kinetics/dose/dicom/pipeline/table")
 def test_no_lib_module_over_700_lines():
     long = {str(p.relative_to(ROOT)): n for p in MODULES.values()
             if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
     assert long == {}, f"modules over {MAX_LINES} lines: {long}"
 
 
-# Cycles of issue 9 that other work is still removing: while one of these is found, and nothing else,
-# the test xfails naming it; any other cycle fails. Delete an entry when its cycle is gone.
-KNOWN_CYCLES: list[set] = []  # io.dicom <-> io.images removed (issue 11: images -> dicom_series only)
-
-
 def test_no_import_cycles_between_lib_modules():
     graph = _lib_graph()
-    cycles, sccs = _cycles(graph), _sccs(graph)
+    cycles = _cycles(graph)
     text = "import cycles (imports inside functions included): " + "; ".join(" -> ".join(c) for c in cycles)
-    if sccs and all(set(c) in KNOWN_CYCLES for c in sccs):  # whole components: a bigger knot is not "known"
-        pytest.xfail("known, still being removed (issue 9): " + text)
     assert cycles == [], text
 
 

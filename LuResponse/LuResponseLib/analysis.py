@@ -142,7 +142,7 @@ class CohortResults:
                 m = self.models[name]
                 entry["trained_model"] = {k: v for k, v in m.to_dict().items() if k in ("features", "scaler",
                                                                                        "coefficients_original_units",
-                                                                                       "training")}
+                                                                                       "training", "settings")}
             d["models"][name] = entry
         if self.sigmoid_roc:
             d["models"]["sigmoid_eq2"] = self.sigmoid_roc
@@ -248,6 +248,9 @@ def run_cohort_analysis(table: CohortTable, options: CohortAnalysisOptions | Non
                 res.repeated_cv[name] = repeated_cv_auc(X[:, cols], y, kind, opt.n_cv_repeats, opt.n_cv_splits,
                                                         opt.seed, opt.model_settings)
             res.models[name] = fit_response_model(X[:, cols], y, kind, list(feats), opt.seed, opt.model_settings)
+            warn.extend(f"model '{name}' cross-validation: {n}" for n in res.cv[name].notes)
+            if res.models[name].settings.get("fit_note"):
+                warn.append(f"model '{name}' (all patients): {res.models[name].settings['fit_note']}")
         except AnalysisError as e:
             warn.append(f"model '{name}' skipped: {e}")
     res.timings_s["models"] = time.perf_counter() - t0

@@ -59,7 +59,11 @@ def add_cohort_arguments(p: argparse.ArgumentParser) -> None:
                     help="dose thresholds for KM/Cox: seed 001 values (91.36 / 52.52 Gy) or cohort medians")
     st.add_argument("--landmark-months", type=float, action="append", default=None, metavar="MONTHS",
                     help="landmark time(s) for the shrinkage analysis (default 6 and 12); repeatable")
-    st.add_argument("--logistic-C", type=float, default=1.0, help="inverse L2 strength of Eq. 5 (default 1)")
+    st.add_argument("--logistic-penalty", choices=["none", "l2"], default="none",
+                    help="Eq. 5 fit: 'none' = maximum likelihood as in Macsuka et al. (default; separable data "
+                         "fall back to l2 with a warning), 'l2' = ridge-penalised with --logistic-C")
+    st.add_argument("--logistic-C", type=float, default=1.0,
+                    help="inverse L2 strength of Eq. 5 with --logistic-penalty l2 (default 1)")
     st.add_argument("--svm-C", type=float, default=1.0, help="SVM C (default 1)")
     st.add_argument("--svm-gamma", default="scale", help="SVM RBF gamma: number or 'scale' (default)")
     o = p.add_argument_group("output")
@@ -126,7 +130,7 @@ def run_cohort_command(args: argparse.Namespace) -> int:
         group_size=args.group_size, cad_cutoff_Gy=args.cad_cutoff_Gy, delta_cutoff_percent=args.delta_cutoff_percent,
         user_cutoffs=tuple(args.cutoff), survival_thresholds=args.survival_thresholds,
         landmark_months=tuple(args.landmark_months) if args.landmark_months else (6.0, 12.0),
-        model_settings=ModelSettings(logistic_C=args.logistic_C, svm_C=args.svm_C, svm_gamma=_gamma(args.svm_gamma)))
+        model_settings=ModelSettings(logistic_C=args.logistic_C, logistic_penalty=args.logistic_penalty, svm_C=args.svm_C, svm_gamma=_gamma(args.svm_gamma)))
     log.info("Cohort: %d patients from %s", table.n_patients, table.source)
     results = run_cohort_analysis(table, options, cycles, lesions,
                                   progress=lambda f, m: log.info("[%3d%%] %s", int(round(100 * f)), m))

@@ -31,7 +31,7 @@ import functools
 import json
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,16 +40,22 @@ from .errors import AnalysisError, ExtrapolationWarning
 from .roc import RocCurve, bootstrap_auc_ci, roc_auc, roc_curve
 
 MODEL_KINDS = ("logistic", "svm")
+LOGISTIC_PENALTIES = ("none", "l2")
 MODEL_FORMAT = "LuResponse.ResponseModel"
 MODEL_FORMAT_VERSION = 1
 
 
 @dataclass(frozen=True)
 class ModelSettings:
-    """Hyper-parameters (scikit-learn defaults, as in the seed's scikit-learn 1.6.1 models).
+    """Hyper-parameters of the models.
 
-    logistic_C: inverse L2 strength of ``LogisticRegression`` (on standardised inputs; solved
-    exactly with the ``newton-cholesky`` solver; ``float('inf')`` = unpenalised maximum likelihood);
+    logistic_penalty: ``"none"`` (default) fits Eq. 5 by maximum likelihood, as Macsuka et al.
+    (J Nucl Med 2026) describe it ("coefficients estimated by minimizing a log-likelihood cost
+    function"); ``"l2"`` uses scikit-learn's ridge-penalised fit with inverse strength
+    ``logistic_C`` (scikit-learn's default C = 1, on standardised inputs).  When the classes
+    are separable the maximum-likelihood estimate does not exist; the analysis then says so and
+    uses the penalised fit (:func:`logistic_separation`).  Both are solved with the
+    ``newton-cholesky`` solver to ``logistic_tol``.
     svm_C, svm_gamma: ``SVC`` parameters (``"scale"`` = 1 / (n_features · var(X_std)));
     platt_folds: internal CV folds for Platt scaling."""
 
@@ -57,10 +63,57 @@ class ModelSettings:
     svm_C: float = 1.0
     svm_gamma: float | str = "scale"
     platt_folds: int = 5
+    logistic_penalty: str = "none"
+    logistic_tol: float = 1e-10
+
+    def __post_init__(self):
+        if self.logistic_penalty not in LOGISTIC_PENALTIES:
+            raise AnalysisError(f"logistic_penalty must be one of {', '.join(LOGISTIC_PENALTIES)} "
+                                f"(got {self.logistic_penalty!r})")
+
+    @property
+    def logistic_method(self) -> str:
+        """How Eq. 5 is fitted, in words (methods text, ``cohort_results.json``)."""
+        if self.logistic_penalty == "none":
+            return "maximum likelihood (unpenalised)"
+        return f"L2-penalised maximum likelihood, C = {self.logistic_C:g} on standardised predictors"
 
     def to_dict(self) -> dict:
-        return {"logistic_C": self.logistic_C, "svm_C": self.svm_C, "svm_gamma": self.svm_gamma,
-                "platt_folds": self.platt_folds}
+        return {"logistic_penalty": self.logistic_penalty, "logistic_method": self.logistic_method,
+                "logistic_C": self.logistic_C if self.logistic_penalty == "l2" else None,
+                "svm_C": self.svm_C, "svm_gamma": self.svm_gamma, "platt_folds": self.platt_folds}
+
+
+def logistic_separation(X, y) -> str | None:
+    """A message if responders and non-responders are (quasi-)completely separable in ``X``, else None.
+
+    Linear program of Konis (2007, "Linear programming algorithms for detecting separated data
+    in binary logistic regression models"): with s_i = ±1 and x_i = (1, standardised X_i),
+    maximise sum_i s_i x_i·b subject to s_i x_i·b >= 0 and -1 <= b <= 1.  A positive optimum
+    means a hyperplane puts every patient on its class's side (ties allowed): the maximum
+    likelihood coefficients are then infinite."""
+    from scipy.optimize import linprog
+
+    X = np.asarray(X, dtype=float)
+    if X.ndim == 1:
+        X = X[:, None]
+    sd = X.std(axis=0)
+    Z = np.column_stack([np.ones(X.shape[0]), (X - X.mean(axis=0)) / np.where(sd > 0, sd, 1.0)])
+    s = np.where(np.asarray(y).astype(bool), 1.0, -1.0)
+    A = s[:, None] * Z
+    n, k = A.shape
+    # complete separation: a hyperplane with a positive margin t for every patient
+    c = linprog(np.r_[np.zeros(k), -1.0], A_ub=np.column_stack([-A, np.ones(n)]), b_ub=np.zeros(n),
+                bounds=[(-1, 1)] * k + [(0, 1)], method="highs")
+    if c.status == 0 and -c.fun > 1e-9:
+        kind = "completely"
+    else:  # quasi-complete: every patient on its side or on the line, not all on the line
+        r = linprog(-A.sum(axis=0), A_ub=-A, b_ub=np.zeros(n), bounds=[(-1, 1)] * k, method="highs")
+        if r.status != 0 or -r.fun <= 1e-7 * n:
+            return None
+        kind = f"quasi-completely ({int(np.sum(np.abs(A @ r.x) <= 1e-9))} patient(s) on the boundary)"
+    return (f"responders and non-responders are {kind} separated by a straight line in the predictors: "
+            "the maximum-likelihood coefficients of Eq. 5 do not exist (they grow without bound)")
 
 
 def _expit(z):
@@ -169,13 +222,43 @@ def make_pipeline(kind: str, seed: int = 0, settings: ModelSettings | None = Non
 
     settings = settings or ModelSettings()
     if kind == "logistic":
-        model = LogisticRegression(C=settings.logistic_C, solver="newton-cholesky", max_iter=1000)
+        C = math.inf if settings.logistic_penalty == "none" else settings.logistic_C  # C = inf: no penalty
+        model = LogisticRegression(C=C, solver="newton-cholesky", max_iter=1000, tol=settings.logistic_tol)
     elif kind == "svm":
         model = _platt_svc_class()(C=settings.svm_C, gamma=settings.svm_gamma, platt_folds=settings.platt_folds,
                                    random_state=seed)
     else:
         raise AnalysisError(f"unknown model kind '{kind}' (expected one of {', '.join(MODEL_KINDS)})")
     return Pipeline([("scaler", StandardScaler()), ("model", model)])
+
+
+def fit_pipeline(kind: str, X, y, seed: int = 0, settings: ModelSettings | None = None):
+    """Fit ``make_pipeline(kind, ...)`` on (X, y); returns (pipeline, note or None).
+
+    An unpenalised logistic fit on separable training data (checked with
+    :func:`logistic_separation` when the training set has < 2,000 patients, and by the solver's
+    convergence otherwise) is replaced by the L2-penalised fit, and the note says so."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    settings = settings or ModelSettings()
+    note = None
+    if kind == "logistic" and settings.logistic_penalty == "none" and len(y) < 2000:
+        sep = logistic_separation(X, y)
+        if sep:
+            settings = replace(settings, logistic_penalty="l2")
+            note = sep + f"; the L2-penalised fit (C = {settings.logistic_C:g}) is used instead"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        pipe = make_pipeline(kind, seed, settings).fit(X, y)
+    if kind == "logistic" and any(issubclass(w.category, ConvergenceWarning) for w in caught):
+        if settings.logistic_penalty == "none":
+            settings = replace(settings, logistic_penalty="l2")
+            pipe = make_pipeline(kind, seed, settings).fit(X, y)
+            note = ("the maximum-likelihood fit of Eq. 5 did not converge (separated data?); the L2-penalised fit "
+                    f"(C = {settings.logistic_C:g}) is used instead")
+        else:
+            note = "the penalised logistic fit did not converge"
+    return pipe, note
 
 
 def _check_xy(X, y, feature_names=None):
@@ -234,9 +317,10 @@ class CVResult:
     n_bootstrap: int
     confidence: float
     fold_models: list | None = None
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self, include_curve: bool = True) -> dict:
-        d = {"kind": self.kind, "features": list(self.feature_names), "auc": self.auc,
+        d = {"kind": self.kind, "features": list(self.feature_names), "auc": self.auc, "notes": list(self.notes),
              "auc_ci95": list(self.auc_ci95), "n_splits": self.n_splits, "seed": self.seed,
              "n_bootstrap": self.n_bootstrap, "confidence": self.confidence,
              "ci_method": "stratified bootstrap percentile over patients of the out-of-fold probabilities",
@@ -263,8 +347,11 @@ def cross_validated_probabilities(X, y, kind: str = "logistic", n_splits: int = 
     oof = np.full(y.size, np.nan)
     fold_of = np.full(y.size, -1, dtype=int)
     models = []
+    notes: list[str] = []
     for fi, (tr, te) in enumerate(folds):
-        pipe = make_pipeline(kind, seed + fi, settings).fit(X[tr], y[tr])
+        pipe, note = fit_pipeline(kind, X[tr], y[tr], seed + fi, settings)
+        if note:
+            notes.append(f"fold {fi + 1}: {note}")
         oof[te] = pipe.predict_proba(X[te])[:, 1]
         fold_of[te] = fi
         if keep_models:
@@ -272,7 +359,7 @@ def cross_validated_probabilities(X, y, kind: str = "logistic", n_splits: int = 
     auc = roc_auc(y, oof)
     lo, hi, _ = bootstrap_auc_ci(y, oof, n_bootstrap, seed, confidence)
     return CVResult(kind, names, oof, fold_of, folds, auc, (lo, hi), roc_curve(y, oof), n_splits, seed,
-                    n_bootstrap, confidence, models if keep_models else None)
+                    n_bootstrap, confidence, models if keep_models else None, notes)
 
 
 @dataclass
@@ -299,7 +386,7 @@ def repeated_cv_auc(X, y, kind: str = "logistic", n_repeats: int = 20, n_splits:
     for s in seeds:
         oof = np.empty(y.size)
         for fi, (tr, te) in enumerate(stratified_folds(y, n_splits, s)):
-            oof[te] = make_pipeline(kind, s + fi, settings).fit(X[tr], y[tr]).predict_proba(X[te])[:, 1]
+            oof[te] = fit_pipeline(kind, X[tr], y[tr], s + fi, settings)[0].predict_proba(X[te])[:, 1]
         aucs.append(roc_auc(y, oof))
     return RepeatedCV(kind, np.array(aucs), seeds)
 
@@ -477,8 +564,15 @@ def fit_response_model(X, y, kind: str = "logistic", feature_names=None, seed: i
     new patients) and return it as a :class:`ResponseModel`."""
     X, y = _check_xy(X, y, feature_names)
     names = list(feature_names) if feature_names is not None else [f"x{j}" for j in range(X.shape[1])]
-    pipe = make_pipeline(kind, seed, settings).fit(X, y)
-    return model_from_pipeline(pipe, kind, names, X, y, settings, seed)
+    pipe, note = fit_pipeline(kind, X, y, seed, settings)
+    model = model_from_pipeline(pipe, kind, names, X, y, settings, seed)
+    if kind == "logistic":
+        model.settings["fit_method"] = ("L2-penalised (the data are separated or the maximum-likelihood fit did not "
+                                        "converge)" if note else (settings or ModelSettings()).logistic_method)
+        if note:
+            model.settings.update(logistic_penalty="l2", logistic_C=(settings or ModelSettings()).logistic_C,
+                                  fit_note=note)
+    return model
 
 
 def probability_surface(model: ResponseModel, x_range, y_range, n: int = 121):

@@ -30,7 +30,7 @@ METHODS_TEXT = [
                       "on the group points (global grid search then trust-region refinement). R^2 (Eq. 3) and RMSE "
                       "(Eq. 4) over groups. 95 % CIs: profile intervals (F-test on the SSE, df = groups - 3). "
                       "AUC: patient-level, in-sample."),
-    ("2D models", "Pipeline(StandardScaler, LogisticRegression) (Eq. 5, L2 C={logistic_C}) and Pipeline(StandardScaler, "
+    ("2D models", "Pipeline(StandardScaler, LogisticRegression) (Eq. 5, {logistic_method}; separated data get the L2-penalised fit, named in the warnings) and Pipeline(StandardScaler, "
                   "SVC(rbf, C={svm_C}, gamma={svm_gamma}) + Platt scaling on internal 5-fold CV decision values). "
                   "StratifiedKFold({n_cv_splits}, shuffle, seed {seed}); the scaler is fitted inside each training "
                   "fold. AUC of the out-of-fold probabilities with a stratified bootstrap percentile CI "

@@ -35,11 +35,11 @@ def demo_out(tmp_path_factory):
 
 def test_demo_outputs_complete(demo_out):
     for name in ("cohort_report.html", "cohort_results.json", "demo_cohort.csv", "demo_voi_cycle_doses.csv",
-                 "demo_lesions.csv", "models/logistic_model.json", "models/svm_model.json"):
+                 "demo_lesions.csv", "demo_visits.csv", "models/logistic_model.json", "models/svm_model.json"):
         assert (demo_out / name).is_file(), name
     figs = {p.name for p in (demo_out / "figures").iterdir()}
     for stem in ("fig1_ad_per_aa_per_cycle", "fig2_subgroups", "fig3_response_boxplots", "fig4_groups_sigmoid",
-                 "fig5_cutoff_scatter", "fig6_probability_surfaces", "roc_curves", "km_survival", "km_landmark",
+                 "fig5_cutoff_scatter", "fig6_probability_surfaces", "roc_curves", "km_survival", "landmark_hazard_ratios",
                  "waterfall_best_shrinkage", "waterfall_delta_ad_per_aa", "lesion_dv_tcp"):
         assert {f"{stem}.png", f"{stem}.svg"} <= figs, stem
     assert not [p for p in demo_out.parent.iterdir() if p.name.startswith(".")]  # no temp folder left

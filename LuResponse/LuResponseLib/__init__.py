@@ -15,7 +15,9 @@ Modules (one concept each):
 - ``roc``          AUC, ROC curve, stratified bootstrap CI
 - ``models``       logistic (Eq. 5) and RBF-SVM pipelines, stratified CV, JSON models
 - ``rules``        cut-off rules with Clopper-Pearson intervals
-- ``survival``     Kaplan-Meier, log-rank, Cox, landmark (lifelines)
+- ``visits``       visit-level tumour measurements (sum of diameters per scan), best shrinkage up to a day
+- ``survival``     Kaplan-Meier, log-rank, Cox (lifelines)
+- ``landmark``     Pavel et al.: landmark analysis of best shrinkage and PFS, intention-to-treat groups
 - ``lesions``      lesion dV vs AD, TCP, seed-003 categories and heterogeneity
 - ``synthetic``    cohorts drawn from known models, the ``--demo`` cohort
 - ``analysis``     ``run_cohort_analysis``: everything in one call
@@ -39,6 +41,7 @@ _LAZY = {
     "roc_auc": "roc", "bootstrap_auc_ci": "roc",
     "run_cohort_analysis": "analysis", "CohortAnalysisOptions": "analysis",
     "write_cohort_outputs": "report", "make_demo_cohort": "synthetic",
+    "load_visit_table": "visits", "VisitTable": "visits", "landmark_analysis": "landmark",
 }
 
 

@@ -36,9 +36,10 @@ from .models import (CVResult, ModelSettings, RepeatedCV, ResponseModel, cross_v
 from .roc import bootstrap_auc_ci, roc_curve
 from .rules import SEED000_CAD_CUTOFF_GY, SEED000_DELTA_CUTOFF_PERCENT, RuleResult, evaluate_cutoff_rule
 from .sigmoid import ResponseGroup, SigmoidFit, fit_sigmoid, group_by_metric
+from .landmark import PAVEL_LANDMARKS_DAYS, LandmarkResult, dichotomised_shrinkage_groups, landmark_analysis
 from .survival import (SEED001_MEAN_LESION_AD_THRESHOLD_GY, SEED001_MIN_LESION_AD_THRESHOLD_GY,
-                       SEED004_SHRINKAGE_CUTOFF_PERCENT, SurvivalComparison, compare_survival, cox_continuous,
-                       landmark)
+                       SEED004_SHRINKAGE_CUTOFF_PERCENT, SurvivalComparison, compare_survival, cox_continuous)
+from .visits import VisitTable
 from .cohort import CohortTable, CycleTable, LesionTable, patient_lesion_dose_metrics
 from .readers import CAD, DELTA
 
@@ -70,7 +71,7 @@ class CohortAnalysisOptions:
     user_cutoffs: tuple[tuple[float, float], ...] = ()
     survival_thresholds: str = "seed"
     shrinkage_cutoff_percent: float = SEED004_SHRINKAGE_CUTOFF_PERCENT
-    landmark_months: tuple[float, ...] = (6.0, 12.0)
+    landmark_days: tuple[float | None, ...] = PAVEL_LANDMARKS_DAYS
     model_settings: ModelSettings = field(default_factory=ModelSettings)
 
     def to_dict(self) -> dict:
@@ -79,7 +80,7 @@ class CohortAnalysisOptions:
                 "cad_cutoff_Gy": self.cad_cutoff_Gy, "delta_cutoff_percent": self.delta_cutoff_percent,
                 "user_cutoffs": [list(c) for c in self.user_cutoffs], "survival_thresholds": self.survival_thresholds,
                 "shrinkage_cutoff_percent": self.shrinkage_cutoff_percent,
-                "landmark_months": list(self.landmark_months), "model_settings": self.model_settings.to_dict()}
+                "landmark_days": list(self.landmark_days), "model_settings": self.model_settings.to_dict()}
 
 
 @dataclass
@@ -100,6 +101,9 @@ class CohortResults:
     rules: list[RuleResult] = field(default_factory=list)
     survival: list[SurvivalComparison] = field(default_factory=list)
     survival_continuous: list[dict] = field(default_factory=list)
+    landmark: list[LandmarkResult] = field(default_factory=list)
+    landmark_not_run: str | None = None
+    shrinkage_groups: dict | None = None
     lesions: dict | None = None
     lesion_fits: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -130,6 +134,10 @@ class CohortResults:
             "rules": [r.to_dict() for r in self.rules],
             "survival": [s.to_dict(include_curves=False) for s in self.survival],
             "survival_cox_continuous": self.survival_continuous,
+            "landmark_analysis": {"method": "Pavel et al., Cancer Med 2025, section 2.3.1",
+                                  "not_run": self.landmark_not_run,
+                                  "landmarks": [r.to_dict() for r in self.landmark]},
+            "shrinkage_groups_itt": self.shrinkage_groups,
             "lesions": self.lesions,
             "warnings": list(self.warnings),
             "timings_s": dict(self.timings_s),
@@ -186,8 +194,12 @@ def _augment_with_lesion_metrics(table: CohortTable, lesions: LesionTable, warni
 
 def run_cohort_analysis(table: CohortTable, options: CohortAnalysisOptions | None = None,
                         cycles: CycleTable | None = None, lesions: LesionTable | None = None,
-                        progress: Callable[[float, str], None] | None = None) -> CohortResults:
-    """Run every analysis the data allow (see module doc) and return a :class:`CohortResults`."""
+                        progress: Callable[[float, str], None] | None = None,
+                        visits: VisitTable | None = None) -> CohortResults:
+    """Run every analysis the data allow (see module doc) and return a :class:`CohortResults`.
+
+    ``visits``: the visit-level tumour measurements (:mod:`.visits`); without them the landmark
+    analysis of Pavel et al. is not run (and the results say why)."""
     opt = options or CohortAnalysisOptions()
     res = CohortResults(table=table, options=opt)
     warn = res.warnings
@@ -266,7 +278,11 @@ def run_cohort_analysis(table: CohortTable, options: CohortAnalysisOptions | Non
 
     # 5. survival ------------------------------------------------------------------------------
     t0 = stage(4, "survival analyses")
-    _survival(table, opt, res)
+    if visits is not None:
+        warn.extend(f"visit table: {n}" for n in visits.notes)
+        table = _best_shrinkage_from_visits(table, visits, warn)
+        res.table = table
+    _survival(table, opt, res, visits)
     res.timings_s["survival"] = time.perf_counter() - t0
 
     # 6. lesions -------------------------------------------------------------------------------
@@ -279,11 +295,42 @@ def run_cohort_analysis(table: CohortTable, options: CohortAnalysisOptions | Non
     return res
 
 
-def _survival(table: CohortTable, opt: CohortAnalysisOptions, res: CohortResults) -> None:
+def _best_shrinkage_from_visits(table: CohortTable, visits: VisitTable, warnings: list[str]) -> CohortTable:
+    """Fill missing ``best_shrinkage_percent`` values (whole follow-up, before progression)
+    from the visit table; say how many and whether given values disagree."""
+    best = visits.best_percent_change(None)
+    ids = [str(p) for p in table.patient_ids]
+    col = (table.column("best_shrinkage_percent").copy() if "best_shrinkage_percent" in table.columns
+           else np.full(len(ids), np.nan))
+    filled, differ = [], []
+    for i, p in enumerate(ids):
+        b = best.get(p, np.nan)
+        if np.isnan(b):
+            continue
+        if np.isnan(col[i]):
+            col[i] = b
+            filled.append(p)
+        elif abs(col[i] - b) > 0.5:
+            differ.append(f"{p} ({col[i]:g} vs {b:.4g})")
+    if differ:
+        warnings.append(f"best_shrinkage_percent of the cohort table differs from the visit table for {len(differ)} "
+                        f"patient(s): {', '.join(differ[:20])}{' ...' if len(differ) > 20 else ''}; the visit table is "
+                        "used for the shrinkage analyses")
+    if not filled:
+        return table
+    warnings.append(f"best_shrinkage_percent computed from the visit table {visits.source} for {len(filled)} patient(s)")
+    cols = dict(table.columns)
+    cols["best_shrinkage_percent"] = col
+    return CohortTable(cols, table.source, table.lines, table.missing, table.notes)
+
+
+def _survival(table: CohortTable, opt: CohortAnalysisOptions, res: CohortResults,
+              visits: VisitTable | None = None) -> None:
     warn = res.warnings
     endpoints = [(ep, f"{ep.lower()}_months", f"{ep.lower()}_event") for ep in ("PFS", "OS")]
     endpoints = [e for e in endpoints if table.has(e[1]) and table.has(e[2])]
     if not endpoints:
+        res.landmark_not_run = "no PFS columns (pfs_months, pfs_event) in the cohort table"
         return
     ids = table.patient_ids
     seed_thr = opt.survival_thresholds == "seed"
@@ -291,7 +338,7 @@ def _survival(table: CohortTable, opt: CohortAnalysisOptions, res: CohortResults
     def threshold(name: str, seed_value: float | None):
         v = table.column(name)
         if seed_thr and seed_value is not None:
-            return seed_value, f"seed 001 threshold {seed_value:g}"
+            return seed_value, f"Hebert et al. threshold {seed_value:g}"
         return float(np.nanmedian(v)), "cohort median"
 
     splits = []
@@ -308,13 +355,22 @@ def _survival(table: CohortTable, opt: CohortAnalysisOptions, res: CohortResults
         thr = float(np.nanmedian(table.column(DELTA)))
         splits.append((DELTA, table.column(DELTA) <= thr, f"dAD/AA <= {thr:.3g} % (cohort median)",
                        (f"dAD/AA > {thr:.3g} %", f"dAD/AA <= {thr:.3g} %"), table.column(DELTA)))
-    shrink = None
-    if table.has("best_shrinkage_percent"):
+    if visits is not None or table.has("best_shrinkage_percent"):
         sc = opt.shrinkage_cutoff_percent
-        shrink = table.column("best_shrinkage_percent")
-        splits.append(("best_shrinkage_percent", shrink <= sc,
-                       f"best shrinkage >= {-sc:g} % (change <= {sc:g} %, seed 004)",
-                       (f"shrinkage < {-sc:g} %", f"shrinkage >= {-sc:g} %"), shrink))
+        groups = dichotomised_shrinkage_groups(table, visits, sc)
+        res.shrinkage_groups = groups.to_dict()
+        if groups.n_itt_no_post_baseline:
+            warn.append(f"shrinkage groups (intention to treat): {len(groups.n_itt_no_post_baseline)} patient(s) "
+                        "with a baseline but no post-baseline measurement are in the "
+                        f"'< {-sc:g} %' group: {', '.join(groups.n_itt_no_post_baseline[:20])}")
+        for k, v in groups.not_in_population.items():
+            if v:
+                warn.append(f"shrinkage groups: {len(v)} patient(s) left out ({k.replace('_', ' ')}): "
+                            f"{', '.join(v[:20])}{' ...' if len(v) > 20 else ''}")
+        splits.append(("best_shrinkage_percent", groups.group == 1,
+                       f"best shrinkage >= {-sc:g} % (change <= {sc:g} %) over the whole follow-up, intention to "
+                       f"treat (Pavel et al.; {groups.source})",
+                       (f"shrinkage < {-sc:g} %", f"shrinkage >= {-sc:g} %"), groups.group))
 
     for ep, tcol, ecol in endpoints:
         t = table.column(tcol)
@@ -325,34 +381,28 @@ def _survival(table: CohortTable, opt: CohortAnalysisOptions, res: CohortResults
                 res.survival.append(compare_survival(t, e, group, ep, var, rule, labels, ids))
             except AnalysisError as exc:
                 warn.append(f"survival {ep} by {var} skipped: {exc}")
-        if shrink is not None:
-            for L in opt.landmark_months:
-                keep, t_l = landmark(t, e, L)
-                keep &= np.array([r != "PD" for r in table.response])  # seed 004: best response PD excluded
-                n_keep = int(keep.sum())
-                if n_keep < 4:
-                    warn.append(f"landmark {L:g} months ({ep}): only {n_keep} patients event-free at the landmark; skipped")
-                    continue
-                sc = opt.shrinkage_cutoff_percent
-                group = np.where(np.isnan(shrink) | ~keep, np.nan, (shrink <= sc).astype(float))
-                try:
-                    res.survival.append(compare_survival(np.where(keep, t_l, np.nan), e, group, ep,
-                                                         "best_shrinkage_percent",
-                                                         f"best shrinkage >= {-sc:g} %, landmark {L:g} months "
-                                                         "(event-free at the landmark, best response not PD; "
-                                                         "time from the landmark)",
-                                                         (f"shrinkage < {-sc:g} %", f"shrinkage >= {-sc:g} %"), ids,
-                                                         landmark_months=L))
-                except AnalysisError as exc:
-                    warn.append(f"landmark {L:g} months ({ep}) skipped: {exc}")
-                c = cox_continuous(np.where(keep, t_l, np.nan), e, shrink, "best_shrinkage_percent", "per 1 % change")
-                c.update(endpoint=ep, landmark_months=L)
-                res.survival_continuous.append(c)
         for var in (CAD, DELTA):
             if table.has(var):
                 c = cox_continuous(t, e, table.column(var), var, "per Gy" if var == CAD else "per 1 %")
-                c.update(endpoint=ep, landmark_months=None)
+                c.update(endpoint=ep, landmark_days=None)
                 res.survival_continuous.append(c)
+
+    if visits is None:
+        res.landmark_not_run = ("no visit-level table (patient_id, days_from_start, sum_of_diameters_mm or "
+                                "percent_change, progression): the landmark analysis of Pavel et al. needs the best "
+                                "shrinkage up to each landmark and is not run (the whole-follow-up "
+                                "best_shrinkage_percent would give look-ahead bias)")
+        warn.append(f"landmark analysis not run: {res.landmark_not_run}")
+    elif not table.has("pfs_months"):
+        res.landmark_not_run = "no PFS columns (pfs_months, pfs_event) in the cohort table"
+    else:
+        try:
+            res.landmark = landmark_analysis(table, visits, tuple(opt.landmark_days), "PFS")
+        except AnalysisError as exc:
+            res.landmark_not_run = str(exc)
+            warn.append(f"landmark analysis not run: {exc}")
+        for r in res.landmark:
+            warn.extend(f"landmark {r.label}: {n}" for n in r.notes if not n.startswith("no limit"))
 
 
 def _lesion_analyses(table: CohortTable, lesions: LesionTable, res: CohortResults) -> None:

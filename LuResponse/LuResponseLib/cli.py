@@ -42,6 +42,9 @@ def add_cohort_arguments(p: argparse.ArgumentParser) -> None:
                                         " — with --results-dir")
     src.add_argument("--cycles", action="append", default=[], metavar="CSV",
                      help="per-cycle VOI table(s) (voi_cycle_doses.csv columns) for Table 2 statistics; repeatable")
+    src.add_argument("--visits", help="visit-level tumour measurements CSV (patient_id, days_from_start, "
+                                      "sum_of_diameters_mm or percent_change, progression) for the landmark and "
+                                      "intention-to-treat shrinkage analyses")
     src.add_argument("--lesions", help="per-lesion CSV (patient_id, lesion_id, lesion_ad_Gy, delta_volume_percent, "
                                        "total_uptake_baseline, total_uptake_followup)")
     st = p.add_argument_group("analysis")
@@ -57,8 +60,9 @@ def add_cohort_arguments(p: argparse.ArgumentParser) -> None:
                     help="extra cut-off rule to evaluate, e.g. 120,-40; repeatable")
     st.add_argument("--survival-thresholds", choices=["seed", "median"], default="seed",
                     help="dose thresholds for KM/Cox: seed 001 values (91.36 / 52.52 Gy) or cohort medians")
-    st.add_argument("--landmark-months", type=float, action="append", default=None, metavar="MONTHS",
-                    help="landmark time(s) for the shrinkage analysis (default 6 and 12); repeatable")
+    st.add_argument("--landmark-days", type=_landmark, action="append", default=None, metavar="DAYS",
+                    help="landmark time(s) in days for the shrinkage analysis, 'none' = no limit; repeatable "
+                         "(default as Pavel et al., Cancer Med 2025: 150, 180, 252, 336, 504 days and none)")
     st.add_argument("--logistic-penalty", choices=["none", "l2"], default="none",
                     help="Eq. 5 fit: 'none' = maximum likelihood as in Macsuka et al. (default; separable data "
                          "fall back to l2 with a warning), 'l2' = ridge-penalised with --logistic-C")
@@ -70,6 +74,18 @@ def add_cohort_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--predict", type=_pair, action="append", default=[], metavar="CAD_GY,DELTA_PERCENT",
                    help="print every model's probability of PR for a new patient; repeatable")
     o.add_argument("--no-plots", action="store_true", help="skip figures (report without images)")
+
+
+def _landmark(text: str):
+    if text.strip().lower() in ("none", "no-limit", "nolimit", "inf"):
+        return None
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a landmark is a number of days or 'none' (got '{text}')") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"a landmark must be > 0 days (got {text})")
+    return v
 
 
 def _gamma(text: str):
@@ -84,11 +100,15 @@ def _gamma(text: str):
 def run_cohort_command(args: argparse.Namespace) -> int:
     """Run the cohort analysis for parsed ``args``; returns the exit code (0 = success)."""
     import logging
+
+    import numpy as np
     from pathlib import Path
 
     from .analysis import CohortAnalysisOptions, run_cohort_analysis
+    from .landmark import PAVEL_LANDMARKS_DAYS
     from .assemble import assemble_cohort_table
     from .cohort import load_cohort_table, load_cycle_table, load_lesion_table
+    from .visits import load_visit_table
     from .models import ModelSettings
     from .report import write_cohort_outputs
 
@@ -102,18 +122,19 @@ def run_cohort_command(args: argparse.Namespace) -> int:
         raise ValueError("--bootstrap must be >= 1")
 
     extra: dict[str, str] = {}
-    cycles = lesions = None
+    cycles = lesions = visits = None
     demo_truth = None
     if args.demo:
         from .synthetic import make_demo_cohort
 
         demo = make_demo_cohort(args.seed)
-        table, cycles, lesions, demo_truth = demo.table, demo.cycles, demo.lesions, demo.truth
+        table, cycles, lesions, demo_truth, visits = demo.table, demo.cycles, demo.lesions, demo.truth, demo.visits
         from .readers import columns_to_csv_text
 
         extra["demo_cohort.csv"] = table.to_csv_text()
         extra["demo_voi_cycle_doses.csv"] = columns_to_csv_text(cycles.columns)
         extra["demo_lesions.csv"] = columns_to_csv_text(lesions.columns)
+        extra["demo_visits.csv"] = columns_to_csv_text(visits.columns)
     elif args.results_dir:
         assembled = assemble_cohort_table(args.results_dir, args.clinical)
         table, cycles = assembled.table, assembled.cycles
@@ -124,16 +145,19 @@ def run_cohort_command(args: argparse.Namespace) -> int:
         cycles = load_cycle_table([Path(c) for c in args.cycles])
     if args.lesions:
         lesions = load_lesion_table(args.lesions)
+    if args.visits:
+        visits = load_visit_table(args.visits)
 
     options = CohortAnalysisOptions(
         seed=args.seed, n_bootstrap=args.bootstrap, n_cv_splits=args.cv_folds, n_cv_repeats=args.cv_repeats,
         group_size=args.group_size, cad_cutoff_Gy=args.cad_cutoff_Gy, delta_cutoff_percent=args.delta_cutoff_percent,
         user_cutoffs=tuple(args.cutoff), survival_thresholds=args.survival_thresholds,
-        landmark_months=tuple(args.landmark_months) if args.landmark_months else (6.0, 12.0),
-        model_settings=ModelSettings(logistic_C=args.logistic_C, logistic_penalty=args.logistic_penalty, svm_C=args.svm_C, svm_gamma=_gamma(args.svm_gamma)))
+        landmark_days=tuple(args.landmark_days) if args.landmark_days else PAVEL_LANDMARKS_DAYS,
+        model_settings=ModelSettings(logistic_C=args.logistic_C, logistic_penalty=args.logistic_penalty,
+                                     svm_C=args.svm_C, svm_gamma=_gamma(args.svm_gamma)))
     log.info("Cohort: %d patients from %s", table.n_patients, table.source)
     results = run_cohort_analysis(table, options, cycles, lesions,
-                                  progress=lambda f, m: log.info("[%3d%%] %s", int(round(100 * f)), m))
+                                  progress=lambda f, m: log.info("[%3d%%] %s", int(round(100 * f)), m), visits=visits)
     results.demo_truth = demo_truth
     log.info("Writing figures and report to %s", args.out)
     paths = write_cohort_outputs(results, Path(args.out), extra, make_plots=not args.no_plots)
@@ -159,6 +183,11 @@ def run_cohort_command(args: argparse.Namespace) -> int:
         for k, v in pred.items():
             for w in v["warnings"]:
                 print(f"    warning ({k}): {w}")
+    for r in results.landmark:
+        hr = r.hazard_ratio_per_percent
+        print(f"  landmark {r.label:9s} PFS Cox HR per 1 % change {hr:.3f} [{r.hazard_ratio_ci95[0]:.3f}, "
+              f"{r.hazard_ratio_ci95[1]:.3f}], n {r.n_eligible}, events {r.n_events}" if np.isfinite(hr) else
+              f"  landmark {r.label:9s} not estimable (n {r.n_eligible}, events {r.n_events})")
     for w in results.warnings:
         print(f"  note: {w}")
     print(f"Results in {Path(args.out)}: cohort_report.html, cohort_results.json, "

@@ -231,6 +231,24 @@ def figure_km(comparisons: list):
     return fig
 
 
+def figure_landmark(landmarks: list):
+    """Forest plot: Cox HR of PFS per 1 % change of the best PCHG at each landmark (95 % CI), n
+    eligible and events (Pavel et al., Cancer Med 2025, Fig. 2)."""
+    rows = [r for r in landmarks if np.isfinite(r.hazard_ratio_per_percent)]
+    fig = _figure(6.0, 0.5 * len(rows) + 1.4)
+    ax = fig.subplots()
+    for k, r in enumerate(rows):
+        lo, hi = r.hazard_ratio_ci95
+        ax.plot([lo, hi], [k, k], color="#377eb8")
+        ax.plot(r.hazard_ratio_per_percent, k, "s", color="#377eb8")
+    ax.axvline(1.0, color="grey", ls="--", lw=0.8)
+    ax.set_yticks(range(len(rows)), [f"{r.label} (n={r.n_eligible}, {r.n_events} ev)" for r in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("PFS hazard ratio per 1 % change of best PCHG (95 % CI)")
+    ax.set_title("Landmark analysis: best shrinkage up to the landmark, PFS from the landmark", loc="left", fontsize=9)
+    return fig
+
+
 def figure_waterfall(values, response, ylabel: str, title: str, cutoff: float | None = None):
     """Waterfall plot: one bar per patient sorted from highest to lowest, coloured by response."""
     v = np.asarray(values, dtype=float)
@@ -384,13 +402,16 @@ def render_all(results) -> dict:
     if t.has("best_shrinkage_percent"):
         figs["waterfall_best_shrinkage"] = ("Waterfall — best tumour shrinkage", figure_waterfall(
             t.column("best_shrinkage_percent"), t.response, "Best change of sum of diameters (%)",
-            "Best tumour shrinkage (seed 004)", results.options.shrinkage_cutoff_percent))
+            "Best tumour shrinkage (Pavel et al.)", results.options.shrinkage_cutoff_percent))
     plain = [s for s in results.survival if s.landmark_months is None]
     land = [s for s in results.survival if s.landmark_months is not None]
     if plain:
         figs["km_survival"] = ("Kaplan–Meier — PFS/OS by dose metrics and shrinkage", figure_km(plain))
     if land:
         figs["km_landmark"] = ("Kaplan–Meier — landmark analyses", figure_km(land))
+    if any(np.isfinite(r.hazard_ratio_per_percent) for r in results.landmark):
+        figs["landmark_hazard_ratios"] = ("Landmark analysis — PFS hazard ratio per 1 % change of best shrinkage",
+                                          figure_landmark(results.landmark))
     if results.lesion_fits.get("volume_regression") is not None or results.lesion_fits.get("tcp") is not None:
         lin = results.lesion_fits.get("volume_regression")
         tcp = results.lesion_fits.get("tcp")

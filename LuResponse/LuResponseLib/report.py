@@ -41,8 +41,10 @@ METHODS_TEXT = [
               "by bootstrap."),
     ("Survival", "Kaplan-Meier (log-log CI), log-rank test, Cox PH hazard ratio with Wald CI (lifelines). Seed 001 "
                  "thresholds: 91.36 Gy mean lesion AD (= cAD), 52.52 Gy min lesion AD ('more than' = high). "
-                 "Seed 004: best shrinkage >= 30 % vs < 30 %; landmark: patients event-free and followed beyond the "
-                 "landmark, best response not PD, time re-zeroed at the landmark."),
+                 "Pavel et al. (Cancer Med 2025): best shrinkage >= 30 % vs < 30 % over the whole follow-up, "
+                 "intention to treat (baseline but no post-baseline measurement = '< 30 %'); landmark analysis from "
+                 "the visit table: best shrinkage up to each landmark, Cox model with shrinkage as a continuous "
+                 "covariate, PFS from the landmark."),
     ("Lesions", "Seed 001: OLS of volume change on lesion AD (t bands); TCP by ML logistic regression of control "
                 "(dV <= 0 %) on AD, Wald band. Seed 003: uptake change categories (+/-30 %), heterogeneity = (new or "
                 "increasing) and (decreasing or disappearing)."),
@@ -276,14 +278,33 @@ def build_report_html(results, figure_png: dict[str, tuple[str, bytes]]) -> str:
                          _p(s["logrank_p"]), f"{_fmt(s['hazard_ratio'])} {_ci(s['hazard_ratio_ci95'])}"])
         add(_table(["Endpoint", "Split", "n", "Group 1", "Group 2", "Log-rank p", "HR (2 vs 1) [95 % CI]"], rows))
         if d.get("survival_cox_continuous"):
-            add(_table(["Endpoint", "Covariate", "Landmark (months)", "n", "HR per unit [95 % CI]", "p"],
+            add(_table(["Endpoint", "Covariate", "n", "HR per unit [95 % CI]", "p"],
                        [[c.get("endpoint", ""), html.escape(c["covariate"]) + f" ({html.escape(c.get('unit', ''))})",
-                         _fmt(c.get("landmark_months")), str(c["n_used"]),
+                         str(c["n_used"]),
                          f"{_fmt(c['hazard_ratio_per_unit'], 4)} {_ci(c['ci95'], 4)}", _p(c["p"])]
                         for c in d["survival_cox_continuous"]]))
         add(fig("km_survival"))
-        add(fig("km_landmark"))
         add(fig("waterfall_best_shrinkage"))
+    lm = d.get("landmark_analysis") or {}
+    if lm.get("landmarks") or lm.get("not_run"):
+        add("<h2>Best tumour shrinkage and PFS: landmark analysis (Pavel et al., Cancer Med 2025)</h2>")
+        if lm.get("not_run"):
+            add(f"<p><b>Not run:</b> {html.escape(lm['not_run'])}.</p>")
+        rows = []
+        for r in lm.get("landmarks", []):
+            ex = ", ".join(f"{html.escape(r['exclusion_reasons'][k])} {v}" for k, v in r["excluded_counts"].items()
+                           if v) or "none"
+            rows.append([html.escape(r["landmark"]), str(r["n_eligible"]), str(r["n_events"]), ex,
+                         f"{_fmt(r['hazard_ratio_per_1_percent_change'], 4)} {_ci(r['hazard_ratio_ci95'], 4)}",
+                         _p(r["p"]), html.escape(r["time_origin"])])
+        if rows:
+            add("<p>Best percent change from baseline of the sum of target-lesion diameters up to each landmark "
+                "(on or before first progression) as a continuous covariate of a Cox model of PFS from the "
+                "landmark; patients with best response PD and patients no longer at risk at the landmark are "
+                "excluded (counts below). 'No limit' uses the whole follow-up and PFS from the start of therapy, "
+                "as in the paper, and carries look-ahead bias.</p>")
+            add(_table(["Landmark", "n", "Events", "Excluded", "HR per 1 % change [95 % CI]", "p", "PFS from"], rows))
+        add(fig("landmark_hazard_ratios"))
 
     # lesions -------------------------------------------------------------------------------------
     les = d.get("lesions")

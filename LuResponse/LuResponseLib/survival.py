@@ -3,13 +3,15 @@
 * :func:`compare_survival` — Kaplan–Meier curves of two groups, log-rank test, and the Cox
   proportional-hazards ratio (group 'high' vs 'low') with its 95 % Wald CI.
 * :func:`cox_continuous` — Cox hazard ratio per unit of a continuous covariate.
-* :func:`landmark` — landmark selection (seed 004): only patients still event-free and under
-  follow-up *after* the landmark time (time > landmark) are kept, and time is re-zeroed at the
-  landmark (time − landmark).
+* :func:`landmark` — the time part of a landmark selection: only patients still event-free and
+  under follow-up *after* the landmark time (time > landmark) are kept, and time is re-zeroed at
+  the landmark (time − landmark).  The full landmark analysis of Pavel et al. (Cancer Med 2025),
+  with shrinkage measured *up to* the landmark from the visit table, is :mod:`.landmark`.
 
-Seed 001 dichotomised the patient-mean total lesion AD at 91.36 Gy and the lowest lesion AD at
-52.52 Gy (the medians of that cohort; "more than" = high group); seed 004 compared best tumour
-shrinkage >= 30 % (best change of the sum of diameters <= −30 %) with < 30 %.
+Hebert et al. (J Nucl Med 2024) dichotomised the patient-mean total lesion AD at 91.36 Gy and
+the lowest lesion AD at 52.52 Gy (the medians of that cohort; "more than" = high group); Pavel
+et al. compared best tumour shrinkage >= 30 % (best change of the sum of diameters <= −30 %)
+with < 30 % (intention to treat, :func:`.landmark.dichotomised_shrinkage_groups`).
 
 lifelines (and through it pandas) is imported inside the functions; inputs and outputs are
 numpy arrays and plain dicts.

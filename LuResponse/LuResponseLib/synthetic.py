@@ -14,6 +14,7 @@ are PD, the rest SD (the intercept b0 is whatever makes exactly 28 responders).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +28,7 @@ from .cohort import (
     lesion_table_from_rows,
 )
 from .sigmoid import sigmoid_probability
+from .visits import VisitTable, visit_table_from_rows
 
 # shape of the seed-000 cohort
 SEED000_N = 73
@@ -117,6 +119,7 @@ class DemoCohort:
     cycles: CycleTable
     lesions: LesionTable
     truth: dict = field(default_factory=dict)
+    visits: VisitTable | None = None
 
 
 def make_demo_cohort(seed: int = 0) -> DemoCohort:
@@ -240,4 +243,87 @@ def make_demo_cohort(seed: int = 0) -> DemoCohort:
         "true_probability": (1 / (1 + np.exp(-(b0 + eta)))).tolist(),
         "seed": seed,
     }
-    return DemoCohort(table, cycles, lesions, truth)
+    visits = _demo_visits(np.random.default_rng([seed, 4]), ids, response, pfs, pfs_event, shrink, seed)
+    return DemoCohort(table, cycles, lesions, truth, visits)
+
+
+def _demo_visits(rng, ids, response, pfs_months, pfs_event, shrink, seed) -> VisitTable:
+    """Scans every 12 weeks until progression or censoring; the PCHG deepens towards the
+    patient's best shrinkage (reached at the last scan before progression); PD patients'
+    scans show their (positive) change; a progression scan closes each progressing patient."""
+    rows = []
+    for i, p in enumerate(ids):
+        end = float(pfs_months[i]) * 30.4375
+        base = round(float(rng.uniform(40, 200)), 1)
+        rows.append({"patient_id": p, "days_from_start": 0, "sum_of_diameters_mm": base, "progression": 0})
+        days = [84.0 * k for k in range(1, 40) if 84.0 * k < end]
+        if not days and response[i] != "PD":
+            days = [round(end / 2.0, 1)]
+        for k, d in enumerate(days, 1):
+            pc = shrink[i] if response[i] == "PD" or shrink[i] >= 0 else shrink[i] * math.sqrt(k / len(days))
+            rows.append({"patient_id": p, "days_from_start": d, "sum_of_diameters_mm": round(base * (1 + pc / 100), 1),
+                         "progression": 0})
+        if pfs_event[i]:
+            nadir = 1 + min(0.0, float(shrink[i])) / 100
+            rows.append({"patient_id": p, "days_from_start": round(end, 1),
+                         "sum_of_diameters_mm": round(base * max(nadir * 1.25, 1 + float(shrink[i]) / 100), 1),
+                         "progression": 1})
+    return visit_table_from_rows(rows, f"synthetic demo scans (seed {seed})")
+
+
+@dataclass
+class ShrinkageCohort:
+    """A cohort drawn from a known landmark Cox model (see :func:`simulate_shrinkage_cohort`)."""
+
+    table: CohortTable
+    visits: VisitTable
+    truth: dict
+
+
+def simulate_shrinkage_cohort(n: int = 300, beta_per_percent: float = 0.03, landmark_days: float = 180.0,
+                              seed: int = 0, scan_interval_days: float = 84.0,
+                              median_pfs_days: float = 760.0,
+                              tau_days: tuple[float, float] = (150.0, 1500.0)) -> ShrinkageCohort:
+    """Patients with known shrinkage trajectories and a known Cox coefficient at a landmark.
+
+    Each patient's PCHG follows a(1 - exp(-t/tau)) (a ~ U(-80, +10) %, tau ~ U(``tau_days``) d) plus
+    3 % measurement noise, scanned every ``scan_interval_days``.  Progression hazard: lam0
+    (median ``median_pfs_days``) up to the landmark, then lam0 exp(beta B_L) with B_L the best
+    PCHG *measured* up to the landmark — so a Cox model of PFS from the landmark on B_L has the
+    true coefficient ``beta_per_percent``.  Censoring uniform on 300–1500 d.  Shrinkage keeps
+    deepening after the landmark, so the best PCHG over the whole follow-up grows with the time
+    a patient stays free of progression (the look-ahead bias the landmark design avoids)."""
+    rng = np.random.default_rng(seed)
+    lam0 = math.log(2) / median_pfs_days
+    rows, visit_rows = [], []
+    for i in range(n):
+        p = f"S{i + 1:04d}"
+        a, tau = rng.uniform(-80, 10), rng.uniform(*tau_days)
+        base = float(rng.uniform(40, 200))
+        scan_days = scan_interval_days * np.arange(1, 60)
+        pchg = a * (1 - np.exp(-scan_days / tau)) + rng.normal(0, 3, scan_days.size)
+        pchg = np.maximum(pchg, -100.0)
+        b_l = float(pchg[scan_days <= landmark_days].min())
+        t = rng.exponential(1 / lam0)
+        if t > landmark_days:
+            t = landmark_days + rng.exponential(1 / (lam0 * math.exp(beta_per_percent * b_l)))
+        c = rng.uniform(300, 1500)
+        pfs, event = min(t, c), int(t <= c)
+        visit_rows.append({"patient_id": p, "days_from_start": 0.0, "sum_of_diameters_mm": base, "progression": 0})
+        before = scan_days < pfs if event else scan_days <= pfs
+        for d, pc in zip(scan_days[before], pchg[before]):
+            visit_rows.append({"patient_id": p, "days_from_start": float(d), "sum_of_diameters_mm": base * (1 + pc / 100),
+                               "progression": 0})
+        nadir = float(min(0.0, pchg[before].min())) if before.any() else 0.0
+        if event:
+            visit_rows.append({"patient_id": p, "days_from_start": float(pfs),
+                               "sum_of_diameters_mm": base * (1 + nadir / 100) * 1.25, "progression": 1})
+        resp = "PD" if event and not before.any() else ("PR" if nadir <= -30 else "SD")
+        rows.append({"patient_id": p, "cumulative_tumor_dose_Gy": float(rng.uniform(30, 250)),
+                     "delta_ad_per_aa_percent": float(rng.uniform(-80, 20)), "response": resp,
+                     "pfs_months": pfs / 30.4375, "pfs_event": event})
+    truth = {"beta_per_percent": beta_per_percent, "landmark_days": landmark_days, "baseline_hazard_per_day": lam0,
+             "model": "hazard lam0 before the landmark, lam0*exp(beta*B_L) after; B_L = best measured PCHG up to "
+                      "the landmark"}
+    return ShrinkageCohort(cohort_table_from_rows(rows, f"synthetic shrinkage cohort (seed {seed})"),
+                           visit_table_from_rows(visit_rows, f"synthetic scans (seed {seed})"), truth)

@@ -18,7 +18,8 @@ Modules (one concept each):
 - ``visits``       visit-level tumour measurements (sum of diameters per scan), best shrinkage up to a day
 - ``survival``     Kaplan-Meier, log-rank, Cox (lifelines)
 - ``landmark``     Pavel et al.: landmark analysis of best shrinkage and PFS, intention-to-treat groups
-- ``lesions``      lesion dV vs AD, TCP, seed-003 categories and heterogeneity
+- ``lesions``      lesion dV vs AD, TCP (Hebert et al.); response categories, heterogeneity, their relation to dose
+- ``pet_lesions``  lesion uptake per PET scan: Santoro-Fernandes et al. categories over time
 - ``synthetic``    cohorts drawn from known models, the ``--demo`` cohort
 - ``analysis``     ``run_cohort_analysis``: everything in one call
 - ``plots``/``report``  figures (PNG/SVG) and the self-contained HTML report, atomic output
@@ -41,7 +42,7 @@ _LAZY = {
     "roc_auc": "roc", "bootstrap_auc_ci": "roc",
     "run_cohort_analysis": "analysis", "CohortAnalysisOptions": "analysis",
     "write_cohort_outputs": "report", "make_demo_cohort": "synthetic",
-    "load_visit_table": "visits", "VisitTable": "visits", "landmark_analysis": "landmark",
+    "load_visit_table": "visits", "load_pet_lesion_table": "pet_lesions", "VisitTable": "visits", "landmark_analysis": "landmark",
 }
 
 

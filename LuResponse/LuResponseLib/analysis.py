@@ -28,20 +28,56 @@ from typing import Callable
 import numpy as np
 
 from . import __version__
+from .cohort import CohortTable, CycleTable, LesionTable, patient_lesion_dose_metrics
 from .descriptive import describe_cohort, per_cycle_summary
 from .errors import AnalysisError
-from .lesions import categorize_lesions, regress_volume_change, tumor_control_probability
-from .models import (CVResult, ModelSettings, RepeatedCV, ResponseModel, cross_validated_probabilities,
-                     fit_response_model, predict_new_patient, repeated_cv_auc)
-from .roc import bootstrap_auc_ci, roc_curve
-from .rules import SEED000_CAD_CUTOFF_GY, SEED000_DELTA_CUTOFF_PERCENT, RuleResult, evaluate_cutoff_rule
-from .sigmoid import ResponseGroup, SigmoidFit, fit_sigmoid, group_by_metric
-from .landmark import PAVEL_LANDMARKS_DAYS, LandmarkResult, dichotomised_shrinkage_groups, landmark_analysis
-from .survival import (SEED001_MEAN_LESION_AD_THRESHOLD_GY, SEED001_MIN_LESION_AD_THRESHOLD_GY,
-                       SEED004_SHRINKAGE_CUTOFF_PERCENT, SurvivalComparison, compare_survival, cox_continuous)
-from .visits import VisitTable
-from .cohort import CohortTable, CycleTable, LesionTable, patient_lesion_dose_metrics
+from .landmark import (
+    PAVEL_LANDMARKS_DAYS,
+    LandmarkResult,
+    dichotomised_shrinkage_groups,
+    landmark_analysis,
+)
+from .lesions import (
+    categorize_lesions,
+    category_dose_relation,
+    heterogeneity_dose_relation,
+    regress_volume_change,
+    tumor_control_probability,
+)
+from .models import (
+    CVResult,
+    ModelSettings,
+    RepeatedCV,
+    ResponseModel,
+    cross_validated_probabilities,
+    fit_response_model,
+    predict_new_patient,
+    repeated_cv_auc,
+)
+from .pet_lesions import (
+    PetLesionTable,
+    categorize_pet_lesions,
+    first_followup_arrays,
+    pet_label,
+)
 from .readers import CAD, DELTA
+from .roc import bootstrap_auc_ci, roc_curve
+from .rules import (
+    SEED000_CAD_CUTOFF_GY,
+    SEED000_DELTA_CUTOFF_PERCENT,
+    RuleResult,
+    evaluate_cutoff_rule,
+)
+from .sigmoid import ResponseGroup, SigmoidFit, fit_sigmoid, group_by_metric
+from .survival import (
+    SEED001_MEAN_LESION_AD_THRESHOLD_GY,
+    SEED001_MIN_LESION_AD_THRESHOLD_GY,
+    SEED004_SHRINKAGE_CUTOFF_PERCENT,
+    SurvivalComparison,
+    compare_survival,
+    cox_continuous,
+)
+from .visits import VisitTable
 
 FEATURES_2D = (CAD, DELTA)
 MODEL_FEATURES = {
@@ -195,11 +231,13 @@ def _augment_with_lesion_metrics(table: CohortTable, lesions: LesionTable, warni
 def run_cohort_analysis(table: CohortTable, options: CohortAnalysisOptions | None = None,
                         cycles: CycleTable | None = None, lesions: LesionTable | None = None,
                         progress: Callable[[float, str], None] | None = None,
-                        visits: VisitTable | None = None) -> CohortResults:
+                        visits: VisitTable | None = None,
+                        pet_lesions: PetLesionTable | None = None) -> CohortResults:
     """Run every analysis the data allow (see module doc) and return a :class:`CohortResults`.
 
     ``visits``: the visit-level tumour measurements (:mod:`.visits`); without them the landmark
-    analysis of Pavel et al. is not run (and the results say why)."""
+    analysis of Pavel et al. is not run (and the results say why).  ``pet_lesions``: lesion
+    uptake per PET scan (:mod:`.pet_lesions`) for the Santoro-Fernandes et al. categories."""
     opt = options or CohortAnalysisOptions()
     res = CohortResults(table=table, options=opt)
     warn = res.warnings
@@ -287,8 +325,8 @@ def run_cohort_analysis(table: CohortTable, options: CohortAnalysisOptions | Non
 
     # 6. lesions -------------------------------------------------------------------------------
     t0 = stage(5, "lesion-level analyses")
-    if lesions is not None:
-        _lesion_analyses(table, lesions, res)
+    if lesions is not None or pet_lesions is not None:
+        _lesion_analyses(table, lesions, res, pet_lesions)
     res.timings_s["lesions"] = time.perf_counter() - t0
     if progress:
         progress(6 / steps, "analysis done")
@@ -405,10 +443,33 @@ def _survival(table: CohortTable, opt: CohortAnalysisOptions, res: CohortResults
             warn.extend(f"landmark {r.label}: {n}" for n in r.notes if not n.startswith("no limit"))
 
 
-def _lesion_analyses(table: CohortTable, lesions: LesionTable, res: CohortResults) -> None:
-    out: dict = {"source": lesions.source, "n_lesions": len(lesions)}
+def _heterogeneity_vs_dose(table: CohortTable, het: dict[str, bool]) -> list[dict]:
+    out = []
+    for name in (CAD, "min_lesion_ad_Gy", "mean_lesion_ad_Gy"):
+        if table.has(name):
+            dose = dict(zip(map(str, table.patient_ids), table.column(name)))
+            r = heterogeneity_dose_relation(het, dose, name)
+            if r is not None:
+                out.append(r)
+    return out
+
+
+def _by_response(table: CohortTable, het: dict[str, bool]) -> dict[str, dict[str, int]]:
+    resp = dict(zip(map(str, table.patient_ids), table.response))
+    by: dict[str, dict[str, int]] = {}
+    for p, h in het.items():
+        e = by.setdefault(resp.get(p) or "missing", {"n": 0, "n_heterogeneous": 0})
+        e["n"] += 1
+        e["n_heterogeneous"] += int(h)
+    return by
+
+
+def _lesion_analyses(table: CohortTable, lesions: LesionTable | None, res: CohortResults,
+                     pet: PetLesionTable | None = None) -> None:
+    out: dict = {"source": lesions.source if lesions is not None else None,
+                 "n_lesions": len(lesions) if lesions is not None else 0}
     warn = res.warnings
-    if lesions.has("lesion_ad_Gy") and lesions.has("delta_volume_percent"):
+    if lesions is not None and lesions.has("lesion_ad_Gy") and lesions.has("delta_volume_percent"):
         ad, dv = lesions.column("lesion_ad_Gy"), lesions.column("delta_volume_percent")
         res.lesion_fits["data"] = (ad, dv)
         try:
@@ -424,24 +485,50 @@ def _lesion_analyses(table: CohortTable, lesions: LesionTable, res: CohortResult
             warn.extend(f"TCP: {n}" for n in tcp.notes)
         except AnalysisError as e:
             warn.append(f"TCP fit skipped: {e}")
-    if "total_uptake_baseline" in lesions.columns and "total_uptake_followup" in lesions.columns:
-        cats = categorize_lesions(lesions.column("patient_id"), lesions.column("total_uptake_baseline"),
-                                  lesions.column("total_uptake_followup"))
+    cohort_ids = set(map(str, table.patient_ids))
+    if lesions is not None and "total_uptake_baseline" in lesions.columns and "total_uptake_followup" in lesions.columns:
+        b, f = lesions.column("total_uptake_baseline"), lesions.column("total_uptake_followup")
+        cats = categorize_lesions(lesions.column("patient_id"), b, f)
+        mods = {str(m).strip() for m in lesions.columns.get("uptake_modality", []) if m}
+        modality = mods.pop() if len(mods) == 1 else ("PET" if not mods else "mixed")
+        label = pet_label(modality)
+        if not lesions.has("uptake_modality"):
+            warn.append("lesion table: uptake_modality not given; the total uptake columns are read as baseline vs "
+                        "follow-up PET (Santoro-Fernandes et al.); give uptake_modality = SPECT for therapy-SPECT "
+                        "uptake between cycles (then labelled a dosimetry analogue)")
         counts = {c: cats["categories"].count(c) for c in ("disappearing", "decreasing", "stable", "increasing", "new")}
-        resp = dict(zip(table.patient_ids, table.response))
-        by_resp: dict[str, dict[str, int]] = {}
-        for p, v in cats["patients"].items():
-            r = resp.get(p) or "missing"
-            e = by_resp.setdefault(r, {"n": 0, "n_heterogeneous": 0})
-            e["n"] += 1
-            e["n_heterogeneous"] += int(v["heterogeneous"])
-        not_in_cohort = [p for p in cats["patients"] if p not in resp]
+        het = {p: v["heterogeneous"] for p, v in cats["patients"].items()}
+        not_in_cohort = [p for p in cats["patients"] if p not in cohort_ids]
         if not_in_cohort:
             warn.append(f"lesion table patients not in the cohort table: {', '.join(not_in_cohort)}")
-        out["categories"] = {"lesion_counts": counts, "patients": cats["patients"],
+        change = np.where((b > 0) & (f > 0), 100.0 * (f / np.where(b > 0, b, 1.0) - 1.0), np.nan)
+        dose = (category_dose_relation(cats["categories"], lesions.column("lesion_ad_Gy"), change)
+                if lesions.has("lesion_ad_Gy") else None)
+        units = sorted({str(u) for u in lesions.columns.get("uptake_unit", []) if u})
+        out["categories"] = {"label": label, "modality": modality, "unit": ", ".join(units) or "not stated",
+                             "lesion_counts": counts, "patients": cats["patients"],
                              "n_heterogeneous": cats["n_heterogeneous"], "n_patients": cats["n_patients"],
-                             "heterogeneity_by_response": by_resp, "definition": cats["definition"],
-                             "lesion_categories": [{"patient_id": str(p), "lesion_id": str(l), "category": c}
-                                                   for p, l, c in zip(lesions.column("patient_id"),
+                             "heterogeneity_by_response": _by_response(table, het), "definition": cats["definition"],
+                             "dose_relation": dose, "heterogeneity_vs_dose": _heterogeneity_vs_dose(table, het),
+                             "lesion_categories": [{"patient_id": str(p), "lesion_id": str(q), "category": c}
+                                                   for p, q, c in zip(lesions.column("patient_id"),
                                                                       lesions.column("lesion_id"), cats["categories"])]}
+    if pet is not None:
+        pr = categorize_pet_lesions(pet)
+        warn.extend(f"PET lesion table: {n}" for n in pr.notes)
+        d = pr.to_dict()
+        het = {p: v["followups"][0]["heterogeneous"] for p, v in pr.patients.items() if v["followups"]}
+        pid, lid, cat, ch = first_followup_arrays(pr)
+        if lesions is not None and lesions.has("lesion_ad_Gy"):
+            lad = dict(zip(zip(map(str, lesions.column("patient_id")), map(str, lesions.column("lesion_id"))),
+                           lesions.column("lesion_ad_Gy")))
+            ad = np.array([lad.get((str(p), str(q)), np.nan) for p, q in zip(pid, lid)], dtype=float)
+            d["dose_relation_first_followup"] = category_dose_relation(cat, ad, ch)
+            d["dose_relation_first_followup"]["join"] = "lesion_ad_Gy of the lesion table, on (patient_id, lesion_id)"
+        d["heterogeneity_first_followup_vs_dose"] = _heterogeneity_vs_dose(table, het)
+        d["heterogeneity_first_followup_by_response"] = _by_response(table, het)
+        outside = [p for p in pr.patients if p not in cohort_ids]
+        if outside:
+            warn.append(f"PET lesion table patients not in the cohort table: {', '.join(outside)}")
+        out["pet_response"] = d
     res.lesions = out

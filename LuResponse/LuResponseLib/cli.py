@@ -27,14 +27,14 @@ def _pair(text: str) -> tuple[float, float]:
 
 def add_cohort_arguments(p: argparse.ArgumentParser) -> None:
     """Add the ``cohort`` options to ``p``."""
-    p.description = ("Cohort dose-response analysis (seed 000 methods): descriptive statistics, groupwise "
+    p.description = ("Cohort dose-response analysis (methods of Macsuka et al., J Nucl Med 2026): descriptive statistics, groupwise "
                      "analysis and Eq. 2 sigmoid, cross-validated logistic/SVM models, cut-off rules, survival "
                      "and lesion analyses. Writes cohort_report.html, cohort_results.json, figures/ and models/.")
     p.add_argument("table", nargs="?", help="cohort CSV (patient_id, cumulative_tumor_dose_Gy, "
                                             "delta_ad_per_aa_percent, response, optional columns)")
     p.add_argument("--out", default="lu_cohort_results", help="output folder (default: %(default)s)")
     src = p.add_argument_group("other inputs")
-    src.add_argument("--demo", action="store_true", help="analyse a synthetic cohort with the shape of seed 000 "
+    src.add_argument("--demo", action="store_true", help="analyse a synthetic cohort with the shape of Macsuka et al. "
                                                          "(73 patients, 28 PR / 33 SD / 12 PD)")
     src.add_argument("--results-dir", help="folder of per-patient result folders (summary.json, "
                                            "voi_cycle_doses.csv) to assemble the cohort from")
@@ -45,6 +45,8 @@ def add_cohort_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--visits", help="visit-level tumour measurements CSV (patient_id, days_from_start, "
                                       "sum_of_diameters_mm or percent_change, progression) for the landmark and "
                                       "intention-to-treat shrinkage analyses")
+    src.add_argument("--pet-lesions", help="lesion uptake per PET scan CSV (patient_id, lesion_id, days_from_start, "
+                                           "total_uptake, uptake_unit) for the Santoro-Fernandes et al. categories")
     src.add_argument("--lesions", help="per-lesion CSV (patient_id, lesion_id, lesion_ad_Gy, delta_volume_percent, "
                                        "total_uptake_baseline, total_uptake_followup)")
     st = p.add_argument_group("analysis")
@@ -59,7 +61,7 @@ def add_cohort_arguments(p: argparse.ArgumentParser) -> None:
     st.add_argument("--cutoff", type=_pair, action="append", default=[], metavar="CAD_GY,DELTA_PERCENT",
                     help="extra cut-off rule to evaluate, e.g. 120,-40; repeatable")
     st.add_argument("--survival-thresholds", choices=["seed", "median"], default="seed",
-                    help="dose thresholds for KM/Cox: seed 001 values (91.36 / 52.52 Gy) or cohort medians")
+                    help="dose thresholds for KM/Cox: Hebert et al. (J Nucl Med 2024) values (91.36 / 52.52 Gy) or cohort medians")
     st.add_argument("--landmark-days", type=_landmark, action="append", default=None, metavar="DAYS",
                     help="landmark time(s) in days for the shrinkage analysis, 'none' = no limit; repeatable "
                          "(default as Pavel et al., Cancer Med 2025: 150, 180, 252, 336, 504 days and none)")
@@ -108,6 +110,7 @@ def run_cohort_command(args: argparse.Namespace) -> int:
     from .landmark import PAVEL_LANDMARKS_DAYS
     from .assemble import assemble_cohort_table
     from .cohort import load_cohort_table, load_cycle_table, load_lesion_table
+    from .pet_lesions import load_pet_lesion_table, pet_lesion_csv_text
     from .visits import load_visit_table
     from .models import ModelSettings
     from .report import write_cohort_outputs
@@ -122,19 +125,21 @@ def run_cohort_command(args: argparse.Namespace) -> int:
         raise ValueError("--bootstrap must be >= 1")
 
     extra: dict[str, str] = {}
-    cycles = lesions = visits = None
+    cycles = lesions = visits = pet = None
     demo_truth = None
     if args.demo:
         from .synthetic import make_demo_cohort
 
         demo = make_demo_cohort(args.seed)
         table, cycles, lesions, demo_truth, visits = demo.table, demo.cycles, demo.lesions, demo.truth, demo.visits
+        pet = demo.pet_lesions
         from .readers import columns_to_csv_text
 
         extra["demo_cohort.csv"] = table.to_csv_text()
         extra["demo_voi_cycle_doses.csv"] = columns_to_csv_text(cycles.columns)
         extra["demo_lesions.csv"] = columns_to_csv_text(lesions.columns)
         extra["demo_visits.csv"] = columns_to_csv_text(visits.columns)
+        extra["demo_pet_lesions.csv"] = pet_lesion_csv_text(pet)
     elif args.results_dir:
         assembled = assemble_cohort_table(args.results_dir, args.clinical)
         table, cycles = assembled.table, assembled.cycles
@@ -147,6 +152,8 @@ def run_cohort_command(args: argparse.Namespace) -> int:
         lesions = load_lesion_table(args.lesions)
     if args.visits:
         visits = load_visit_table(args.visits)
+    if args.pet_lesions:
+        pet = load_pet_lesion_table(args.pet_lesions)
 
     options = CohortAnalysisOptions(
         seed=args.seed, n_bootstrap=args.bootstrap, n_cv_splits=args.cv_folds, n_cv_repeats=args.cv_repeats,
@@ -157,7 +164,8 @@ def run_cohort_command(args: argparse.Namespace) -> int:
                                      svm_C=args.svm_C, svm_gamma=_gamma(args.svm_gamma)))
     log.info("Cohort: %d patients from %s", table.n_patients, table.source)
     results = run_cohort_analysis(table, options, cycles, lesions,
-                                  progress=lambda f, m: log.info("[%3d%%] %s", int(round(100 * f)), m), visits=visits)
+                                  progress=lambda f, m: log.info("[%3d%%] %s", int(round(100 * f)), m), visits=visits,
+                                  pet_lesions=pet)
     results.demo_truth = demo_truth
     log.info("Writing figures and report to %s", args.out)
     paths = write_cohort_outputs(results, Path(args.out), extra, make_plots=not args.no_plots)

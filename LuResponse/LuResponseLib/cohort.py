@@ -235,7 +235,13 @@ class _ColumnTable:
         return self.columns[name]
 
     def has(self, name: str) -> bool:
-        return name in self.columns and bool(np.any(~np.isnan(self.columns[name])))
+        """True if the column exists and has at least one non-missing value (numbers or text)."""
+        if name not in self.columns:
+            return False
+        a = self.columns[name]
+        if a.dtype == object:
+            return any(v is not None for v in a)
+        return bool(np.any(~np.isnan(a)))
 
     def write_csv(self, path: str | Path) -> Path:
         return write_columns_csv(self.columns, path)

@@ -247,3 +247,68 @@ def categorize_lesions(patient_id, uptake_baseline, uptake_followup,
             "definition": f"decreasing < -{threshold_percent:g} %, stable within +/-{threshold_percent:g} %, "
                           f"increasing > +{threshold_percent:g} %; heterogeneous = (new or increasing) and "
                           "(decreasing or disappearing)"}
+
+
+RESPONDING_CATEGORIES = ("decreasing", "disappearing")
+
+
+def category_dose_relation(category, lesion_ad_Gy, change_percent=None) -> dict:
+    """How lesion absorbed dose relates to the lesion response category (lesions with a dose).
+
+    Per category: n and median / quartiles of the total lesion AD (Gy); Kruskal–Wallis test over
+    the categories with >= 2 lesions; AUC of the AD for *responding* lesions (decreasing or
+    disappearing) vs stable or increasing ones (Mann–Whitney form, with its two-sided
+    Mann–Whitney U p); Spearman correlation of AD with the uptake change (%) where both exist.
+    New lesions have no dose (they were not in the dosimetry) and are counted only."""
+    cat = np.asarray(category, dtype=object)
+    ad = np.asarray(lesion_ad_Gy, dtype=float)
+    has = ~np.isnan(ad)
+    out: dict = {"n_lesions_with_dose": int(has.sum()), "n_lesions_without_dose": int((~has).sum()),
+                 "by_category": {}, "kruskal_wallis_p": None, "auc_responding": None, "mann_whitney_p": None,
+                 "spearman_rho_change": None, "spearman_p": None, "notes": []}
+    groups = []
+    for c in LESION_CATEGORIES:
+        d = ad[has & (cat == c)]
+        if d.size:
+            q = np.percentile(d, [25, 50, 75])
+            out["by_category"][c] = {"n": int(d.size), "median_Gy": float(q[1]), "q1_Gy": float(q[0]),
+                                     "q3_Gy": float(q[2])}
+            if d.size >= 2:
+                groups.append(d)
+    if len(groups) >= 2 and np.ptp(np.concatenate(groups)) > 0:
+        out["kruskal_wallis_p"] = _f(stats.kruskal(*groups).pvalue)
+    resp = np.isin(cat, RESPONDING_CATEGORIES)
+    nonresp = np.isin(cat, ("stable", "increasing"))
+    a, b = ad[has & resp], ad[has & nonresp]
+    if a.size and b.size:
+        y = np.r_[np.ones(a.size, bool), np.zeros(b.size, bool)]
+        out["auc_responding"] = roc_auc(y, np.r_[a, b])
+        out["mann_whitney_p"] = _f(stats.mannwhitneyu(a, b, alternative="two-sided").pvalue)
+        out["n_responding"], out["n_not_responding"] = int(a.size), int(b.size)
+    else:
+        out["notes"].append("the AUC needs lesions with a dose both responding and stable/increasing")
+    if change_percent is not None:
+        ch = np.asarray(change_percent, dtype=float)
+        ok = has & ~np.isnan(ch)
+        if ok.sum() >= 3 and np.ptp(ad[ok]) > 0 and np.ptp(ch[ok]) > 0:
+            r = stats.spearmanr(ad[ok], ch[ok])
+            out["spearman_rho_change"], out["spearman_p"] = _f(r.statistic), _f(r.pvalue)
+            out["n_spearman"] = int(ok.sum())
+    return out
+
+
+def heterogeneity_dose_relation(heterogeneous: dict, dose_by_patient: dict, dose_name: str) -> dict | None:
+    """Patient-level: ``dose_name`` (e.g. cAD in Gy) in patients with and without response
+    heterogeneity — n, medians, Mann–Whitney U p and the AUC of the dose for *no* heterogeneity.
+    None if either group has no patient with a dose."""
+    het = [float(dose_by_patient[p]) for p, h in heterogeneous.items() if h and p in dose_by_patient
+           and np.isfinite(dose_by_patient[p])]
+    hom = [float(dose_by_patient[p]) for p, h in heterogeneous.items() if not h and p in dose_by_patient
+           and np.isfinite(dose_by_patient[p])]
+    if not het or not hom:
+        return None
+    y = np.r_[np.zeros(len(het), bool), np.ones(len(hom), bool)]
+    return {"dose": dose_name, "n_heterogeneous": len(het), "n_not_heterogeneous": len(hom),
+            "median_heterogeneous": float(np.median(het)), "median_not_heterogeneous": float(np.median(hom)),
+            "mann_whitney_p": _f(stats.mannwhitneyu(het, hom, alternative="two-sided").pvalue),
+            "auc_not_heterogeneous": roc_auc(y, np.r_[het, hom])}

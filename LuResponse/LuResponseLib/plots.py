@@ -416,5 +416,5 @@ def render_all(results) -> dict:
         lin = results.lesion_fits.get("volume_regression")
         tcp = results.lesion_fits.get("tcp")
         ad, dv = results.lesion_fits.get("data", (np.array([]), np.array([])))
-        figs["lesion_dv_tcp"] = ("Lesions — ΔV vs AD and TCP (seed 001)", figure_lesions(ad, dv, lin, tcp))
+        figs["lesion_dv_tcp"] = ("Lesions — ΔV vs AD and TCP (Hebert et al.)", figure_lesions(ad, dv, lin, tcp))
     return figs

@@ -322,11 +322,15 @@ LESION_COLUMNS: tuple[ColumnSpec, ...] = (
     ColumnSpec("lesion_id", "id", True),
     ColumnSpec("lesion_ad_Gy", "number", False, 0.0, None, "total absorbed dose of the lesion over the course (Gy)"),
     ColumnSpec("delta_volume_percent", "number", False, -100.0, None,
-               "lesion volume change, follow-up vs baseline CT (%), seed 001 DeltaV%"),
+               "lesion volume change, follow-up vs baseline CT (%), DeltaV% of Hebert et al."),
     ColumnSpec("total_uptake_baseline", "number", False, 0.0, None,
                "lesion total uptake at baseline (e.g. SUVtotal); empty or 0 = new lesion"),
     ColumnSpec("total_uptake_followup", "number", False, 0.0, None,
                "lesion total uptake at follow-up (same unit); empty or 0 = disappeared"),
+    ColumnSpec("uptake_unit", "category", description="unit of the total uptake columns: SUVtotal or MBq"),
+    ColumnSpec("uptake_modality", "category",
+               description="PET = baseline vs follow-up PET (Santoro-Fernandes et al.); SPECT = therapy-SPECT "
+                           "uptake between cycles (dosimetry analogue)"),
 )
 
 

@@ -39,15 +39,18 @@ METHODS_TEXT = [
     ("Tests", "Wilcoxon signed-rank (paired), Wilcoxon rank-sum / Mann-Whitney U (independent), Kruskal-Wallis "
               "(>2 groups), Spearman correlation; two-sided, alpha 0.05, no multiplicity correction. SE of a median "
               "by bootstrap."),
-    ("Survival", "Kaplan-Meier (log-log CI), log-rank test, Cox PH hazard ratio with Wald CI (lifelines). Seed 001 "
+    ("Survival", "Kaplan-Meier (log-log CI), log-rank test, Cox PH hazard ratio with Wald CI (lifelines). Hebert et al. "
                  "thresholds: 91.36 Gy mean lesion AD (= cAD), 52.52 Gy min lesion AD ('more than' = high). "
                  "Pavel et al. (Cancer Med 2025): best shrinkage >= 30 % vs < 30 % over the whole follow-up, "
                  "intention to treat (baseline but no post-baseline measurement = '< 30 %'); landmark analysis from "
                  "the visit table: best shrinkage up to each landmark, Cox model with shrinkage as a continuous "
                  "covariate, PFS from the landmark."),
-    ("Lesions", "Seed 001: OLS of volume change on lesion AD (t bands); TCP by ML logistic regression of control "
-                "(dV <= 0 %) on AD, Wald band. Seed 003: uptake change categories (+/-30 %), heterogeneity = (new or "
-                "increasing) and (decreasing or disappearing)."),
+    ("Lesions", "Hebert et al. (J Nucl Med 2024): OLS of volume change on lesion AD (t bands); TCP by ML logistic "
+                "regression of control (dV <= 0 %) on AD, Wald band. Santoro-Fernandes et al. (J Nucl Med 2025): "
+                "total-uptake (SUVtotal) change of each lesion from baseline to follow-up PET, categories new / "
+                "disappearing / decreasing (< -30 %) / stable / increasing (> +30 %), heterogeneity = (new or "
+                "increasing) and (decreasing or disappearing); uptake from therapy SPECT between cycles is reported "
+                "as a dosimetry analogue. Lesion AD by category: Kruskal-Wallis, Mann-Whitney AUC, Spearman."),
 ]
 
 
@@ -95,6 +98,27 @@ def _table(headers, rows, cls: str = "") -> str:
     h = "".join(f"<th>{html.escape(str(c))}</th>" for c in headers)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
     return f'<table class="{cls}"><thead><tr>{h}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _dose_relation_html(dr: dict | None, het: list | None) -> str:
+    """Lesion AD by response category and patient heterogeneity vs dose (report paragraph)."""
+    parts = []
+    if dr and dr.get("by_category"):
+        rows = [[html.escape(k), str(v["n"]), f"{_fmt(v['median_Gy'])} [{_fmt(v['q1_Gy'])}–{_fmt(v['q3_Gy'])}]"]
+                for k, v in dr["by_category"].items()]
+        parts.append(_table(["Category", "Lesions with a dose", "Lesion AD, median [IQR] (Gy)"], rows))
+        txt = f"Kruskal-Wallis p {_peq(dr['kruskal_wallis_p'])}"
+        if dr.get("auc_responding") is not None:
+            txt += (f"; AUC of lesion AD for decreasing/disappearing vs stable/increasing "
+                    f"{_fmt(dr['auc_responding'])} (Mann-Whitney p {_peq(dr['mann_whitney_p'])})")
+        if dr.get("spearman_rho_change") is not None:
+            txt += f"; Spearman ρ of AD with the uptake change {_fmt(dr['spearman_rho_change'])} (p {_peq(dr['spearman_p'])})"
+        parts.append(f"<p>{txt}. {dr['n_lesions_without_dose']} lesion(s) without a dose (e.g. new lesions).</p>")
+    for h in het or []:
+        parts.append(f"<p>{html.escape(h['dose'])}: median {_fmt(h['median_heterogeneous'])} in "
+                     f"{h['n_heterogeneous']} patient(s) with heterogeneity vs {_fmt(h['median_not_heterogeneous'])} in "
+                     f"{h['n_not_heterogeneous']} without (Mann-Whitney p {_peq(h['mann_whitney_p'])}).</p>")
+    return "".join(parts)
 
 
 def _img(png: bytes, alt: str) -> str:
@@ -323,12 +347,28 @@ def build_report_html(results, figure_png: dict[str, tuple[str, bytes]]) -> str:
                 f"p {_peq(tcp['beta1_p'])}; D50 = {_fmt(tcp['D50_Gy'])} Gy; AUC = {_fmt(tcp['auc'])}.</p>")
         cat = les.get("categories")
         if cat:
-            add(_table(["Lesion category (seed 003)"] + list(cat["lesion_counts"]),
+            add(f"<h3>{html.escape(cat['label'])[:1].upper()}{html.escape(cat['label'])[1:]} — lesion table "
+                f"(unit: {html.escape(cat['unit'])})</h3>")
+            add(_table(["Lesion category"] + list(cat["lesion_counts"]),
                        [["Lesions"] + [str(v) for v in cat["lesion_counts"].values()]]))
             add(f"<p>Patients with response heterogeneity: {cat['n_heterogeneous']} of {cat['n_patients']} "
                 f"({html.escape(cat['definition'])}). By response: " +
                 "; ".join(f"{html.escape(k)} {v['n_heterogeneous']}/{v['n']}" for k, v in cat["heterogeneity_by_response"].items())
                 + "</p>")
+            add(_dose_relation_html(cat.get("dose_relation"), cat.get("heterogeneity_vs_dose")))
+        pet = les.get("pet_response")
+        if pet:
+            add(f"<h3>{html.escape(pet['label'])[:1].upper()}{html.escape(pet['label'])[1:]} — per-scan lesion "
+                "table, first follow-up vs baseline</h3>")
+            c = pet["first_followup_lesion_counts"]
+            add(_table(["Lesion category"] + list(c), [["Lesions"] + [str(v) for v in c.values()]]))
+            nr, dr = pet["new_at_first_followup_resolved_at_last"], pet["disappearing_at_first_followup_returned_at_last"]
+            add(f"<p>Patients with response heterogeneity at the first follow-up: "
+                f"{pet['n_heterogeneous_first_followup']} of {pet['n_patients_with_followup']}. Lesions new at the "
+                f"first follow-up that resolved by the last: {nr[1]} of {nr[0]}; lesions disappearing at the first "
+                f"follow-up that returned: {dr[1]} of {dr[0]}.</p>")
+            add(_dose_relation_html(pet.get("dose_relation_first_followup"),
+                                    pet.get("heterogeneity_first_followup_vs_dose")))
         add(fig("lesion_dv_tcp"))
 
     # methods -------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from .cohort import (
     lesion_table_from_rows,
 )
 from .sigmoid import sigmoid_probability
+from .pet_lesions import PetLesionTable, pet_lesion_table_from_rows
 from .visits import VisitTable, visit_table_from_rows
 
 # shape of the seed-000 cohort
@@ -120,6 +121,7 @@ class DemoCohort:
     lesions: LesionTable
     truth: dict = field(default_factory=dict)
     visits: VisitTable | None = None
+    pet_lesions: PetLesionTable | None = None
 
 
 def make_demo_cohort(seed: int = 0) -> DemoCohort:
@@ -194,12 +196,14 @@ def make_demo_cohort(seed: int = 0) -> DemoCohort:
             follow = "" if du <= -95 else base * (1 + max(du, -95) / 100.0)
             lesion_rows.append({"patient_id": p, "lesion_id": f"tumor_{t + 1}", "lesion_ad_Gy": float(lad[t]),
                                 "delta_volume_percent": dv, "total_uptake_baseline": base,
-                                "total_uptake_followup": follow})
+                                "total_uptake_followup": follow, "uptake_unit": "SUVtotal",
+                                "uptake_modality": "PET"})
         n_new = int(rng.integers(1, 4)) if response[i] == "PD" else int(rng.random() < 0.2)
         for t in range(n_new):
             lesion_rows.append({"patient_id": p, "lesion_id": f"new_{t + 1}", "lesion_ad_Gy": "",
                                 "delta_volume_percent": "", "total_uptake_baseline": "",
-                                "total_uptake_followup": float(np.exp(rng.normal(np.log(60.0), 0.5)))})
+                                "total_uptake_followup": float(np.exp(rng.normal(np.log(60.0), 0.5))),
+                                "uptake_unit": "SUVtotal", "uptake_modality": "PET"})
 
     # survival (months): PD progresses early; otherwise exponential, lower hazard with dose
     pd = response == "PD"
@@ -244,7 +248,29 @@ def make_demo_cohort(seed: int = 0) -> DemoCohort:
         "seed": seed,
     }
     visits = _demo_visits(np.random.default_rng([seed, 4]), ids, response, pfs, pfs_event, shrink, seed)
-    return DemoCohort(table, cycles, lesions, truth, visits)
+    pet = _demo_pet(np.random.default_rng([seed, 5]), lesion_rows, seed)
+    return DemoCohort(table, cycles, lesions, truth, visits, pet)
+
+
+def _demo_pet(rng, lesion_rows, seed) -> PetLesionTable:
+    """Long PET lesion table of the demo: baseline (day -14), first follow-up (day 200: the
+    lesion table's follow-up uptake) and a second one (day 400: each lesion drifts by a
+    log-normal factor; 60 % of the new lesions resolve, 10 % of the disappeared return)."""
+    rows = []
+    for r in lesion_rows:
+        b = r["total_uptake_baseline"]
+        f = r["total_uptake_followup"]
+        if f == "":
+            f2 = float(b) * 0.5 if rng.random() < 0.1 else 0.0
+        elif b == "":
+            f2 = 0.0 if rng.random() < 0.6 else float(f) * float(np.exp(rng.normal(0, 0.3)))
+        else:
+            f2 = float(f) * float(np.exp(rng.normal(0, 0.3)))
+        for day, v in ((-14.0, b), (200.0, f), (400.0, f2)):
+            rows.append({"patient_id": r["patient_id"], "lesion_id": r["lesion_id"], "days_from_start": day,
+                         "total_uptake": 0.0 if v == "" else round(float(v), 3), "uptake_unit": "SUVtotal",
+                         "modality": "PET"})
+    return pet_lesion_table_from_rows(rows, f"synthetic demo PET lesions (seed {seed})")
 
 
 def _demo_visits(rng, ids, response, pfs_months, pfs_event, shrink, seed) -> VisitTable:

@@ -295,9 +295,15 @@ def run_cohort_analysis(table: CohortTable, options: CohortAnalysisOptions | Non
             res.cv[name] = cross_validated_probabilities(X[:, cols], y, kind, opt.n_cv_splits, opt.seed, opt.n_bootstrap,
                                                          opt.confidence, opt.model_settings, list(feats))
             if opt.n_cv_repeats > 0:
-                res.repeated_cv[name] = repeated_cv_auc(X[:, cols], y, kind, opt.n_cv_repeats, opt.n_cv_splits,
-                                                        opt.seed, opt.model_settings)
+                n_rep, note = _repeats(kind, y.size, opt)
+                rcv = repeated_cv_auc(X[:, cols], y, kind, n_rep, opt.n_cv_splits, opt.seed, opt.model_settings)
+                rcv.n_repeats_requested, rcv.note = opt.n_cv_repeats, note
+                res.repeated_cv[name] = rcv
+                if note:
+                    warn.append(f"model '{name}': {note}")
             res.models[name] = fit_response_model(X[:, cols], y, kind, list(feats), opt.seed, opt.model_settings)
+            if res.models[name].settings.get("svm_trained_on"):
+                warn.append(f"model '{name}' (all patients): SVM trained on {res.models[name].settings['svm_trained_on']}")
             warn.extend(f"model '{name}' cross-validation: {n}" for n in res.cv[name].notes)
             if res.models[name].settings.get("fit_note"):
                 warn.append(f"model '{name}' (all patients): {res.models[name].settings['fit_note']}")
@@ -331,6 +337,18 @@ def run_cohort_analysis(table: CohortTable, options: CohortAnalysisOptions | Non
     if progress:
         progress(6 / steps, "analysis done")
     return res
+
+
+def _repeats(kind: str, n: int, opt: CohortAnalysisOptions) -> tuple[int, str | None]:
+    """Repeated-CV splits for a model: all requested ones, except for the SVM on a cohort larger
+    than its training cap, where they are reduced in proportion (at least 5): the spread of the
+    AUC over splits shrinks as the cohort grows, and each SVM split costs ~30 fits."""
+    cap = opt.model_settings.svm_max_train
+    if kind != "svm" or not cap or n <= cap or opt.n_cv_repeats <= 5:
+        return opt.n_cv_repeats, None
+    k = min(opt.n_cv_repeats, max(5, math.ceil(opt.n_cv_repeats * cap / n)))
+    return k, (f"repeated cross-validation reduced to {k} of {opt.n_cv_repeats} splits for the SVM on {n} patients "
+               f"(> {cap}; the spread over splits shrinks with the cohort size)")
 
 
 def _best_shrinkage_from_visits(table: CohortTable, visits: VisitTable, warnings: list[str]) -> CohortTable:

@@ -9,12 +9,11 @@ training folds only (no leakage of the test fold's mean/SD).
   out-of-fold probabilities -> ROC curve and AUC, with a stratified bootstrap percentile 95 % CI
   over patients (:func:`roc.bootstrap_auc_ci`, the out-of-fold probabilities are not refitted).
   :func:`repeated_cv_auc` repeats the CV with other fold splits to show the spread.
-* SVM probabilities: ``SVC(kernel="rbf")`` decision values mapped to probabilities by Platt
-  scaling, P(PR) = 1 / (1 + exp(A f + B)), with A, B fitted (Platt 1999; Lin, Lin & Weng 2007
-  target smoothing, Newton iterations) on decision values from an internal stratified 5-fold
-  CV of the training data — what libsvm does for ``probability=True``, implemented here
-  because that option is deprecated in scikit-learn 1.9 and because it keeps every number of
-  the model explicit.
+* SVM probabilities: ``SVC(kernel="rbf")`` plus explicit Platt scaling (:mod:`.svm`); on a
+  training set larger than ``ModelSettings.svm_max_train`` the SVM is trained on a stratified
+  random subsample of that size (stated in the results).
+* Folds are fitted in parallel threads (``ModelSettings.n_jobs``; libsvm and the NumPy solvers
+  release the GIL); results do not depend on ``n_jobs``.
 * A trained model is a :class:`ResponseModel`: plain numbers (scaler mean/scale, logistic
   coefficients or SVM support vectors, dual coefficients, intercept, gamma, Platt A/B, training
   ranges) that predict with numpy alone, save to JSON and load back with identical
@@ -27,7 +26,6 @@ needs only numpy.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import warnings
@@ -38,6 +36,7 @@ import numpy as np
 
 from .errors import AnalysisError, ExtrapolationWarning
 from .roc import RocCurve, bootstrap_auc_ci, roc_auc, roc_curve
+from .svm import SVM_MAX_TRAIN, _expit, _platt_svc_class, platt_fit  # noqa: F401  (platt_fit re-exported)
 
 MODEL_KINDS = ("logistic", "svm")
 LOGISTIC_PENALTIES = ("none", "l2")
@@ -57,7 +56,9 @@ class ModelSettings:
     uses the penalised fit (:func:`logistic_separation`).  Both are solved with the
     ``newton-cholesky`` solver to ``logistic_tol``.
     svm_C, svm_gamma: ``SVC`` parameters (``"scale"`` = 1 / (n_features · var(X_std)));
-    platt_folds: internal CV folds for Platt scaling."""
+    platt_folds: internal CV folds for Platt scaling; svm_max_train: largest training set the SVM
+    is fitted on (larger ones are subsampled, stratified; 0 = never); n_jobs: threads for the
+    folds of a cross-validation."""
 
     logistic_C: float = 1.0
     svm_C: float = 1.0
@@ -65,6 +66,8 @@ class ModelSettings:
     platt_folds: int = 5
     logistic_penalty: str = "none"
     logistic_tol: float = 1e-10
+    svm_max_train: int = SVM_MAX_TRAIN
+    n_jobs: int = 2
 
     def __post_init__(self):
         if self.logistic_penalty not in LOGISTIC_PENALTIES:
@@ -81,7 +84,8 @@ class ModelSettings:
     def to_dict(self) -> dict:
         return {"logistic_penalty": self.logistic_penalty, "logistic_method": self.logistic_method,
                 "logistic_C": self.logistic_C if self.logistic_penalty == "l2" else None,
-                "svm_C": self.svm_C, "svm_gamma": self.svm_gamma, "platt_folds": self.platt_folds}
+                "svm_C": self.svm_C, "svm_gamma": self.svm_gamma, "platt_folds": self.platt_folds,
+                "svm_max_train": self.svm_max_train, "n_jobs": self.n_jobs}
 
 
 def logistic_separation(X, y) -> str | None:
@@ -116,104 +120,6 @@ def logistic_separation(X, y) -> str | None:
             "the maximum-likelihood coefficients of Eq. 5 do not exist (they grow without bound)")
 
 
-def _expit(z):
-    z = np.asarray(z, dtype=float)
-    return np.exp(-np.logaddexp(0.0, -z))
-
-
-def platt_fit(decision, y, max_iter: int = 100) -> tuple[float, float]:
-    """Platt scaling parameters (A, B) with P(y=1 | f) = 1 / (1 + exp(A f + B)).
-
-    Targets are smoothed as in Platt (1999): (N+ + 1)/(N+ + 2) for positives and 1/(N- + 2) for
-    negatives; the log-likelihood is maximised by Newton's method with backtracking."""
-    f = np.asarray(decision, dtype=float)
-    y = np.asarray(y).astype(bool)
-    n1, n0 = int(y.sum()), int((~y).sum())
-    t = np.where(y, (n1 + 1.0) / (n1 + 2.0), 1.0 / (n0 + 2.0))
-
-    def nll(a, b):
-        z = a * f + b
-        return float(np.sum(t * np.logaddexp(0, z) + (1 - t) * np.logaddexp(0, -z)))
-
-    a, b = 0.0, math.log((n0 + 1.0) / (n1 + 1.0))
-    cur = nll(a, b)
-    for _ in range(max_iter):
-        s = _expit(a * f + b)
-        g = s - (1.0 - t)
-        ga, gb = float(np.sum(f * g)), float(np.sum(g))
-        if max(abs(ga), abs(gb)) < 1e-10 * f.size:
-            break
-        w = s * (1 - s) + 1e-12
-        h = np.array([[np.sum(w * f * f) + 1e-12, np.sum(w * f)], [np.sum(w * f), np.sum(w) + 1e-12]])
-        da, db = np.linalg.solve(h, [ga, gb])
-        step = 1.0
-        while True:
-            na, nb = a - step * da, b - step * db
-            new = nll(na, nb)
-            if new <= cur:
-                break
-            step /= 2.0
-            if step < 1e-12:
-                return float(a), float(b)
-        a, b, done = na, nb, (cur - new) < 1e-14 * max(1.0, abs(cur))
-        cur = new
-        if done:
-            break
-    return float(a), float(b)
-
-
-@functools.lru_cache(maxsize=None)
-def _platt_svc_class():
-    """The scikit-learn compatible RBF-SVM with explicit Platt scaling (made on first use so
-    that importing this module does not import scikit-learn)."""
-    from sklearn.base import BaseEstimator, ClassifierMixin
-    from sklearn.model_selection import StratifiedKFold
-    from sklearn.svm import SVC
-
-    class PlattSVC(ClassifierMixin, BaseEstimator):
-        """``SVC(kernel='rbf')`` plus Platt scaling fitted on internal-CV decision values."""
-
-        def __init__(self, C=1.0, gamma="scale", platt_folds=5, random_state=0):
-            self.C = C
-            self.gamma = gamma
-            self.platt_folds = platt_folds
-            self.random_state = random_state
-
-        def _svc(self):
-            return SVC(C=self.C, kernel="rbf", gamma=self.gamma)
-
-        def fit(self, X, y):
-            X = np.asarray(X, dtype=float)
-            y = np.asarray(y).astype(int)
-            self.classes_ = np.array([0, 1])
-            n_min = int(min(np.sum(y == 0), np.sum(y == 1)))
-            if n_min < 1:
-                raise AnalysisError("the SVM needs both responders and non-responders in the training data")
-            k = min(int(self.platt_folds), n_min)
-            f = np.empty(y.size)
-            if k >= 2:
-                skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=self.random_state)
-                for tr, te in skf.split(X, y):
-                    f[te] = self._svc().fit(X[tr], y[tr]).decision_function(X[te])
-            self.svc_ = self._svc().fit(X, y)
-            if k < 2:
-                f = self.svc_.decision_function(X)
-            self.platt_A_, self.platt_B_ = platt_fit(f, y)
-            return self
-
-        def decision_function(self, X):
-            return self.svc_.decision_function(np.asarray(X, dtype=float))
-
-        def predict_proba(self, X):
-            p1 = _expit(-(self.platt_A_ * self.decision_function(X) + self.platt_B_))
-            return np.column_stack([1.0 - p1, p1])
-
-        def predict(self, X):
-            return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
-
-    return PlattSVC
-
-
 def make_pipeline(kind: str, seed: int = 0, settings: ModelSettings | None = None):
     """A fresh ``Pipeline([('scaler', StandardScaler()), ('model', ...)])`` for ``kind``."""
     from sklearn.linear_model import LogisticRegression
@@ -226,7 +132,7 @@ def make_pipeline(kind: str, seed: int = 0, settings: ModelSettings | None = Non
         model = LogisticRegression(C=C, solver="newton-cholesky", max_iter=1000, tol=settings.logistic_tol)
     elif kind == "svm":
         model = _platt_svc_class()(C=settings.svm_C, gamma=settings.svm_gamma, platt_folds=settings.platt_folds,
-                                   random_state=seed)
+                                   random_state=seed, max_train=settings.svm_max_train)
     else:
         raise AnalysisError(f"unknown model kind '{kind}' (expected one of {', '.join(MODEL_KINDS)})")
     return Pipeline([("scaler", StandardScaler()), ("model", model)])
@@ -238,8 +144,6 @@ def fit_pipeline(kind: str, X, y, seed: int = 0, settings: ModelSettings | None 
     An unpenalised logistic fit on separable training data (checked with
     :func:`logistic_separation` when the training set has < 2,000 patients, and by the solver's
     convergence otherwise) is replaced by the L2-penalised fit, and the note says so."""
-    from sklearn.exceptions import ConvergenceWarning
-
     settings = settings or ModelSettings()
     note = None
     if kind == "logistic" and settings.logistic_penalty == "none" and len(y) < 2000:
@@ -247,10 +151,10 @@ def fit_pipeline(kind: str, X, y, seed: int = 0, settings: ModelSettings | None 
         if sep:
             settings = replace(settings, logistic_penalty="l2")
             note = sep + f"; the L2-penalised fit (C = {settings.logistic_C:g}) is used instead"
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
-        pipe = make_pipeline(kind, seed, settings).fit(X, y)
-    if kind == "logistic" and any(issubclass(w.category, ConvergenceWarning) for w in caught):
+    pipe = make_pipeline(kind, seed, settings).fit(X, y)
+    # convergence read from the solver's iteration count (warnings.catch_warnings is not
+    # thread-safe and the folds run in threads)
+    if kind == "logistic" and _not_converged(pipe):
         if settings.logistic_penalty == "none":
             settings = replace(settings, logistic_penalty="l2")
             pipe = make_pipeline(kind, seed, settings).fit(X, y)
@@ -259,6 +163,23 @@ def fit_pipeline(kind: str, X, y, seed: int = 0, settings: ModelSettings | None 
         else:
             note = "the penalised logistic fit did not converge"
     return pipe, note
+
+
+def _not_converged(pipe) -> bool:
+    est = pipe.named_steps["model"]
+    return int(np.max(est.n_iter_)) >= est.max_iter or not np.all(np.isfinite(est.coef_))
+
+
+def _parallel(fn, items, settings: ModelSettings | None):
+    """[fn(item) for item in items], in ``settings.n_jobs`` threads (order kept)."""
+    items = list(items)
+    n_jobs = (settings or ModelSettings()).n_jobs
+    if n_jobs <= 1 or len(items) < 2:
+        return [fn(i) for i in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=n_jobs) as ex:
+        return list(ex.map(fn, items))
 
 
 def _check_xy(X, y, feature_names=None):
@@ -348,14 +269,25 @@ def cross_validated_probabilities(X, y, kind: str = "logistic", n_splits: int = 
     fold_of = np.full(y.size, -1, dtype=int)
     models = []
     notes: list[str] = []
-    for fi, (tr, te) in enumerate(folds):
+
+    def one(fi):
+        tr, te = folds[fi]
         pipe, note = fit_pipeline(kind, X[tr], y[tr], seed + fi, settings)
+        return pipe, note, pipe.predict_proba(X[te])[:, 1]
+
+    for fi, (pipe, note, p) in enumerate(_parallel(one, range(len(folds)), settings)):
+        te = folds[fi][1]
         if note:
             notes.append(f"fold {fi + 1}: {note}")
-        oof[te] = pipe.predict_proba(X[te])[:, 1]
+        oof[te] = p
         fold_of[te] = fi
         if keep_models:
             models.append(pipe)
+    if kind == "svm":
+        est = pipe.named_steps["model"]
+        if est.n_train_used_ < est.n_train_total_:
+            notes.append(f"SVM trained on a stratified random subsample of {est.n_train_used_} of the "
+                         f"{est.n_train_total_} training patients of each fold (large cohort)")
     auc = roc_auc(y, oof)
     lo, hi, _ = bootstrap_auc_ci(y, oof, n_bootstrap, seed, confidence)
     return CVResult(kind, names, oof, fold_of, folds, auc, (lo, hi), roc_curve(y, oof), n_splits, seed,
@@ -369,10 +301,13 @@ class RepeatedCV:
     kind: str
     aucs: np.ndarray
     seeds: list[int]
+    n_repeats_requested: int | None = None
+    note: str | None = None
 
     def to_dict(self) -> dict:
         q = np.percentile(self.aucs, [2.5, 50, 97.5])
         return {"kind": self.kind, "n_repeats": int(self.aucs.size), "aucs": self.aucs.tolist(),
+                "n_repeats_requested": self.n_repeats_requested or int(self.aucs.size), "note": self.note,
                 "median_auc": float(q[1]), "auc_p2_5": float(q[0]), "auc_p97_5": float(q[2]),
                 "min_auc": float(self.aucs.min()), "max_auc": float(self.aucs.max()), "seeds": self.seeds}
 
@@ -382,13 +317,16 @@ def repeated_cv_auc(X, y, kind: str = "logistic", n_repeats: int = 20, n_splits:
     """CV AUC for fold seeds ``seed, seed+1, …`` (no bootstrap): the spread due to the split."""
     X, y = _check_xy(X, y)
     seeds = [seed + r for r in range(n_repeats)]
-    aucs = []
-    for s in seeds:
-        oof = np.empty(y.size)
-        for fi, (tr, te) in enumerate(stratified_folds(y, n_splits, s)):
-            oof[te] = fit_pipeline(kind, X[tr], y[tr], s + fi, settings)[0].predict_proba(X[te])[:, 1]
-        aucs.append(roc_auc(y, oof))
-    return RepeatedCV(kind, np.array(aucs), seeds)
+    jobs = [(s, fi, tr, te) for s in seeds for fi, (tr, te) in enumerate(stratified_folds(y, n_splits, s))]
+
+    def one(job):
+        s, fi, tr, te = job
+        return fit_pipeline(kind, X[tr], y[tr], s + fi, settings)[0].predict_proba(X[te])[:, 1]
+
+    oof = {s: np.empty(y.size) for s in seeds}
+    for (s, _fi, _tr, te), p in zip(jobs, _parallel(one, jobs, settings)):
+        oof[s][te] = p
+    return RepeatedCV(kind, np.array([roc_auc(y, oof[s]) for s in seeds]), seeds)
 
 
 # --------------------------------------------------------------------------------------------
@@ -566,6 +504,11 @@ def fit_response_model(X, y, kind: str = "logistic", feature_names=None, seed: i
     names = list(feature_names) if feature_names is not None else [f"x{j}" for j in range(X.shape[1])]
     pipe, note = fit_pipeline(kind, X, y, seed, settings)
     model = model_from_pipeline(pipe, kind, names, X, y, settings, seed)
+    if kind == "svm":
+        est = pipe.named_steps["model"]
+        if est.n_train_used_ < est.n_train_total_:
+            model.settings["svm_trained_on"] = (f"a stratified random subsample of {est.n_train_used_} of the "
+                                                f"{est.n_train_total_} patients (seed {seed})")
     if kind == "logistic":
         model.settings["fit_method"] = ("L2-penalised (the data are separated or the maximum-likelihood fit did not "
                                         "converge)" if note else (settings or ModelSettings()).logistic_method)

@@ -33,7 +33,7 @@ import numpy as np
 
 from .errors import CohortTableError, TableProblem
 from .lesions import LESION_CATEGORIES, SEED003_THRESHOLD_PERCENT, lesion_category
-from .readers import ColumnSpec, _sorted, read_csv_rows, validate_rows
+from .readers import ColumnSpec, _sorted, group_rows_by_patient, read_csv_rows, validate_rows
 
 PET_LESION_COLUMNS: tuple[ColumnSpec, ...] = (
     ColumnSpec("patient_id", "id", True, description="patient identifier (as in the cohort table)"),
@@ -106,8 +106,7 @@ def pet_lesion_table_from_rows(rows: Sequence[Mapping[str, object]], source: str
                                                                f"(also line {seen[key]})", pid[i]))
         seen[key] = lines[i]
     scans, lesions, uptake, unit, notes = {}, {}, {}, {}, []
-    for p in dict.fromkeys(q for q in pid if q is not None):
-        sel = np.flatnonzero((pid == p) & ~np.isnan(day))
+    for p, sel in group_rows_by_patient(pid, day).items():
         u = {KNOWN_UNITS[str(units[i]).lower()] for i in sel if units[i] is not None
              and str(units[i]).lower() in KNOWN_UNITS}
         if len(u) > 1:

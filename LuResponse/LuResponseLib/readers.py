@@ -335,3 +335,18 @@ LESION_COLUMNS: tuple[ColumnSpec, ...] = (
 
 
 _validate_rows = validate_rows  # the name used before the split of table.py
+
+
+def group_rows_by_patient(pid: np.ndarray, day: np.ndarray) -> dict:
+    """{patient: row indices with a day, sorted by day} in first-appearance order, O(n log n)."""
+    ok = np.flatnonzero(~np.isnan(day) & np.array([p is not None for p in pid], dtype=bool))
+    keys = np.array([str(p) for p in pid[ok]], dtype=object)
+    codes, first = {}, []
+    for k in keys:
+        if k not in codes:
+            codes[k] = len(codes)
+            first.append(k)
+    code = np.array([codes[k] for k in keys], dtype=np.int64)
+    order = ok[np.lexsort((day[ok], code))]
+    bounds = np.searchsorted(np.sort(code), np.arange(len(first) + 1))
+    return {k: order[bounds[i]:bounds[i + 1]] for i, k in enumerate(first)}

@@ -353,3 +353,23 @@ def simulate_shrinkage_cohort(n: int = 300, beta_per_percent: float = 0.03, land
                       "the landmark"}
     return ShrinkageCohort(cohort_table_from_rows(rows, f"synthetic shrinkage cohort (seed {seed})"),
                            visit_table_from_rows(visit_rows, f"synthetic scans (seed {seed})"), truth)
+
+
+def make_large_cohort(n: int, seed: int = 0) -> ShrinkageCohort:
+    """A cohort of ``n`` patients for scale tests and benchmarks: responses from Eq. 5
+    (:func:`simulate_logistic_cohort`, PR vs SD/PD; a quarter of the non-responders PD), PFS,
+    scans and best shrinkage from :func:`simulate_shrinkage_cohort`, OS = PFS + exponential."""
+    sc = simulate_shrinkage_cohort(n=n, seed=seed)
+    X, y, _p = simulate_logistic_cohort(n=n, seed=seed + 1)
+    rng = np.random.default_rng([seed, 7])
+    rows = sc.table.to_rows()
+    for i, r in enumerate(rows):
+        r["cumulative_tumor_dose_Gy"], r["delta_ad_per_aa_percent"] = float(X[i, 0]), float(X[i, 1])
+        if r["response"] != "PD":
+            r["response"] = "PR" if y[i] else ("PD" if rng.random() < 0.25 else "SD")
+        r["os_months"] = r["pfs_months"] + float(rng.exponential(20.0))
+        r["os_event"] = int(rng.random() < 0.6)
+        r["sex"] = "F" if rng.random() < 0.33 else "M"
+        r["grade"] = str(int(rng.integers(1, 4)))
+    table = cohort_table_from_rows(rows, f"synthetic cohort of {n} patients (seed {seed})")
+    return ShrinkageCohort(table, sc.visits, {**sc.truth, "response_model": "Eq. 5 (simulate_logistic_cohort)"})

@@ -33,7 +33,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .errors import CohortTableError, TableProblem
-from .readers import ColumnSpec, _sorted, read_csv_rows, validate_rows
+from .readers import ColumnSpec, _sorted, group_rows_by_patient, read_csv_rows, validate_rows
 
 VISIT_COLUMNS: tuple[ColumnSpec, ...] = (
     ColumnSpec("patient_id", "id", True, description="patient identifier (as in the cohort table)"),
@@ -156,9 +156,7 @@ def visit_table_from_rows(rows: Sequence[Mapping[str, object]], source: str = "<
                                          "(progression = 1)", str(pid[i])))
     patients: dict[str, PatientVisits] = {}
     notes: list[str] = []
-    for p in dict.fromkeys(pid):
-        sel = np.flatnonzero((pid == p) & ~np.isnan(day))
-        sel = sel[np.argsort(day[sel], kind="mergesort")]
+    for p, sel in group_rows_by_patient(pid, day).items():
         base = [i for i in sel if day[i] <= 0 and not np.isnan(size[i])]
         base_size = float(size[base[-1]]) if base else math.nan
         if base and base_size <= 0:

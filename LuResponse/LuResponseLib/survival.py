@@ -2,6 +2,8 @@
 
 * :func:`compare_survival` — Kaplan–Meier curves of two groups, log-rank test, and the Cox
   proportional-hazards ratio (group 'high' vs 'low') with its 95 % Wald CI.
+* :func:`cox_efron` — the one-covariate Cox fit used everywhere here (vectorised Efron partial
+  likelihood, checked against lifelines' ``CoxPHFitter``).
 * :func:`cox_continuous` — Cox hazard ratio per unit of a continuous covariate.
 * :func:`landmark` — the time part of a landmark selection: only patients still event-free and
   under follow-up *after* the landmark time (time > landmark) are kept, and time is re-zeroed at
@@ -20,10 +22,10 @@ numpy arrays and plain dicts.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import stats
 
 from .errors import AnalysisError
 
@@ -83,24 +85,92 @@ def kaplan_meier(time_months, event, label: str = "all") -> KMCurve:
                    ci.iloc[:, 0].to_numpy(), ci.iloc[:, 1].to_numpy(), med, mci)
 
 
-def _cox(time, event, covariate) -> tuple[float, tuple[float, float], float, list[str]]:
-    from lifelines import CoxPHFitter
-    import pandas as pd
+def _efron_terms(t, e, x):
+    """Sorted data and the index arrays of the Efron partial likelihood (see :func:`cox_efron`)."""
+    order = np.argsort(t, kind="mergesort")
+    t, e, x = t[order], e[order], x[order]
+    uniq, first = np.unique(t, return_index=True)          # risk set of time u: rows first[u]..end
+    grp = np.searchsorted(uniq, t)
+    d = np.bincount(grp, weights=e, minlength=uniq.size)   # events per distinct time
+    ev_t = np.flatnonzero(d > 0)
+    dj = d[ev_t].astype(int)
+    rep = np.repeat(np.arange(ev_t.size), dj)              # one Efron term per event
+    frac = np.arange(rep.size) - np.repeat(np.cumsum(dj) - dj, dj)
+    frac = frac / np.repeat(dj, dj)                        # l / d_j, l = 0 .. d_j - 1
+    return t, e, x, first, grp, ev_t, rep, frac
 
-    notes: list[str] = []
-    df = pd.DataFrame({"T": np.asarray(time, float), "E": np.asarray(event, int), "x": np.asarray(covariate, float)})
-    try:
-        with warnings.catch_warnings(record=True) as w:
-            warnings.simplefilter("always")
-            cph = CoxPHFitter().fit(df, "T", "E")
-        for m in w:
-            if "onverge" in str(m.message) or "separation" in str(m.message).lower():
-                notes.append("Cox fit: " + str(m.message).splitlines()[0])
-        s = cph.summary.loc["x"]
-        return (float(s["exp(coef)"]), (float(s["exp(coef) lower 95%"]), float(s["exp(coef) upper 95%"])),
-                float(s["p"]), notes)
-    except Exception as exc:  # lifelines ConvergenceError and friends
-        return float("nan"), (float("nan"), float("nan")), float("nan"), [f"Cox fit failed: {exc}".splitlines()[0]]
+
+def cox_efron(time, event, covariate, max_iter: int = 60) -> dict:
+    """Cox proportional-hazards fit of one covariate, Efron's method for tied times.
+
+    Maximum partial likelihood by Newton–Raphson with step halving, vectorised with cumulative
+    sums over the time-sorted data (O(n log n) per fit; lifelines' Efron loop is O(n) in Python
+    per iteration and takes seconds on 10,000 patients).  Same estimator as
+    ``lifelines.CoxPHFitter`` (Testing/test_response_landmark.py checks coefficient and SE to
+    1e-6).  Returns {coef, se, hazard_ratio, ci95 (Wald, 95 %), p (Wald), converged, notes}; a
+    covariate that separates the events (monotone likelihood, e.g. a group without events)
+    gives converged False and NaN estimates."""
+    t = np.asarray(time, float)
+    e = np.asarray(event, float)
+    x = np.asarray(covariate, float)
+    x = x - x.mean()
+    t, e, x, first, grp, ev_t, rep, frac = _efron_terms(t, e, x)
+    n_ev = float(e.sum())
+    xe_sum = float(np.sum(x * e))
+
+    def parts(beta):
+        eta = beta * x
+        w = np.exp(eta - eta.max())
+        rs = lambda v: np.cumsum(v[::-1])[::-1]  # noqa: E731  (sum over rows at or after each row)
+        s0, s1, s2 = rs(w)[first], rs(w * x)[first], rs(w * x * x)[first]
+        d0 = np.bincount(grp, weights=w * e, minlength=first.size)
+        d1 = np.bincount(grp, weights=w * x * e, minlength=first.size)
+        d2 = np.bincount(grp, weights=w * x * x * e, minlength=first.size)
+        a0 = s0[ev_t][rep] - frac * d0[ev_t][rep]
+        a1 = s1[ev_t][rep] - frac * d1[ev_t][rep]
+        a2 = s2[ev_t][rep] - frac * d2[ev_t][rep]
+        ll = beta * xe_sum - float(np.sum(np.log(a0))) - n_ev * float(eta.max())
+        grad = xe_sum - float(np.sum(a1 / a0))
+        info = float(np.sum(a2 / a0 - (a1 / a0) ** 2))
+        return ll, grad, info
+
+    beta, notes, converged = 0.0, [], False
+    ll, grad, info = parts(beta)
+    sd = float(np.std(x)) or 1.0
+    for _ in range(max_iter):
+        if info <= 0:
+            break
+        step = grad / info
+        while True:
+            nb = beta + step
+            nll, ngrad, ninfo = parts(nb)
+            if np.isfinite(nll) and nll >= ll - 1e-12 * abs(ll):
+                break
+            step /= 2
+            if abs(step) < 1e-14:
+                break
+        beta, ll, grad, info = nb, nll, ngrad, ninfo
+        if abs(step) < 1e-10 * (1 + abs(beta)):
+            converged = True
+            break
+        if abs(beta) * sd > 40:
+            break
+    if not converged or info <= 0:
+        notes.append("Cox fit did not converge: the covariate separates the events (monotone likelihood, e.g. a "
+                     "group without events); the hazard ratio is not estimable")
+        return {"coef": math.nan, "se": math.nan, "hazard_ratio": math.nan, "ci95": (math.nan, math.nan),
+                "p": math.nan, "converged": False, "notes": notes}
+    se = 1.0 / math.sqrt(info)
+    z = 1.959963984540054
+    return {"coef": beta, "se": se, "hazard_ratio": math.exp(beta),
+            "ci95": (math.exp(beta - z * se), math.exp(beta + z * se)),
+            "p": float(2 * stats.norm.sf(abs(beta / se))), "converged": True, "notes": notes}
+
+
+def _cox(time, event, covariate) -> tuple[float, tuple[float, float], float, list[str]]:
+    """(HR per unit, 95 % Wald CI, Wald p, notes) of :func:`cox_efron`."""
+    r = cox_efron(time, event, covariate)
+    return r["hazard_ratio"], r["ci95"], r["p"], r["notes"]
 
 
 @dataclass

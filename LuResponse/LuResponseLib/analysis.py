@@ -289,8 +289,10 @@ def run_cohort_analysis(table: CohortTable, options: CohortAnalysisOptions | Non
     # 3. models ------------------------------------------------------------------------------
     t0 = stage(2, "cross-validated logistic and SVM models")
     X = np.column_stack([cad, delta])
-    for name, (kind, feats) in MODEL_FEATURES.items():
+    for k, (name, (kind, feats)) in enumerate(MODEL_FEATURES.items()):
         cols = [FEATURES_2D.index(f) for f in feats]
+        if progress and k:
+            progress((2 + k / len(MODEL_FEATURES)) / steps, f"cross-validated models: {name} ({y.size} patients)")
         try:
             res.cv[name] = cross_validated_probabilities(X[:, cols], y, kind, opt.n_cv_splits, opt.seed, opt.n_bootstrap,
                                                          opt.confidence, opt.model_settings, list(feats))

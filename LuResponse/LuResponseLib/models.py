@@ -391,8 +391,14 @@ class ResponseModel:
         if self.kind == "logistic":
             return z @ np.asarray(p["coef"], dtype=float) + float(p["intercept"])
         sv = np.asarray(p["support_vectors"], dtype=float)
-        d2 = np.sum((z[:, None, :] - sv[None, :, :]) ** 2, axis=2)
-        return np.exp(-float(p["gamma"]) * d2) @ np.asarray(p["dual_coef"], dtype=float) + float(p["intercept"])
+        dual = np.asarray(p["dual_coef"], dtype=float)
+        out = np.empty(z.shape[0])
+        step = max(1, 2_000_000 // max(1, sv.shape[0]))  # rows per chunk: ~16 MB of kernel values
+        for a in range(0, z.shape[0], step):
+            zc = z[a:a + step]
+            d2 = np.maximum(np.sum(zc ** 2, 1)[:, None] + np.sum(sv ** 2, 1)[None, :] - 2.0 * zc @ sv.T, 0.0)
+            out[a:a + step] = np.exp(-float(p["gamma"]) * d2) @ dual
+        return out + float(p["intercept"])
 
     def predict_probability(self, X, warn: bool = True) -> np.ndarray:
         """Probability of PR (CR/PR) for each row of ``X`` (columns = ``feature_names``).

@@ -55,6 +55,13 @@ def figure_png_bytes(fig, dpi: int = 110) -> bytes:
     return buf.getvalue()
 
 
+DENSE_POINTS = 2000  # above this many points, point/bar layers are rasterised in the SVG (size, speed)
+
+
+def _dense(n: int) -> bool:
+    return int(n) > DENSE_POINTS
+
+
 def _jitter(n: int, seed: int = 0, width: float = 0.12) -> np.ndarray:
     return np.random.default_rng(seed).uniform(-width, width, n)
 
@@ -74,7 +81,7 @@ def figure_response_boxplots(cad_Gy, delta_percent, response):
                    medianprops={"color": "black"})
         for i, (c, d) in enumerate(zip(cats, data)):
             ax.scatter(i + _jitter(d.size, i), d, s=16, color=RESPONSE_COLORS[c], edgecolor="black", linewidth=0.3,
-                       zorder=3)
+                       zorder=3, rasterized=_dense(v.size))
         ax.set_ylabel(label)
         ax.set_title(title, loc="left", fontsize=10)
         ax.set_xticks(range(len(cats)), [f"{c}\n(n={d.size})" for c, d in zip(cats, data)])
@@ -95,8 +102,10 @@ def figure_group_bars(delta_groups, sigmoid):
         x = np.array([g.median_value for g in groups])
         p = np.array([g.proportion_PR for g in groups])
         width = 0.6 * (np.min(np.diff(np.sort(x))) if x.size > 1 and np.min(np.diff(np.sort(x))) > 0 else 1.0)
-        ax.bar(x, 100 * p, width=width, color="#4daf4a", edgecolor="black", alpha=0.8)
-        for g, xi, pi in zip(groups, x, p):
+        many = len(groups) > 40  # large cohorts: hundreds of groups, no per-bar labels
+        ax.bar(x, 100 * p, width=width, color="#4daf4a", edgecolor="none" if many else "black", alpha=0.8,
+               rasterized=many)
+        for g, xi, pi in zip(groups if not many else [], x, p):
             ax.text(xi, 100 * pi + 2, f"{g.n_responders}/{g.n}", ha="center", fontsize=8)
         ax.set_xlabel(label)
         ax.set_ylabel("Patients with PR (%)")
@@ -123,14 +132,15 @@ def figure_cutoff_scatter(cad_Gy, delta_percent, response, cad_cutoff_Gy=100.0, 
         m = resp == c
         if m.any():
             ax.scatter(np.asarray(cad_Gy)[m], np.asarray(delta_percent)[m], s=28, color=RESPONSE_COLORS[c],
-                       edgecolor="black", linewidth=0.4, label=f"{c} (n={int(m.sum())})", zorder=3)
+                       edgecolor="black", linewidth=0.4, label=f"{c} (n={int(m.sum())})", zorder=3,
+                       rasterized=_dense(resp.size))
     if cad_cutoff_Gy is not None:
         ax.axvline(cad_cutoff_Gy, ls="--", color="grey", lw=1)
     if delta_cutoff_percent is not None:
         ax.axhline(delta_cutoff_percent, ls="--", color="grey", lw=1)
     ax.set_xlabel(CAD_LABEL)
     ax.set_ylabel(DELTA_LABEL)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper right")
     ax.set_title("cAD, ΔAD/AA and response (dashed: cut-offs)", loc="left", fontsize=10)
     return fig
 
@@ -152,8 +162,9 @@ def figure_probability_surfaces(models: dict, cad_Gy, delta_percent, responder):
         xs, ys, p = probability_surface(models[n], xr, yr, 121)
         cs = ax.contourf(xs, ys, p, levels=np.linspace(0, 1, 11), cmap="RdYlGn", vmin=0, vmax=1)
         ax.contour(xs, ys, p, levels=[0.5], colors="black", linewidths=1)
-        ax.scatter(cad[y], d[y], marker="o", s=22, color="white", edgecolor="black", label="PR/CR")
-        ax.scatter(cad[~y], d[~y], marker="x", s=22, color="black", label="SD/PD")
+        ax.scatter(cad[y], d[y], marker="o", s=22, color="white", edgecolor="black", label="PR/CR",
+                   rasterized=_dense(y.size))
+        ax.scatter(cad[~y], d[~y], marker="x", s=22, color="black", label="SD/PD", rasterized=_dense(y.size))
         ax.set_xlabel(CAD_LABEL)
         ax.set_ylabel(DELTA_LABEL)
         ax.set_title({"logistic": "Logistic regression (Eq. 5)", "svm": "SVM, RBF kernel"}[n], loc="left", fontsize=10)
@@ -258,14 +269,20 @@ def figure_waterfall(values, response, ylabel: str, title: str, cutoff: float | 
     order = np.argsort(-v, kind="mergesort")
     fig = _figure(8, 3.8)
     ax = fig.subplots()
-    ax.bar(np.arange(v.size), v[order], color=[RESPONSE_COLORS.get(r, "#999999") for r in resp[order]], width=0.85)
+    colors = [RESPONSE_COLORS.get(r, "#999999") for r in resp[order]]
+    if v.size > 300:  # one line collection instead of thousands of bar artists
+        ax.vlines(np.arange(v.size), 0, v[order], colors=colors, lw=max(0.15, 300.0 / v.size),
+                  rasterized=_dense(v.size))
+        ax.set_xlim(-1, v.size)
+    else:
+        ax.bar(np.arange(v.size), v[order], color=colors, width=0.85)
     if cutoff is not None:
         ax.axhline(cutoff, ls="--", color="grey", lw=1)
     ax.axhline(0, color="black", lw=0.6)
     from matplotlib.patches import Patch
 
     ax.legend(handles=[Patch(color=RESPONSE_COLORS[c], label=c) for c in RESPONSE_ORDER if np.any(resp == c)],
-              fontsize=8)
+              fontsize=8, loc="upper right")
     ax.set_xticks([])
     ax.set_xlabel("Patients")
     ax.set_ylabel(ylabel)
@@ -320,7 +337,8 @@ def figure_subgroups(table, columns=("sex", "primary_site", "grade")):
                 ax.boxplot(data, showfliers=False)
                 ax.set_xticks(range(1, len(levels) + 1), [f"{lv}\n({d.size})" for lv, d in zip(levels, data)])
                 for k, d in enumerate(data):
-                    ax.scatter(k + 1 + _jitter(d.size, k, 0.1), d, s=8, color="#377eb8", zorder=3)
+                    ax.scatter(k + 1 + _jitter(d.size, k, 0.1), d, s=8, color="#377eb8", zorder=3,
+                               rasterized=_dense(v.size))
             if metric == DELTA:
                 ax.axhline(0, color="grey", lw=0.8, ls="--")
             ax.set_ylabel(label)

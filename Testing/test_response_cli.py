@@ -189,3 +189,35 @@ def test_small_or_degenerate_cohorts_give_warnings_not_crashes(tmp_path, n, resp
     else:
         assert set(r.cv) == {"logistic", "svm", "logistic_cAD", "logistic_delta"}
     assert (tmp_path / "o" / "cohort_report.html") in paths
+
+
+def test_demo_visits_and_pet_tables_reload_and_rerun_via_cli(demo_out, tmp_path, capsys):
+    """The demo's scans and PET lesions written as CSV read back and give the same landmark and
+    lesion results through --visits / --pet-lesions; --landmark-days chooses the landmarks."""
+    from LuResponseLib.pet_lesions import load_pet_lesion_table
+    from LuResponseLib.visits import load_visit_table
+
+    v = load_visit_table(demo_out / "demo_visits.csv")
+    pet = load_pet_lesion_table(demo_out / "demo_pet_lesions.csv")
+    assert len(v.patients) == 73 and len(pet.scans) == 73 and pet.modality == "PET"
+    d = json.loads((demo_out / "cohort_results.json").read_text())
+    lm = d["landmark_analysis"]
+    assert lm["not_run"] is None and [r["landmark"] for r in lm["landmarks"]] == [
+        "150 days", "180 days", "36 weeks", "48 weeks", "72 weeks", "no limit"]
+    assert all(r["excluded_counts"]["best_response_pd"] == 12 for r in lm["landmarks"])
+    assert d["options"]["model_settings"]["logistic_method"] == "maximum likelihood (unpenalised)"
+    out = tmp_path / "o"
+    code = run([str(demo_out / "demo_cohort.csv"), "--visits", str(demo_out / "demo_visits.csv"),
+                "--pet-lesions", str(demo_out / "demo_pet_lesions.csv"), "--landmark-days", "150",
+                "--landmark-days", "none", "--out", str(out), "--bootstrap", "20", "--cv-repeats", "0",
+                "--no-plots", "--seed", "2"])
+    assert code == 0
+    d2 = json.loads((out / "cohort_results.json").read_text())
+    assert [r["landmark"] for r in d2["landmark_analysis"]["landmarks"]] == ["150 days", "no limit"]
+    assert d2["landmark_analysis"]["landmarks"][0]["hazard_ratio_per_1_percent_change"] == pytest.approx(
+        lm["landmarks"][0]["hazard_ratio_per_1_percent_change"], rel=1e-6)
+    assert d2["lesions"]["pet_response"]["first_followup_lesion_counts"] == \
+        d["lesions"]["pet_response"]["first_followup_lesion_counts"]
+    assert "landmark 150 days" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        run([str(demo_out / "demo_cohort.csv"), "--landmark-days", "-3"])

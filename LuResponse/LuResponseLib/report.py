@@ -31,7 +31,10 @@ METHODS_TEXT = [
                       "(Eq. 4) over groups. 95 % CIs: profile intervals (F-test on the SSE, df = groups - 3). "
                       "AUC: patient-level, in-sample."),
     ("2D models", "Pipeline(StandardScaler, LogisticRegression) (Eq. 5, {logistic_method}; separated data get the L2-penalised fit, named in the warnings) and Pipeline(StandardScaler, "
-                  "SVC(rbf, C={svm_C}, gamma={svm_gamma}) + Platt scaling on internal 5-fold CV decision values). "
+                  "SVC(rbf, C={svm_C}, gamma={svm_gamma}) + Platt scaling on internal 5-fold CV decision values; training "
+                  "sets above {svm_max_train} patients: the SVM is fitted on a stratified random subsample of "
+                  "{svm_max_train}, and its repeated CV is reduced in proportion, at least 5 splits — both named in the "
+                  "warnings when they apply). "
                   "StratifiedKFold({n_cv_splits}, shuffle, seed {seed}); the scaler is fitted inside each training "
                   "fold. AUC of the out-of-fold probabilities with a stratified bootstrap percentile CI "
                   "({n_bootstrap} resamples); spread over {n_cv_repeats} repeated splits."),

@@ -13,10 +13,11 @@ Modules (one concept each):
 - ``descriptive``  Table 2 per-cycle statistics, rank tests, Spearman, subgroups
 - ``sigmoid``      groups of 11 and the Eq. 2 sigmoid with profile CIs, R^2 (Eq. 3), RMSE (Eq. 4)
 - ``roc``          AUC, ROC curve, stratified bootstrap CI
-- ``models``       logistic (Eq. 5) and RBF-SVM pipelines, stratified CV, JSON models
+- ``models``       logistic (Eq. 5, maximum likelihood) and RBF-SVM pipelines, stratified CV, JSON models
+- ``svm``          the RBF-SVM with explicit Platt scaling; stratified subsample on large cohorts
 - ``rules``        cut-off rules with Clopper-Pearson intervals
 - ``visits``       visit-level tumour measurements (sum of diameters per scan), best shrinkage up to a day
-- ``survival``     Kaplan-Meier, log-rank, Cox (lifelines)
+- ``survival``     Kaplan-Meier, log-rank (lifelines), vectorised Efron Cox fit
 - ``landmark``     Pavel et al.: landmark analysis of best shrinkage and PFS, intention-to-treat groups
 - ``lesions``      lesion dV vs AD, TCP (Hebert et al.); response categories, heterogeneity, their relation to dose
 - ``pet_lesions``  lesion uptake per PET scan: Santoro-Fernandes et al. categories over time

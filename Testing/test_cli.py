@@ -38,7 +38,7 @@ def test_demo_rerun_reuses_patient_and_says_so(tmp_path, monkeypatch, caplog, ca
     cli.demo_patient(tmp_path, seed=1, config=PhantomConfig(seed=1, **TINY))
     calls = []
 
-    def fake_run(manifest, out, options, progress=None):
+    def fake_run(manifest, out, options, progress=None, **kw):
         calls.append((manifest, out, options.fit_model))
         return SimpleNamespace(summary={"patient_id": "SYNTH001", "cycles": [1], "warnings": []}, out_dir=out, files=[])
 

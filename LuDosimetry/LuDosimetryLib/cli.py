@@ -58,7 +58,8 @@ def _run_options(args: argparse.Namespace):
 def _cmd_run(args: argparse.Namespace) -> int:
     from .pipeline import run_manifest
 
-    result = run_manifest(Path(args.manifest), Path(args.out), _run_options(args), progress=_progress_logger)
+    result = run_manifest(Path(args.manifest), Path(args.out), _run_options(args), progress=_progress_logger,
+                          overwrite=args.overwrite)
     _print_summary(result)
     return 0
 
@@ -106,7 +107,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     phantom_dir = out / DEMO_PATIENT_FOLDER
     manifest, _ = demo_patient(out, args.seed)
-    result = run_manifest(manifest, out, _run_options(args), progress=_progress_logger)
+    result = run_manifest(manifest, out, _run_options(args), progress=_progress_logger, overwrite=args.overwrite,
+                          inputs_may_be_inside=[phantom_dir])
     _print_summary(result)
     comparison = compare_with_ground_truth(out / "voi_cycle_doses.csv", phantom_dir / "ground_truth.json")
     print()
@@ -182,6 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--min-volume-ml", type=float, default=10.0,
                        help="minimum tumour volume on the cycle-1 reference scan (default 10 mL, seed 000)")
         q.add_argument("--save-maps", action="store_true", help="also write dose and TIA maps (NRRD)")
+        q.add_argument("--overwrite", action="store_true",
+                       help="replace a result set already in --out (atomically); without it such a folder is refused "
+                            "before any computation")
         q.add_argument("--resegment-each-cycle", action="store_true",
                        help="contour adaptive-threshold tumours again on each cycle's reference scan "
                             "(default: the cycle-1 contour is copied to every scan, seed 000)")
@@ -217,19 +222,48 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _shorten(text: str, limit: int = 160) -> str:
+    text = str(text)
+    return text if len(text) <= limit else text[: limit // 2] + " ... " + text[-limit // 3:]
+
+
+def error_message(exc: BaseException) -> str:
+    """The one message a user sees for ``exc``: names the file (shortened when absurdly long)
+    and, for input errors, the field; OS errors without Python's ``[Errno N]`` noise."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f" {_shorten(exc.filename)}" if exc.filename is not None else ""
+        other = f" -> {_shorten(exc.filename2)}" if getattr(exc, "filename2", None) else ""
+        return f"{exc.strerror}:{where}{other}"
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 20000 else text[:20000] + " ... (message shortened)"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(message)s")
+    import csv
+
+    from .errors import LuDosimetryError
+
     try:
         return int(args.func(args) or 0)
-    except Exception as exc:  # user-facing: one clear line, full trace with -v
-        from .errors import LuDosimetryError
-
-        if isinstance(exc, (LuDosimetryError, OSError, ValueError)) and not args.verbose:
-            print(f"lu-dosimetry {args.command}: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"lu-dosimetry {args.command}: interrupted; nothing written", file=sys.stderr)
+        return 130
+    except Exception as exc:  # user-facing: one clear message, full trace with -v
+        if args.verbose:
+            raise
+        if isinstance(exc, (LuDosimetryError, OSError, ValueError, csv.Error)):
+            print(f"lu-dosimetry {args.command}: error: {error_message(exc)}", file=sys.stderr)
             return 2
-        raise
+        if isinstance(exc, (RecursionError, MemoryError, OverflowError)):
+            print(f"lu-dosimetry {args.command}: error: the input is too large or too deeply nested to process "
+                  f"({type(exc).__name__}); nothing written", file=sys.stderr)
+            return 2
+        print(f"lu-dosimetry {args.command}: unexpected error (a bug: please report it with the output of -v): "
+              f"{type(exc).__name__}: {_shorten(exc, 400)}; nothing written", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":  # pragma: no cover

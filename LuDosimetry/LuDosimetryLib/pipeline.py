@@ -44,7 +44,7 @@ from .imaging.vois import Voi, define_vois, measure_voi_values, resegment_cycles
 from .io.study_images import StudyImages, load_study_images  # noqa: F401
 from .io.study_images import study_units as _units
 from .physics.cycle_dose import _add_dose_statistics, _voxel_s_value_dose_rates, voi_cycle_dose, voxel_dose_maps  # noqa: F401
-from .results.outputs import CSV_COLUMNS, RESULT_FILE_PATTERNS, TIME_ACTIVITY_COLUMNS, write_results  # noqa: F401
+from .results.outputs import CSV_COLUMNS, TIME_ACTIVITY_COLUMNS, write_results  # noqa: F401
 from .results.summary import _summarise
 
 log = logging.getLogger(__name__)
@@ -236,20 +236,40 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
                           registered_spect=registered, maps=maps, timings_s=timings)
 
 
+def study_input_paths(study) -> list[Path]:
+    """Every input of ``study``: its manifest and manifest folder, SPECT/CT files or folders, labelmap."""
+    paths = []
+    if study.manifest_path is not None:
+        paths += [Path(study.manifest_path), Path(study.manifest_path).parent]
+    paths += [p for c in study.cycles for tp in c.timepoints for p in (tp.spect, tp.ct) if p is not None]
+    return paths + ([study.segmentation_file] if study.segmentation_file is not None else [])
+
+
 def run_manifest(manifest_path, out_dir, options: PipelineOptions | None = None,
-                 progress: ProgressCallback | None = None, cancel=None) -> PipelineResult:
-    """Load a study manifest, run the dosimetry and write the contract-2 results to ``out_dir``."""
+                 progress: ProgressCallback | None = None, cancel=None, overwrite: bool = True,
+                 inputs_may_be_inside=()) -> PipelineResult:
+    """Load a study manifest, run the dosimetry and write the contract-2 results to ``out_dir``.
+
+    Before any computation ``out_dir`` is checked (:func:`~.results.result_set.check_output_folder`:
+    not the study folder, holds no input, holds no result set unless ``overwrite``) and locked;
+    the results are then switched in all at once (:func:`write_results`)."""
+    from .results.outputs import CORE_RESULT_NAMES, result_file_names
+    from .results.result_set import ResultSetWriter, check_output_folder
+
     _report(progress, 0.0, f"loading study {manifest_path}")
     t0 = time.perf_counter()
     study = load_study(manifest_path)
-    images = load_study_images(study)
-    t_load = time.perf_counter() - t0
     result_options = options or PipelineOptions()
-    result = run_study(study, images, result_options, progress, cancel)
-    result.timings_s = {"loading images": t_load, **result.timings_s}
-    _report(progress, 0.95, f"writing results to {out_dir}")
-    t0 = time.perf_counter()
-    write_results(result, out_dir, save_maps=result_options.save_maps)
-    result.timings_s["writing results and report"] = time.perf_counter() - t0
+    out = check_output_folder(out_dir, study_input_paths(study), overwrite, CORE_RESULT_NAMES,
+                              result_file_names(study, result_options.save_maps), inputs_may_be_inside)
+    with ResultSetWriter(out, overwrite=overwrite, core_names=CORE_RESULT_NAMES, tool="lu-dosimetry run") as rs:
+        images = load_study_images(study)
+        t_load = time.perf_counter() - t0
+        result = run_study(study, images, result_options, progress, cancel)
+        result.timings_s = {"loading images": t_load, **result.timings_s}
+        _report(progress, 0.95, f"writing results to {out_dir}")
+        t0 = time.perf_counter()
+        write_results(result, out, save_maps=result_options.save_maps, writer=rs)
+        result.timings_s["writing results and report"] = time.perf_counter() - t0
     _report(progress, 1.0, "done")
     return result

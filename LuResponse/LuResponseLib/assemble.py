@@ -49,8 +49,19 @@ def assemble_cohort_table(results_dir: str | Path, clinical_csv: str | Path | No
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         raise FileNotFoundError(f"results folder not found: {results_dir}")
-    summaries = sorted(results_dir.rglob("summary.json"))
+    from LuDosimetryLib.results.result_set import OutputFolderError, is_internal_path, settle_output_folder
+
     problems: list[TableProblem] = []
+    # leftovers of killed runs (.lu-staging-*, old .results-*) are never read; a switch interrupted
+    # after its commit point is completed first, so a folder holds exactly one result set
+    summaries = sorted(p for p in results_dir.rglob("summary.json") if not is_internal_path(p, results_dir))
+    for sj in list(summaries):
+        try:
+            if settle_output_folder(sj.parent, clean=False) == "busy":
+                problems.append(TableProblem(None, None, f"{sj.parent.relative_to(results_dir)}: a run is still "
+                                                         "writing results into this folder (lock file present)"))
+        except (OutputFolderError, OSError) as e:
+            problems.append(TableProblem(None, None, f"{sj.parent.relative_to(results_dir)}: {e}"))
     notes: list[str] = []
     dose_rows: dict[str, dict[str, object]] = {}
     cycle_files: list[Path] = []
@@ -58,10 +69,16 @@ def assemble_cohort_table(results_dir: str | Path, clinical_csv: str | Path | No
         rel = sj.relative_to(results_dir)
         try:
             s = json.loads(sj.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as e:
-            problems.append(TableProblem(None, None, f"{rel}: cannot read JSON ({e})"))
+        except (OSError, ValueError, RecursionError) as e:
+            problems.append(TableProblem(None, None, f"{rel}: cannot read JSON ({type(e).__name__}: {e})"))
+            continue
+        if not isinstance(s, dict):
+            problems.append(TableProblem(None, None, f"{rel}: not a summary.json (a JSON object is expected)"))
             continue
         p = s.get("patient_id")
+        if isinstance(p, (dict, list, bool)) or (p is not None and not isinstance(p, (str, int))):
+            problems.append(TableProblem(None, "patient_id", f"{rel}: patient_id must be text, got {type(p).__name__}"))
+            continue
         if _is_missing(p):
             problems.append(TableProblem(None, "patient_id", f"{rel}: no patient_id"))
             continue
@@ -71,11 +88,17 @@ def assemble_cohort_table(results_dir: str | Path, clinical_csv: str | Path | No
                                                              f"{dose_rows[p]['_file']})", p))
             continue
         row: dict[str, object] = {"_file": str(rel)}
+        bad = [k for k in SUMMARY_KEYS if s.get(k) is not None and (isinstance(s.get(k), bool)
+                                                                     or not isinstance(s.get(k), (int, float)))]
+        if bad:
+            problems.append(TableProblem(None, bad[0], f"{rel}: must be a number, got {s.get(bad[0])!r:.60}", p))
+            continue
         for k in SUMMARY_KEYS:
             v = s.get(k)
             row[k] = "" if v is None else v
-        for w in s.get("warnings", []) or []:
-            notes.append(f"{p}: {w}")
+        ws = s.get("warnings", [])
+        for w in ws if isinstance(ws, list) else [ws]:
+            notes.append(f"{p}: {str(w)[:500]}")
         dose_rows[p] = row
         vc = sj.parent / "voi_cycle_doses.csv"
         if vc.is_file():

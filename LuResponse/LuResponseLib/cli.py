@@ -76,6 +76,9 @@ def add_cohort_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--predict", type=_pair, action="append", default=[], metavar="CAD_GY,DELTA_PERCENT",
                    help="print every model's probability of PR for a new patient; repeatable")
     o.add_argument("--no-plots", action="store_true", help="skip figures (report without images)")
+    o.add_argument("--overwrite", action="store_true",
+                   help="replace a cohort result set already in --out (atomically); without it such a folder is "
+                        "refused before any computation")
 
 
 def _landmark(text: str):
@@ -100,7 +103,29 @@ def _gamma(text: str):
 
 
 def run_cohort_command(args: argparse.Namespace) -> int:
-    """Run the cohort analysis for parsed ``args``; returns the exit code (0 = success)."""
+    """Run the cohort analysis for parsed ``args``; returns the exit code (0 = success).
+
+    ``--out`` is checked (holds no input; an earlier cohort result set only with ``--overwrite``)
+    and locked before any computation; the outputs are switched in all at once."""
+    n_sources = sum(bool(x) for x in (args.table, args.demo, args.results_dir))
+    if n_sources != 1:
+        raise ValueError("give exactly one of: a cohort TABLE.csv, --demo, or --results-dir")
+    if args.clinical and not args.results_dir:
+        raise ValueError("--clinical is joined to --results-dir; put clinical columns into TABLE.csv otherwise")
+    if args.bootstrap < 1:
+        raise ValueError("--bootstrap must be >= 1")
+    from LuDosimetryLib.results.result_set import ResultSetWriter, check_output_folder
+
+    from .report import COHORT_CORE_NAMES
+
+    inputs = [x for x in (args.table, args.results_dir, args.clinical, args.lesions, *args.cycles) if x]
+    out = check_output_folder(args.out, inputs, args.overwrite, COHORT_CORE_NAMES, COHORT_CORE_NAMES)
+    with ResultSetWriter(out, overwrite=args.overwrite, core_names=COHORT_CORE_NAMES,
+                         tool="lu-dosimetry cohort") as writer:
+        return _run_cohort(args, writer)
+
+
+def _run_cohort(args: argparse.Namespace, writer) -> int:
     import logging
 
     import numpy as np
@@ -116,13 +141,6 @@ def run_cohort_command(args: argparse.Namespace) -> int:
     from .report import write_cohort_outputs
 
     log = logging.getLogger("lu-dosimetry.cohort")
-    n_sources = sum(bool(x) for x in (args.table, args.demo, args.results_dir))
-    if n_sources != 1:
-        raise ValueError("give exactly one of: a cohort TABLE.csv, --demo, or --results-dir")
-    if args.clinical and not args.results_dir:
-        raise ValueError("--clinical is joined to --results-dir; put clinical columns into TABLE.csv otherwise")
-    if args.bootstrap < 1:
-        raise ValueError("--bootstrap must be >= 1")
 
     extra: dict[str, str] = {}
     cycles = lesions = visits = pet = None
@@ -168,7 +186,7 @@ def run_cohort_command(args: argparse.Namespace) -> int:
                                   pet_lesions=pet)
     results.demo_truth = demo_truth
     log.info("Writing figures and report to %s", args.out)
-    paths = write_cohort_outputs(results, Path(args.out), extra, make_plots=not args.no_plots)
+    paths = write_cohort_outputs(results, Path(args.out), extra, make_plots=not args.no_plots, writer=writer)
 
     print(f"Cohort: {table.n_patients} patients ({table.source})")
     rc = table.response_counts()

@@ -1,10 +1,10 @@
 """Cohort outputs: ``cohort_results.json``, figures (PNG + SVG), trained models (JSON) and the
 self-contained ``cohort_report.html`` (figures embedded as base64 PNG).
 
-:func:`write_cohort_outputs` writes everything into a temporary folder next to the output
-folder and moves it into place only when every file has been written: the output is complete
-or absent, never half-written.  (If the output folder already exists and is not empty, each
-top-level entry is replaced by an atomic rename.)
+:func:`write_cohort_outputs` stages everything in a fresh folder inside the output folder and
+switches the set in one step when every file has been written (``LuDosimetryLib.results.result_set``):
+the output is the complete previous set or the complete new one, never a mix, and only files the
+tool recorded as its own are ever removed.
 """
 
 from __future__ import annotations
@@ -13,9 +13,6 @@ import base64
 import datetime as _dt
 import html
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -388,68 +385,43 @@ def build_report_html(results, figure_png: dict[str, tuple[str, bytes]]) -> str:
             f"<title>LuResponse cohort report</title><style>{CSS}</style></head><body>\n{body}\n</body></html>\n")
 
 
-def _move_into_place(tmp: Path, out_dir: Path) -> None:
-    if not out_dir.exists():
-        os.replace(tmp, out_dir)
-        return
-    if out_dir.is_dir() and not any(out_dir.iterdir()):
-        out_dir.rmdir()
-        os.replace(tmp, out_dir)
-        return
-    if not out_dir.is_dir():
-        raise NotADirectoryError(f"output path exists and is not a folder: {out_dir}")
-    for item in sorted(tmp.iterdir()):
-        target = out_dir / item.name
-        if target.is_dir() and not target.is_symlink():
-            old = Path(tempfile.mkdtemp(prefix=f".{item.name}.old-", dir=out_dir))
-            os.replace(target, old / item.name)
-            os.replace(item, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(item, target)
-    shutil.rmtree(tmp, ignore_errors=True)
+COHORT_CORE_NAMES = ("cohort_results.json", "cohort_report.html")
 
 
 def write_cohort_outputs(results, out_dir: str | Path, extra_files: dict[str, str] | None = None,
-                         formats=("png", "svg"), make_plots: bool = True, dpi: int = 120) -> list[Path]:
+                         formats=("png", "svg"), make_plots: bool = True, dpi: int = 120, overwrite: bool = True,
+                         writer=None) -> list[Path]:
     """Write report, JSON, figures, models and ``extra_files`` ({relative name: text}) into
-    ``out_dir`` (created if needed), atomically (see module doc).  Returns the written paths."""
-    out_dir = Path(out_dir).resolve()
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; the output folder gets normal permissions
-    try:
-        written: list[Path] = []
-        figure_png: dict[str, tuple[str, bytes]] = {}
-        if make_plots:
-            from .plots import figure_png_bytes, render_all, save_figure
+    ``out_dir`` (created if needed), all or nothing: staged in a fresh folder inside ``out_dir``
+    and switched in one step (``LuDosimetryLib.results.result_set``). An earlier cohort result
+    set is replaced only with ``overwrite``, and only the files it recorded as its own are
+    removed (a user's own files in ``figures/`` or ``models/`` stay). ``writer``: an open
+    ``ResultSetWriter`` (the CLI locks the folder before the analysis). Returns the written paths."""
+    from LuDosimetryLib.results.result_set import ResultSetWriter
 
-            (tmp / "figures").mkdir()
-            for stem, (title, f) in render_all(results).items():
-                paths = save_figure(f, tmp / "figures", stem, formats, dpi)
-                written += list(paths.values())
-                png = paths["png"].read_bytes() if "png" in paths else figure_png_bytes(f)
-                figure_png[stem] = (title, png)
-                f.clear()
-        (tmp / "models").mkdir()
-        for name, m in results.models.items():
-            written.append(m.save_json(tmp / "models" / f"{name}_model.json"))
-        data = results.to_dict()
-        p = tmp / "cohort_results.json"
-        p.write_text(json.dumps(data, indent=1, allow_nan=False), encoding="utf-8")
-        written.append(p)
-        for name, text in (extra_files or {}).items():
-            q = tmp / name
-            q.parent.mkdir(parents=True, exist_ok=True)
-            q.write_text(text, encoding="utf-8")
-            written.append(q)
-        p = tmp / "cohort_report.html"
-        p.write_text(build_report_html(results, figure_png), encoding="utf-8")
-        written.append(p)
-        _move_into_place(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return [out_dir / w.relative_to(tmp) for w in written]
+    if writer is None:
+        with ResultSetWriter(out_dir, overwrite=overwrite, core_names=COHORT_CORE_NAMES,
+                             tool="lu-dosimetry cohort") as rs:
+            return write_cohort_outputs(results, out_dir, extra_files, formats, make_plots, dpi, overwrite, rs)
+    tmp = writer.staging
+    figure_png: dict[str, tuple[str, bytes]] = {}
+    if make_plots:
+        from .plots import figure_png_bytes, render_all, save_figure
+
+        (tmp / "figures").mkdir()
+        for stem, (title, f) in render_all(results).items():
+            paths = save_figure(f, tmp / "figures", stem, formats, dpi)
+            png = paths["png"].read_bytes() if "png" in paths else figure_png_bytes(f)
+            figure_png[stem] = (title, png)
+            f.clear()
+    (tmp / "models").mkdir()
+    for name, m in results.models.items():
+        m.save_json(tmp / "models" / f"{name}_model.json")
+    data = results.to_dict()
+    (tmp / "cohort_results.json").write_text(json.dumps(data, indent=1, allow_nan=False), encoding="utf-8")
+    for name, text in (extra_files or {}).items():
+        q = tmp / name
+        q.parent.mkdir(parents=True, exist_ok=True)
+        q.write_text(text, encoding="utf-8")
+    (tmp / "cohort_report.html").write_text(build_report_html(results, figure_png), encoding="utf-8")
+    return writer.commit()

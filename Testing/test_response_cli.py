@@ -144,10 +144,14 @@ def test_existing_output_folder_entries_replaced(tmp_path):
     out.mkdir()
     (out / "notes.txt").write_text("keep me")
     (out / "cohort_results.json").write_text("old")
-    assert run(["--demo", "--out", str(out), "--no-plots", "--bootstrap", "10", "--cv-repeats", "0"]) == 0
+    args = ["--demo", "--out", str(out), "--no-plots", "--bootstrap", "10", "--cv-repeats", "0"]
+    with pytest.raises(ValueError, match="already holds a result set .*--overwrite"):  # refused before computing
+        run(args)
+    assert (out / "cohort_results.json").read_text() == "old"
+    assert run(args + ["--overwrite"]) == 0
     assert (out / "notes.txt").read_text() == "keep me"
     assert json.loads((out / "cohort_results.json").read_text())["n_patients"] == 73
-    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == [".lu-results.json"]
 
 
 def test_malformed_table_exit_code_and_message(tmp_path, capsys):

@@ -37,6 +37,7 @@ from pathlib import Path
 
 from ..errors import ManifestError
 from .dicom_tags import find_placeholders
+from .manifest_schema import check_manifest_structure, load_json_strict
 
 SPECT_UNITS = ("Bq/mL", "counts", "Gy/h")
 CALIBRATION_TIME_BASES = ("scan_duration", "detector_time")  # as io.dicom_quant (not imported: no pydicom here)
@@ -146,7 +147,7 @@ def _number(value, field_name, problems, positive=False):
     return value
 
 
-def _path(base: Path, value, field_name, problems, required=True, check_files=True):
+def _path(base: Path, value, field_name, problems, required=True, check_files=True, warnings=None):
     if not check_files and (value is None or value == ""):
         return None
     if value is None or value == "":
@@ -154,11 +155,30 @@ def _path(base: Path, value, field_name, problems, required=True, check_files=Tr
             problems.append((field_name, "is missing"))
         return None
     if not isinstance(value, str):
-        problems.append((field_name, f"must be a path string, got {value!r}"))
+        problems.append((field_name, f"must be a path string, got {value!r:.60}"))
         return None
-    p = (base / value).resolve() if not Path(value).is_absolute() else Path(value)
-    if check_files and not p.exists():
-        problems.append((field_name, f"file or folder not found: {p}"))
+    if "\x00" in value:
+        problems.append((field_name, "contains a NUL character"))
+        return None
+    shown = value if len(value) <= 120 else value[:80] + "..." + value[-30:]
+    try:
+        p = (base / value).resolve() if not Path(value).is_absolute() else Path(value)
+        if check_files:
+            if not p.exists():
+                problems.append((field_name, f"file or folder not found: {p}"))
+            elif not (p.is_file() or p.is_dir()):
+                problems.append((field_name, f"{p} is not a regular file or folder (a FIFO, socket or device): "
+                                             "give an image file or a DICOM folder"))
+    except (OSError, ValueError, RuntimeError) as exc:  # name too long, symlink loop, ...
+        problems.append((field_name, f"unusable path {shown!r} ({getattr(exc, 'strerror', None) or exc})"))
+        return None
+    if warnings is not None and (Path(value).is_absolute() or ".." in Path(value).parts):
+        try:
+            inside = p.is_relative_to(Path(base).resolve())
+        except (OSError, ValueError):
+            inside = False
+        if not inside:
+            warnings.append(f"{field_name} = {shown}: outside the study folder ({p})")
     return p
 
 
@@ -257,8 +277,9 @@ def _parse_timepoint(tp: dict, where: str, base: Path, injection: datetime | Non
         problems.append((f"{where}.calibration_time_basis", f"must be one of {', '.join(CALIBRATION_TIME_BASES)}, got "
                                                             f"{basis!r}"))
         basis = None
-    spect = _path(base, tp.get("spect"), f"{where}.spect", problems, check_files=check_files)
-    ct = _path(base, tp.get("ct"), f"{where}.ct", problems, required=False, check_files=check_files)
+    spect = _path(base, tp.get("spect"), f"{where}.spect", problems, check_files=check_files, warnings=warnings)
+    ct = _path(base, tp.get("ct"), f"{where}.ct", problems, required=False, check_files=check_files,
+               warnings=warnings)
     if hours is None:
         return None
     uids = {}
@@ -328,10 +349,14 @@ def _complete_from_dicom(d: dict, base: Path, warnings: list, problems: list | N
         for j, tp in enumerate(c["timepoints"]):
             if not isinstance(tp, dict) or not isinstance(tp.get("spect"), str) or not tp["spect"]:
                 continue
-            p = Path(tp["spect"])
-            p = p if p.is_absolute() else (base / p).resolve()
-            if not p.exists() or not _is_dicom_path(p):
-                continue
+            try:
+                p = Path(tp["spect"])
+                p = p if p.is_absolute() else (base / p).resolve()
+                # a FIFO or device would block the header read: only regular files and folders
+                if not (p.is_file() or p.is_dir()) or not _is_dicom_path(p):
+                    continue
+            except (OSError, ValueError, RuntimeError):
+                continue  # the path check of the validation reports it
             dicom_tps.add(f"cycles[{i}].timepoints[{j}]")
             infos[(i, j)] = (p, None)
     if not infos:
@@ -485,8 +510,6 @@ def study_from_dict(d: dict, base_dir: Path, manifest_path: Path | None = None, 
     headers (see the module docstring); ``d`` itself is not modified.
     """
     source = manifest_path or Path(base_dir) / "<manifest>"
-    problems: list[tuple[str, str]] = []
-    warnings: list[str] = []
     base = Path(base_dir)
     if not isinstance(d, dict):
         raise ManifestError(source, [("<root>", "manifest must be a JSON object")])
@@ -494,6 +517,21 @@ def study_from_dict(d: dict, base_dir: Path, manifest_path: Path | None = None, 
     if holes:
         raise ManifestError(source, [(f, f"is a placeholder left by `lu-dosimetry inspect --write-manifest`, replace it "
                                          f"with the value: {text}") for f, text in holes])
+    structure = check_manifest_structure(d)  # unknown keys, JSON types, ranges, label keys: before any use
+    if not structure:
+        return _study_from_checked_dict(d, base, source, manifest_path, check_files)
+    try:  # the value checks below add their own problems; a wrong type they trip over is already listed
+        _study_from_checked_dict(d, base, source, manifest_path, check_files)
+    except ManifestError as exc:
+        structure += [p for p in exc.problems if p not in structure and not any(p[0] == q[0] for q in structure)]
+    except (TypeError, ValueError, OverflowError, AttributeError, KeyError, RecursionError):
+        pass
+    raise ManifestError(source, structure)
+
+
+def _study_from_checked_dict(d: dict, base: Path, source, manifest_path, check_files: bool) -> Study:
+    problems: list[tuple[str, str]] = []
+    warnings: list[str] = []
     if "allow_mixed_patients" in d and not isinstance(d["allow_mixed_patients"], bool):
         problems.append(("allow_mixed_patients", f"must be true or false, got {d['allow_mixed_patients']!r}"))
     hints: dict[str, str] = {}
@@ -578,7 +616,8 @@ def study_from_dict(d: dict, base_dir: Path, manifest_path: Path | None = None, 
     elif not isinstance(seg, dict):
         problems.append(("segmentation", "must be an object with 'file' and 'labels'"))
     else:
-        seg_file = _path(base, seg.get("file"), "segmentation.file", problems, check_files=check_files)
+        seg_file = _path(base, seg.get("file"), "segmentation.file", problems, check_files=check_files,
+                         warnings=warnings)
         labels = seg.get("labels")
         if not isinstance(labels, dict) or not labels:
             problems.append(("segmentation.labels", "must be a non-empty object {label value: {name, kind}}"))
@@ -650,12 +689,26 @@ def study_from_dict(d: dict, base_dir: Path, manifest_path: Path | None = None, 
 
 
 def load_study(manifest_path) -> Study:
-    """Read and validate a ``study.json`` (contract 1). Paths are relative to the manifest."""
+    """Read and validate a ``study.json`` (contract 1). Paths are relative to the manifest.
+
+    The text must be UTF-8 (a byte-order mark is accepted); duplicate keys, NaN literals and
+    absurd nesting are refused (:func:`.manifest_schema.load_json_strict`), then every key is
+    checked against :data:`.manifest_schema.MANIFEST_FIELDS` before any value is used."""
     path = Path(manifest_path)
-    if not path.is_file():
-        raise ManifestError(path, [("<file>", f"study manifest not found: {path}")])
     try:
-        d = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ManifestError(path, [("<file>", f"not valid JSON: {exc}")]) from exc
+        if not path.is_file():
+            what = "not found" if not path.exists() else "is not a regular file (a folder, FIFO or device)"
+            raise ManifestError(path, [("<file>", f"study manifest {what}: {path}")])
+        if path.stat().st_size > 16 * 1024 * 1024:
+            raise ManifestError(path, [("<file>", f"{path.stat().st_size} bytes: far too large for a study manifest")])
+        raw = path.read_bytes()
+    except (OSError, ValueError) as exc:  # ValueError: NUL in the path
+        raise ManifestError(str(path)[:200], [("<file>", f"cannot be read ({getattr(exc, 'strerror', None) or exc})")]) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ManifestError(path, [("<file>", f"not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); save the "
+                                              "manifest as UTF-8")]) from None
+    d = load_json_strict(text, path)
     return study_from_dict(d, path.parent, manifest_path=path.resolve())

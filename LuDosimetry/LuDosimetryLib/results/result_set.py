@@ -46,7 +46,7 @@ FORMAT = "lu-dosimetry result set"
 FORMAT_VERSION = 1
 
 
-class OutputFolderError(LuDosimetryError):
+class OutputFolderError(LuDosimetryError, ValueError):
     """The output folder cannot be used (holds inputs, holds results, locked, not a folder)."""
 
 

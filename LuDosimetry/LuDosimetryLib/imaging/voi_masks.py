@@ -57,6 +57,24 @@ def _mask_on_reference(name: str, mask, reference: sitk.Image, warnings: list) -
     return array
 
 
+def check_label_values(lab: np.ndarray, vois, source: str, warnings: list) -> None:
+    """Refuse non-integer label values (a float labelmap with 10.4 is not label 10); warn, by
+    number, about labels present in the image but not defined in the manifest (ignored)."""
+    values, counts = np.unique(lab, return_counts=True)
+    if np.issubdtype(values.dtype, np.floating):
+        bad = values[~np.isfinite(values) | (values != np.round(values))]
+        if bad.size:
+            raise InputDataError(f"segmentation {source}: label values must be whole numbers; found "
+                                 + ", ".join(f"{v:g}" for v in bad[:5]) + (" ..." if bad.size > 5 else "")
+                                 + " — save the labelmap with an integer pixel type")
+    defined = {d.label for d in vois}
+    extra = [(int(v), int(c)) for v, c in zip(values, counts) if v != 0 and int(v) not in defined]
+    if extra:
+        warnings.append(f"segmentation {source}: label(s) "
+                        + ", ".join(f"{v} ({c} voxels)" for v, c in extra[:10]) + (" ..." if len(extra) > 10 else "")
+                        + " present in the image but not defined in the manifest's segmentation.labels: ignored")
+
+
 def voi_rois(vois, reference: sitk.Image, labelmap: sitk.Image | None = None, masks: dict | None = None,
              source: str = "segmentation") -> tuple[dict, list[str]]:
     """{VOI name: boolean [z, y, x] mask on the reference grid} and warnings.
@@ -78,6 +96,7 @@ def voi_rois(vois, reference: sitk.Image, labelmap: sitk.Image | None = None, ma
     if labelmap is None:
         raise InputDataError(f"{source}: neither VOI masks nor a labelmap were given")
     original = sitk.GetArrayViewFromImage(labelmap)
+    check_label_values(original, vois, source, warnings)
     in_file = {int(x) for x in np.unique(original)}
     if image_io.geometry_differences(labelmap, reference):
         warnings.append("segmentation geometry differs from the reference SPECT: resampled with nearest neighbour")

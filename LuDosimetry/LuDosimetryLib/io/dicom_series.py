@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputDataError
+from .dicom_pixel_checks import check_dicom_pixel_files
 from .dicom_quant import (
     _RWV_BQML_UNITS,
     read_decay_correction,
@@ -570,6 +571,7 @@ def read_dicom_series(folder: str | os.PathLike, series_uid: str | None = None):
     else:
         chosen = series
     files = chosen[0][1]
+    check_dicom_pixel_files(files)  # RescaleSlope, frames/bits vs PixelData, size limit (issue 13)
     try:
         if len(files) == 1:
             image = sitk.ReadImage(files[0])
@@ -604,6 +606,7 @@ def read_dicom_image(path: str | os.PathLike, series_uid: str | None = None) -> 
     if p.is_dir():
         image, _ = read_dicom_series(p, info.series_instance_uid)
     else:
+        check_dicom_pixel_files([p])  # RescaleSlope, frames/bits vs PixelData, size limit (issue 13)
         try:
             image = sitk.ReadImage(str(p))
         except RuntimeError as exc:

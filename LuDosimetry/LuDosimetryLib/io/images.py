@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,35 +99,137 @@ def _check_finite(image: sitk.Image, source: str, nan_policy: str) -> sitk.Image
     raise ValueError(f"nan_policy must be 'raise' or 'zero', got {nan_policy!r}")
 
 
-def _nifti_nonfinite_count(path: Path) -> int | None:
-    """Number of NaN/inf voxels in a float NIfTI-1 file, read from the raw data.
+MAX_IMAGE_BYTES = 2 * 1024 ** 3
+"""Default limit of the voxel data of one image (2 GiB); ``LU_DOSIMETRY_MAX_IMAGE_BYTES`` or the
+``max_bytes`` argument of :func:`read_image` change it."""
 
-    Needed because ITK's NIfTI reader silently turns NaN into 0. Returns None when the file is
-    not a float NIfTI-1 file this simple parser understands (then nothing is checked)."""
-    import gzip
+
+def max_image_bytes(max_bytes: int | None = None) -> int:
+    """The voxel-data limit in bytes: ``max_bytes``, else ``$LU_DOSIMETRY_MAX_IMAGE_BYTES``, else 2 GiB."""
+    if max_bytes is not None:
+        return int(max_bytes)
+    env = os.environ.get("LU_DOSIMETRY_MAX_IMAGE_BYTES", "").strip()
+    try:
+        return int(float(env)) if env else MAX_IMAGE_BYTES
+    except ValueError:
+        raise InputDataError(f"LU_DOSIMETRY_MAX_IMAGE_BYTES = {env!r}: not a number of bytes") from None
+
+
+def _human_bytes(n: float) -> str:
+    for unit, size in (("GiB", 1024 ** 3), ("MiB", 1024 ** 2), ("KiB", 1024)):
+        if n >= size:
+            return f"{n / size:.2f} {unit}"
+    return f"{int(n)} bytes"
+
+
+def check_image_size(source: str, size, bytes_per_voxel: int, max_bytes: int | None = None) -> int:
+    """Refuse an image whose voxel data (product of ``size`` x ``bytes_per_voxel``) exceeds the
+    limit (:func:`max_image_bytes`); returns the number of bytes."""
+    n = bytes_per_voxel
+    for s in size:
+        n *= max(int(s), 0)
+    limit = max_image_bytes(max_bytes)
+    if n > limit:
+        raise InputDataError(f"{source}: image of size {tuple(int(s) for s in size)} holds {_human_bytes(n)} of voxel "
+                             f"data, above the limit of {_human_bytes(limit)} (set LU_DOSIMETRY_MAX_IMAGE_BYTES to "
+                             "raise it)")
+    return n
+
+
+def _header_size_check(path: Path, max_bytes: int | None) -> None:
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
+        raise InputDataError(f"{path}: cannot be read as an image ({first})") from None
+    bpv = sitk.Image([1] * reader.GetDimension(), reader.GetPixelID(), reader.GetNumberOfComponents())
+    per_voxel = int(np.dtype(sitk.GetArrayViewFromImage(bpv).dtype).itemsize) * reader.GetNumberOfComponents()
+    check_image_size(str(path), reader.GetSize(), per_voxel, max_bytes)
+
+
+def _gunzip_once(path: Path, target: Path, max_bytes: int | None) -> None:
+    """Decompress ``path`` into ``target`` in one pass with constant memory, reading every gzip
+    member to its end: a truncated or corrupt stream, or more data than the limit allows (a
+    "zip bomb"), raises InputDataError before anything is read into memory."""
+    import zlib
+
+    limit = max_image_bytes(max_bytes) + 1024 * 1024  # voxel data + header/extensions
+    written = 0
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        with open(path, "rb") as src, open(target, "wb") as dst:
+            data = src.read(1 << 20)
+            while data:
+                out = d.decompress(data, 1 << 22)
+                written += len(out)
+                if written > limit:
+                    raise InputDataError(f"{path}: decompresses to more than {_human_bytes(limit)} (limit "
+                                         "LU_DOSIMETRY_MAX_IMAGE_BYTES); refused")
+                dst.write(out)
+                if d.unconsumed_tail:
+                    data = d.unconsumed_tail
+                    continue
+                if d.eof:  # concatenated members are valid gzip; trailing zero padding is tolerated
+                    rest = d.unused_data
+                    if rest.strip(b"\x00"):
+                        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                        data = rest
+                        continue
+                    if not rest:
+                        rest = src.read(1 << 20)
+                        if rest.strip(b"\x00"):
+                            d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                            data = rest
+                            continue
+                    break
+                data = src.read(1 << 20)
+        if not d.eof:
+            raise InputDataError(f"{path}: the gzip stream is truncated (the file ends before the compressed data "
+                                 "does); the file is incomplete — copy it again")
+    except zlib.error as exc:
+        raise InputDataError(f"{path}: corrupt gzip data ({exc})") from None
+
+
+def _nifti_float_layout(head: bytes):
+    """(numpy dtype, voxel offset, number of voxels) of a float NIfTI-1 header, else (None, 0, 0)."""
     import struct
 
-    try:
-        opener = gzip.open if path.name.lower().endswith(".gz") else open
-        with opener(path, "rb") as fh:
-            raw = fh.read()
-    except OSError:
-        return None
-    if len(raw) < 352:
-        return None
     for endian in ("<", ">"):
-        if struct.unpack(endian + "i", raw[:4])[0] == 348:
+        if struct.unpack(endian + "i", head[:4])[0] == 348:
             break
     else:
-        return None  # NIfTI-2 or not NIfTI
-    datatype = struct.unpack(endian + "h", raw[70:72])[0]
-    dtype = {16: "f4", 64: "f8"}.get(datatype)
+        return None, 0, 0
+    kind = {16: "f4", 64: "f8"}.get(struct.unpack(endian + "h", head[70:72])[0])
+    if kind is None:
+        return None, 0, 0
+    dims = struct.unpack(endian + "8h", head[40:56])
+    n = 1
+    for dd in dims[1:1 + max(0, min(dims[0], 7))]:
+        n *= max(1, dd)
+    offset = struct.unpack(endian + "f", head[108:112])[0]
+    if not math.isfinite(offset) or offset < 348:
+        return None, 0, 0
+    return np.dtype(endian + kind), int(offset), n
+
+
+def _nifti_nonfinite_count(path: Path) -> int | None:
+    """NaN/inf voxels of an uncompressed float NIfTI-1 file (memory-mapped), else None."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(352)
+    except OSError:
+        return None
+    if len(head) < 352:
+        return None
+    dtype, offset, n = _nifti_float_layout(head)
     if dtype is None:
         return None
-    dims = struct.unpack(endian + "8h", raw[40:56])
-    n = int(np.prod([max(1, d) for d in dims[1:1 + max(0, min(dims[0], 7))]]))
-    offset = int(struct.unpack(endian + "f", raw[108:112])[0])
-    data = np.frombuffer(raw, dtype=np.dtype(endian + dtype), count=n, offset=offset)
+    try:
+        data = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=(n,))
+    except (OSError, ValueError):
+        return None
     return int((~np.isfinite(data)).sum())
 
 
@@ -139,7 +242,7 @@ def list_dicom_series(folder: str | os.PathLike) -> list[tuple[str, list[str]]]:
 
 
 def read_image(path: str | os.PathLike, series_uid: str | None = None, nan_policy: str = "raise",
-               apply_dicom_scaling: bool = True) -> sitk.Image:
+               apply_dicom_scaling: bool = True, max_bytes: int | None = None) -> sitk.Image:
     """Read a 3-D image from an image file, a DICOM file, or a folder holding a DICOM series.
 
     Parameters
@@ -152,6 +255,9 @@ def read_image(path: str | os.PathLike, series_uid: str | None = None, nan_polic
         data.)
     apply_dicom_scaling : for DICOM, also apply the Real World Value Mapping / vendor private
         scale factor that GDCM does not (see :func:`LuDosimetryLib.dicom.read_dicom_image`).
+    max_bytes : limit of the voxel data (default :func:`max_image_bytes`, 2 GiB), checked on the
+        header before the voxels are read. A ``.nii.gz`` is decompressed once, to a temporary
+        file, with the stream read to its end (a truncated file is refused, not half-read).
 
     Returns
     -------
@@ -167,6 +273,9 @@ def read_image(path: str | os.PathLike, series_uid: str | None = None, nan_polic
     if not p.exists():
         raise InputDataError(f"{p}: file or folder not found")
     source = str(p)
+    n_bad = 0
+    if not (p.is_dir() or p.is_file()):  # opening a FIFO would block forever
+        raise InputDataError(f"{p}: not a regular file or folder (a FIFO, socket or device)")
     if p.is_dir() or _is_dicom_file(p):
         from .dicom_series import read_dicom_image, read_dicom_series  # lazy: pydicom only when needed
 
@@ -175,25 +284,35 @@ def read_image(path: str | os.PathLike, series_uid: str | None = None, nan_polic
         elif p.is_dir():
             image, _ = read_dicom_series(p, series_uid)
         else:
+            from .dicom_pixel_checks import check_dicom_pixel_files
+
+            check_dicom_pixel_files([p], max_bytes)  # RescaleSlope, frames/bits vs PixelData, size (issue 13)
             try:
                 image = sitk.ReadImage(str(p))
             except RuntimeError as exc:
                 raise InputDataError(f"{p}: SimpleITK cannot read this DICOM file ({str(exc).strip().splitlines()[-1]})") from None
     else:
-        try:
-            image = sitk.ReadImage(str(p))
-        except RuntimeError as exc:
-            first = str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
-            raise InputDataError(f"{p}: cannot be read as an image ({first})") from None
+        with tempfile.TemporaryDirectory(prefix="lu-image-") as tmp:
+            readable = p
+            if p.name.lower().endswith(".nii.gz"):
+                _header_size_check(p, max_bytes)  # cheap: the header only, before decompressing anything
+                readable = Path(tmp) / (p.name[:-3] if p.name.lower().endswith(".gz") else p.name)
+                _gunzip_once(p, readable, max_bytes)
+            else:
+                _header_size_check(p, max_bytes)
+            try:
+                image = sitk.ReadImage(str(readable))
+            except RuntimeError as exc:
+                first = str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
+                raise InputDataError(f"{p}: cannot be read as an image ({first})") from None
+            n_bad = _nifti_nonfinite_count(readable) if p.name.lower().endswith((".nii", ".nii.gz")) else 0
     image = _ensure_3d(image, source)
-    if p.name.lower().endswith((".nii", ".nii.gz")):
-        n_bad = _nifti_nonfinite_count(p)
-        if n_bad:
-            if nan_policy == "raise":
-                raise InputDataError(
-                    f"{source}: {n_bad} of {int(np.prod(image.GetSize()))} voxels are NaN or infinite. Fix the file, or "
-                    "read it with nan_policy='zero' to set those voxels to 0 (they then count as zero activity).")
-            log.warning("%s: %d NaN/infinite voxels set to 0 (nan_policy='zero')", source, n_bad)
+    if n_bad:
+        if nan_policy == "raise":
+            raise InputDataError(
+                f"{source}: {n_bad} of {int(np.prod(image.GetSize()))} voxels are NaN or infinite. Fix the file, or "
+                "read it with nan_policy='zero' to set those voxels to 0 (they then count as zero activity).")
+        log.warning("%s: %d NaN/infinite voxels set to 0 (nan_policy='zero')", source, n_bad)
     image = _check_finite(image, source, nan_policy)
     return image
 

@@ -209,8 +209,11 @@ def cohort_table_from_rows(
 def load_cohort_table(path: str | Path) -> CohortTable:
     """Read and validate a cohort CSV (contract 3).  One :class:`CohortTableError` lists every
     bad row and column; missing values are kept and reported in ``table.missing``."""
-    header, rows, lines = read_csv_rows(path)
-    return cohort_table_from_rows(rows, str(path), header, lines)
+    notes: list[str] = []
+    header, rows, lines = read_csv_rows(path, notes)
+    table = cohort_table_from_rows(rows, str(path), header, lines)
+    table.notes[:0] = notes
+    return table
 
 
 # --------------------------------------------------------------------------------------------

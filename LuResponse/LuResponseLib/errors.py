@@ -51,8 +51,33 @@ class CohortTableError(LuResponseError, ValueError):
         self.problems = list(problems)
         self.kind = kind
         lines = [f"{len(self.problems)} problem(s) in {kind} {self.source}:"]
-        lines += [f"  - {p}" for p in self.problems]
+        lines += [f"  - {text}" for text in summarise_problems(self.problems)]
         super().__init__("\n".join(lines))
+
+
+def summarise_problems(problems: list[TableProblem], max_each: int = 3) -> list[str]:
+    """One line per problem, except that a kind of problem (same column, same message apart from
+    the quoted value) occurring more than ``max_each`` times becomes one line with its count and
+    the first rows — 722 unparsable numbers are one line, not 722."""
+    import re
+
+    groups: dict[tuple, list[TableProblem]] = {}
+    for p in problems:
+        key = (p.column, re.sub(r"'[^']*'", "'…'", re.sub(r"-?\d+(\.\d+)?(e[+-]?\d+)?", "#", p.message)))
+        groups.setdefault(key, []).append(p)
+    out = []
+    for (column, _), members in groups.items():
+        if len(members) <= max_each:
+            out += [str(p) for p in members]
+            continue
+        first = members[0]
+        where = ", ".join(f"line {p.line}" for p in members[:max_each] if p.line is not None)
+        col = f"column '{column}': " if column is not None else ""
+        hint = ""
+        if any(re.search(r"'[+-]?\d+,\d+'", p.message) for p in members):
+            hint = " — numbers written with a decimal comma? Save the file with ';' as separator or use decimal points"
+        out.append(f"{col}{len(members)} rows like: {first.message} (first: {where or 'see file'}){hint}")
+    return out
 
 
 class AnalysisError(LuResponseError, ValueError):

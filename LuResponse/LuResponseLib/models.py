@@ -36,12 +36,10 @@ import numpy as np
 
 from .errors import AnalysisError, ExtrapolationWarning
 from .roc import RocCurve, bootstrap_auc_ci, roc_auc, roc_curve
+from .model_schema import MODEL_FORMAT, MODEL_FORMAT_VERSION, MODEL_KINDS, parse_model_json, validate_model_dict  # noqa: F401
 from .svm import SVM_MAX_TRAIN, _expit, _platt_svc_class, platt_fit  # noqa: F401  (platt_fit re-exported)
 
-MODEL_KINDS = ("logistic", "svm")
 LOGISTIC_PENALTIES = ("none", "l2")
-MODEL_FORMAT = "LuResponse.ResponseModel"
-MODEL_FORMAT_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -440,21 +438,11 @@ class ResponseModel:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ResponseModel":
-        if d.get("format") != MODEL_FORMAT:
-            raise AnalysisError(f"not a LuResponse model (format = {d.get('format')!r})")
-        if int(d.get("format_version", 0)) > MODEL_FORMAT_VERSION:
-            raise AnalysisError(f"model format version {d.get('format_version')} is newer than this library "
-                                f"({MODEL_FORMAT_VERSION})")
-        kind = d["kind"]
-        if kind not in MODEL_KINDS:
-            raise AnalysisError(f"unknown model kind {kind!r}")
-        needed = ("coef", "intercept") if kind == "logistic" else (
-            "support_vectors", "dual_coef", "intercept", "gamma", "platt_A", "platt_B")
-        missing = [k for k in needed if k not in d.get("params", {})]
-        if missing:
-            raise AnalysisError(f"model file lacks parameter(s): {', '.join(missing)}")
-        return cls(kind=kind, feature_names=list(d["features"]),
+    def from_dict(cls, d: dict, source="model") -> "ResponseModel":
+        """A model from its dict; checked first against :mod:`.model_schema` (every problem listed
+        in one :class:`~.model_schema.ModelFileError` naming the field)."""
+        validate_model_dict(d, source)
+        return cls(kind=d["kind"], feature_names=list(d["features"]),
                    scaler_mean=np.asarray(d["scaler"]["mean"], dtype=float),
                    scaler_scale=np.asarray(d["scaler"]["scale"], dtype=float),
                    params=dict(d["params"]),
@@ -471,12 +459,20 @@ class ResponseModel:
 
     @classmethod
     def load_json(cls, path: str | Path) -> "ResponseModel":
+        """Read a model file (UTF-8 JSON, checked against :mod:`.model_schema`)."""
+        from .model_schema import ModelFileError
+
         path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"model file not found or not a regular file: {path}")
+        raw = path.read_bytes()
+        if len(raw) > 64 * 1024 * 1024:
+            raise ModelFileError(path, [("<file>", f"{len(raw)} bytes: far too large for a model file")])
         try:
-            d = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise AnalysisError(f"{path}: not valid JSON ({e})") from e
-        return cls.from_dict(d)
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise ModelFileError(path, [("<file>", f"not UTF-8 text (byte {exc.start})")]) from None
+        return cls.from_dict(parse_model_json(text, path), path)
 
 
 def model_from_pipeline(pipe, kind: str, feature_names, X, y, settings: ModelSettings | None = None,

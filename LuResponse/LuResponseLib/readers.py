@@ -90,40 +90,70 @@ def _is_missing(value) -> bool:
     return isinstance(value, str) and value.strip().lower() in MISSING_TOKENS
 
 
-def read_csv_rows(path: str | Path) -> tuple[list[str], list[dict[str, str]], list[int]]:
+def read_csv_rows(path: str | Path, notes: list[str] | None = None
+                  ) -> tuple[list[str], list[dict[str, str]], list[int]]:
     """Read a CSV file: (header, rows as dicts of stripped strings, 1-based line numbers).
 
-    Accepts a UTF-8 byte-order mark and ``;`` as delimiter when the header has no comma.  Blank
-    lines are skipped.  A row with more cells than the header raises a table error listing it.
+    Encodings (UTF-8 with or without BOM, UTF-16, Windows-1252), ``;``/tab delimiters with decimal
+    commas and strict quoting are handled by :func:`.csv_text.read_table_cells`; ``notes``
+    collects what was assumed. Blank lines are skipped. A row with more cells than the header
+    raises a table error listing it (with a hint when decimal commas are the likely cause).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"table not found: {path}")
-    text = path.read_text(encoding="utf-8-sig")
-    first = text.splitlines()[0] if text.strip() else ""
-    delimiter = ";" if ("," not in first and ";" in first) else ","
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
-    header: list[str] | None = None
+    import logging
+
+    from .csv_text import read_table_cells
+
+    own_notes: list[str] = []
+    header, cell_rows, delimiter = read_table_cells(path, own_notes)
+    for n in own_notes:
+        logging.getLogger("lu-dosimetry.cohort").warning(n)
+    if notes is not None:
+        notes.extend(own_notes)
+    if header is None:
+        raise CohortTableError(str(path), [TableProblem(None, None, "the file is empty (no header line)")])
     rows: list[dict[str, str]] = []
     lines: list[int] = []
     problems: list[TableProblem] = []
-    for cells in reader:
-        if not any(c.strip() for c in cells):
-            continue
-        if header is None:
-            header = [c.strip() for c in cells]
-            continue
-        if len(cells) > len(header) and any(c.strip() for c in cells[len(header):]):
-            problems.append(TableProblem(reader.line_num, None,
-                                         f"{len(cells)} cells but the header has {len(header)} columns"))
+    for line, cells in cell_rows:
+        if len(cells) > len(header) and any(cells[len(header):]):
+            hint = ""
+            if delimiter == "," and any(c.isdigit() for c in cells[len(header):]):
+                hint = (" (numbers with a decimal comma in a comma-separated file? Save it with ';' as separator "
+                        "or with decimal points)")
+            problems.append(TableProblem(line, None, f"{len(cells)} cells but the header has {len(header)} columns"
+                                         + hint))
         cells = list(cells) + [""] * (len(header) - len(cells))
-        rows.append({h: cells[i].strip() for i, h in enumerate(header)})
-        lines.append(reader.line_num)
-    if header is None:
-        raise CohortTableError(str(path), [TableProblem(None, None, "the file is empty (no header line)")])
+        rows.append({h: cells[i] for i, h in enumerate(header)})
+        lines.append(line)
     if problems:
         raise CohortTableError(str(path), problems)
     return header, rows, lines
+
+
+RESPONSE_WORDS = {
+    "complete response": "CR", "complete remission": "CR", "complete": "CR", "icr": "CR",
+    "partial response": "PR", "partial remission": "PR", "partial": "PR", "ipr": "PR",
+    "stable disease": "SD", "stable": "SD", "no change": "SD", "isd": "SD",
+    "progressive disease": "PD", "progression": "PD", "progressive": "PD", "icpd": "PD",
+}
+"""RECIST 1.1 words (and iRECIST confirmed codes) accepted for the response codes."""
+
+
+def response_code(value) -> str:
+    """CR/PR/SD/PD for a code or a RECIST word ('partial response', 'Stable disease', 'PR (partial
+    response)', 'iCPD'); anything else is returned upper-cased (and then refused as unknown)."""
+    text = str(value).strip()
+    code = text.upper()
+    if code in RESPONSE_CODES:
+        return code
+    words = " ".join(text.lower().replace("_", " ").replace("-", " ").split())
+    if words in RESPONSE_WORDS:
+        return RESPONSE_WORDS[words]
+    head = words.split("(")[0].strip().upper()  # "PR (partial response)"
+    if head in RESPONSE_CODES:
+        return head
+    inner = words[words.find("(") + 1: words.rfind(")")].strip() if "(" in words and ")" in words else ""
+    return RESPONSE_WORDS.get(inner, inner.upper() if inner.upper() in RESPONSE_CODES else code)
 
 
 def _parse_number(text) -> float:
@@ -226,10 +256,11 @@ def validate_rows(
                     arr[i] = None
                     missing.append(TableProblem(lines[i], name, "missing value", pid(i)))
                     continue
-                code = str(v).strip().upper()
+                code = response_code(v)
                 if code not in RESPONSE_CODES:
                     problems.append(TableProblem(lines[i], name,
-                                                 f"unknown response code '{v}' (allowed: {', '.join(RESPONSE_CODES)})", pid(i)))
+                                                 f"unknown response code '{v}' (allowed: {', '.join(RESPONSE_CODES)} or "
+                                                 "the RECIST words, e.g. 'partial response')", pid(i)))
                     arr[i] = None
                 else:
                     arr[i] = code
@@ -275,8 +306,12 @@ def _sorted(problems: list[TableProblem], header: Sequence[str]) -> list[TablePr
 
 
 def _cell(name: str, v) -> str:
+    from LuDosimetryLib.results.result_set import csv_safe_text
+
     if v is None:
         return ""
+    if isinstance(v, str):
+        return csv_safe_text(v)
     if isinstance(v, (float, np.floating)):
         if np.isnan(v):
             return ""

@@ -126,7 +126,7 @@ def compare_doses(rows: list, truth: dict, min_volume_ml: float = 10.0, kinds=("
 
 def compare_with_ground_truth(results_csv, ground_truth_json, min_volume_ml: float = 10.0) -> DoseComparison:
     """Read ``voi_cycle_doses.csv`` and ``ground_truth.json`` and compare them."""
-    with open(results_csv, newline="") as f:
+    with open(results_csv, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    truth = json.loads(Path(ground_truth_json).read_text())
+    truth = json.loads(Path(ground_truth_json).read_text(encoding="utf-8"))
     return compare_doses(rows, truth, min_volume_ml)

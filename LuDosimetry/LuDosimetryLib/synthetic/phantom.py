@@ -473,6 +473,6 @@ def write_phantom_study(out_dir, config: PhantomConfig | None = None) -> Path:
         manifest = {"patient_id": cfg.patient_id, "radionuclide": cfg.radionuclide, "cycles": cycles,
                     "segmentation": {"file": "segmentation.nii.gz", "labels": voi_labels(cfg)},
                     "recovery_coefficients": recovery_coefficient_table(cfg)}
-        (tmp / "study.json").write_text(json.dumps(manifest, indent=2))
-        (tmp / "ground_truth.json").write_text(json.dumps(truth, indent=2))
+        (tmp / "study.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        (tmp / "ground_truth.json").write_text(json.dumps(truth, indent=2), encoding="utf-8")
     return out / "study.json"

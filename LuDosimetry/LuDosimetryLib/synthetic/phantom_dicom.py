@@ -308,7 +308,7 @@ def write_phantom_dicom(out_dir, config: PhantomConfig | None = None) -> Path:
         import SimpleITK as sitk
 
         sitk.WriteImage(phantom_image(segmentation_labelmap(cfg), cfg), str(tmp / "segmentation.nii.gz"), True)
-        (tmp / "ground_truth.json").write_text(json.dumps(truth, indent=2))
+        (tmp / "ground_truth.json").write_text(json.dumps(truth, indent=2), encoding="utf-8")
         manifest, _ = study_dict_from_dicom(root, relative_to=tmp)
         if cfg.spect_units == "counts":
             for cyc in manifest["cycles"]:
@@ -318,10 +318,10 @@ def write_phantom_dicom(out_dir, config: PhantomConfig | None = None) -> Path:
         manifest["segmentation"] = {"file": "segmentation.nii.gz", "labels": voi_labels(cfg)}
         manifest["recovery_coefficients"] = recovery_coefficient_table(cfg)
         study_from_dict(manifest, tmp)  # the folder must run as is: raises ManifestError otherwise
-        (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2))
+        (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         counts_note = ("\n  - the camera calibration (calibration_cps_per_MBq per time point): Units are CNTS."
                        if cfg.spect_units == "counts" else "")
         (tmp / "README.txt").write_text(_README.format(
             patient_id=cfg.patient_id, seed=cfg.seed, dicom=DICOM_FOLDER, units=_UNITS[cfg.spect_units],
-            ref=cfg.reference_hours, counts_note=counts_note))
+            ref=cfg.reference_hours, counts_note=counts_note), encoding="utf-8")
     return out / MANIFEST_NAME

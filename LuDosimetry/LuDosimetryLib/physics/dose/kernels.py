@@ -268,7 +268,7 @@ def load_lanconelli_kernel(path, voxel_size_mm=None, nuclide: str | None = None,
     if not p.is_file():
         raise InputDataError(f"path: kernel file {str(p)!r} does not exist")
     header, rows = [], []
-    for n, line in enumerate(p.read_text(errors="replace").splitlines(), start=1):
+    for n, line in enumerate(p.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
         parts = [t for t in re.split(r"[\s,;]+", line.strip()) if t]
         if not parts:
             continue

@@ -20,7 +20,7 @@ def _water_tables():
 
 def _read_csv(path: Path) -> np.ndarray:
     """Numeric rows of a shipped CSV table ('#' comments and one header row skipped)."""
-    rows = [ln for ln in path.read_text().splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    rows = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     return np.array([[float(v) for v in ln.split(",")] for ln in rows[1:]])
 
 

@@ -99,12 +99,10 @@ def check_dicom_pixel_files(files, max_bytes: int | None = None) -> None:
             raise InputDataError(f"{f}: DICOM header cannot be read ({type(exc).__name__}: {exc})") from None
         ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
         compressed = bool(ts) and UID(ts).is_compressed
-        length = None
-        if "PixelData" in ds:
-            raw = ds.get_item("PixelData")
-            length = getattr(raw, "length", None)
-            if length is None or length == 0xFFFFFFFF:
-                length = None
+        raw = ds._dict.get(0x7FE00010)  # the raw element: its length without loading the pixel data
+        length = getattr(raw, "length", None)
+        if length == 0xFFFFFFFF:  # undefined length: encapsulated (compressed) data
+            length = None
         problems += check_dicom_pixel_header(f, ds, length, compressed)
         rows, cols, bits = ds.get("Rows", 0) or 0, ds.get("Columns", 0) or 0, ds.get("BitsAllocated", 16) or 16
         try:

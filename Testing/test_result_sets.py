@@ -290,3 +290,42 @@ def test_cohort_out_refused_when_it_holds_the_table_and_user_files_kept(tmp_path
     assert cli.main(args + ["--overwrite"]) == 0
     assert (out / "models" / "my_model.json").read_text(encoding="utf-8") == "{}"
     assert rs.verify_result_set(out) == []
+
+
+def test_out_an_existing_file_refused_before_computing(patient, capsys, monkeypatch):
+    from LuDosimetryLib import pipeline
+
+    manifest, study = patient
+    target = study.parent / "results.txt"
+    target.write_text("not a folder", encoding="utf-8")
+    monkeypatch.setattr(pipeline, "load_study_images", lambda *a, **k: pytest.fail("computation started"))
+    assert cli.main(["run", str(manifest), "--out", str(target), *FAST]) == 2
+    assert "exists and is not a folder" in capsys.readouterr().err
+    assert target.read_text(encoding="utf-8") == "not a folder"
+
+
+def test_failed_map_write_one_message_and_previous_set_intact(patient, capsys, monkeypatch):
+    from LuDosimetryLib.results import outputs
+
+    manifest, study = patient
+    out = study / "results"
+    assert cli.main(["run", str(manifest), "--out", str(out), *FAST]) == 0
+    old = digest(out)
+
+    def failing_write(img, path, *a):
+        raise RuntimeError("sitk::ERROR: No space left on device")
+
+    monkeypatch.setattr(outputs.sitk, "WriteImage", failing_write)
+    assert cli.main(["run", str(manifest), "--out", str(out), "--overwrite", "--save-maps", *FAST]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "tia_MBq_h_cycle1.nrrd: the map cannot be written (sitk::ERROR: No space left on device); nothing was " \
+           "written" in err and len(err.splitlines()) == 1
+    assert digest(out) == old
+
+
+def test_inspect_does_not_hang_on_a_fifo(tmp_path, capsys):
+    (tmp_path / "series").mkdir()
+    os.mkfifo(tmp_path / "series" / "pipe")
+    os.mkfifo(tmp_path / "series" / "pipe.nii.gz")
+    assert cli.main(["inspect", str(tmp_path)]) == 0
+    assert "Traceback" not in capsys.readouterr().err

@@ -229,19 +229,19 @@ def test_dicom_frames_or_bits_inconsistent_with_pixel_data_refused(tmp_path):
 def test_labels_in_image_not_in_manifest_warned_and_float_labels_refused():
     from types import SimpleNamespace
 
-    from LuDosimetryLib.imaging.vois import _check_label_values
+    from LuDosimetryLib.imaging.voi_masks import check_label_values
 
-    study = SimpleNamespace(segmentation_file="seg.nii.gz", vois=[SimpleNamespace(label=1)])
+    vois = [SimpleNamespace(label=1)]
     lab = np.zeros((4, 4, 4), np.uint8)
     lab[0, 0, :2], lab[1, 1, :3], lab[2, 2, 0] = 1, 7, 9
     warnings = []
-    _check_label_values(lab, study, warnings)
+    check_label_values(lab, vois, "seg.nii.gz", warnings)
     assert warnings == ["segmentation seg.nii.gz: label(s) 7 (3 voxels), 9 (1 voxels) present in the image but not "
                         "defined in the manifest's segmentation.labels: ignored"]
     flab = lab.astype(np.float32)
     flab[3, 3, 3] = 10.4
     with pytest.raises(InputDataError, match="label values must be whole numbers; found 10.4"):
-        _check_label_values(flab, study, [])
+        check_label_values(flab, vois, "seg.nii.gz", [])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -378,3 +378,20 @@ def test_model_file_nan_and_duplicate_keys(tmp_path, model_dict):
     p.write_text(json.dumps(model_dict), encoding="utf-8")
     m = ResponseModel.load_json(p)
     assert 0 <= float(m.predict_probability([[100.0, -30.0]], warn=False)[0]) <= 1
+
+
+def test_labelmap_outside_the_reference_says_geometry(tmp_path):
+    from types import SimpleNamespace
+
+    from LuDosimetryLib.imaging.vois import define_vois
+    from LuDosimetryLib.io.study import VoiDefinition
+    from LuDosimetryLib.pipeline import PipelineOptions
+
+    ref = sitk.Image([10, 10, 10], sitk.sitkFloat32) + 1.0
+    lab = sitk.Image([10, 10, 10], sitk.sitkUInt8)
+    lab[5, 5, 5] = 3
+    lab.SetOrigin((500.0, 0.0, 0.0))  # e.g. a wrong ImagePositionPatient
+    study = SimpleNamespace(segmentation_file="seg.nii.gz", vois=[VoiDefinition(3, "t1", "tumor")])
+    images = SimpleNamespace(labelmap=lab, masks=None)
+    with pytest.raises(InputDataError, match=r"label 3 .t1. lost all its voxels .* hardly overlap in patient space"):
+        define_vois(study, images, ref, None, PipelineOptions())

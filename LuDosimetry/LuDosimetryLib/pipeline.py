@@ -236,15 +236,6 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
                           registered_spect=registered, maps=maps, timings_s=timings)
 
 
-def study_input_paths(study) -> list[Path]:
-    """Every input of ``study``: its manifest and manifest folder, SPECT/CT files or folders, labelmap."""
-    paths = []
-    if study.manifest_path is not None:
-        paths += [Path(study.manifest_path), Path(study.manifest_path).parent]
-    paths += [p for c in study.cycles for tp in c.timepoints for p in (tp.spect, tp.ct) if p is not None]
-    return paths + ([study.segmentation_file] if study.segmentation_file is not None else [])
-
-
 def run_manifest(manifest_path, out_dir, options: PipelineOptions | None = None,
                  progress: ProgressCallback | None = None, cancel=None, overwrite: bool = True,
                  inputs_may_be_inside=()) -> PipelineResult:
@@ -253,7 +244,7 @@ def run_manifest(manifest_path, out_dir, options: PipelineOptions | None = None,
     Before any computation ``out_dir`` is checked (:func:`~.results.result_set.check_output_folder`:
     not the study folder, holds no input, holds no result set unless ``overwrite``) and locked;
     the results are then switched in all at once (:func:`write_results`)."""
-    from .results.outputs import CORE_RESULT_NAMES, result_file_names
+    from .results.outputs import CORE_RESULT_NAMES, result_file_names, study_input_paths
     from .results.result_set import ResultSetWriter, check_output_folder
 
     _report(progress, 0.0, f"loading study {manifest_path}")

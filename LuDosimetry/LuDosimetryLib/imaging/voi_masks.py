@@ -57,6 +57,15 @@ def _mask_on_reference(name: str, mask, reference: sitk.Image, warnings: list) -
     return array
 
 
+def _geometry_text(labelmap: sitk.Image, reference: sitk.Image) -> str:
+    """Why a label can vanish on resampling: the two images' placement in patient space."""
+    def box(img):
+        return (f"origin {tuple(round(v, 1) for v in img.GetOrigin())} mm, size {img.GetSize()}, spacing "
+                f"{tuple(round(v, 2) for v in img.GetSpacing())} mm")
+    return (f" — the two images hardly overlap in patient space (labelmap {box(labelmap)}; reference {box(reference)});"
+            " check the geometry (DICOM ImagePositionPatient / ImageOrientationPatient, NIfTI qform/sform) of both")
+
+
 def check_label_values(lab: np.ndarray, vois, source: str, warnings: list) -> None:
     """Refuse non-integer label values (a float labelmap with 10.4 is not label 10); warn, by
     number, about labels present in the image but not defined in the manifest (ignored)."""
@@ -95,6 +104,7 @@ def voi_rois(vois, reference: sitk.Image, labelmap: sitk.Image | None = None, ma
         return {v.name: _mask_on_reference(v.name, masks[v.name], reference, warnings) for v in vois}, warnings
     if labelmap is None:
         raise InputDataError(f"{source}: neither VOI masks nor a labelmap were given")
+    original_image = labelmap
     original = sitk.GetArrayViewFromImage(labelmap)
     check_label_values(original, vois, source, warnings)
     in_file = {int(x) for x in np.unique(original)}
@@ -109,7 +119,7 @@ def voi_rois(vois, reference: sitk.Image, labelmap: sitk.Image | None = None, ma
             rois[d.name] = roi
         elif d.label in in_file:
             raise InputDataError(f"{source}: label {d.label} ({d.name}) lost all its voxels when resampled onto "
-                                 "the reference SPECT grid")
+                                 "the reference SPECT grid" + _geometry_text(original_image, reference))
         else:
             warnings.append(f"segmentation label {d.label} ({d.name}) is empty: VOI skipped")
     if not rois:

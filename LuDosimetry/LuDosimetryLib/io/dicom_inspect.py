@@ -344,7 +344,9 @@ def _walk_files(root: Path):
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
-            yield Path(dirpath) / name
+            p = Path(dirpath) / name
+            if p.is_file():  # a FIFO, socket or device would block the header read (issue 13)
+                yield p
 
 
 def _image_file_information(path: Path) -> dict:

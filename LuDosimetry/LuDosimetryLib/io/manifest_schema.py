@@ -28,6 +28,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..errors import ManifestError
 
@@ -259,3 +260,42 @@ def load_json_strict(text: str, source, max_depth: int = MAX_DEPTH):
         raise ManifestError(source, [("<file>", f"nested deeper than {max_depth} levels; a study manifest is "
                                                 "at most 5 levels deep")])
     return d
+
+
+def resolve_manifest_path(base: Path, value, field_name, problems, required=True, check_files=True, warnings=None):
+    """The absolute path of a manifest path value (relative to ``base``), or None with a problem
+    appended: missing, not a string, NUL character, unusable (name too long, link loop), absent,
+    or not a regular file/folder (a FIFO or device would block a reader). ``..``/absolute paths
+    outside the study folder are allowed and recorded in ``warnings``."""
+    if not check_files and (value is None or value == ""):
+        return None
+    if value is None or value == "":
+        if required:
+            problems.append((field_name, "is missing"))
+        return None
+    if not isinstance(value, str):
+        problems.append((field_name, f"must be a path string, got {value!r:.60}"))
+        return None
+    if "\x00" in value:
+        problems.append((field_name, "contains a NUL character"))
+        return None
+    shown = value if len(value) <= 120 else value[:80] + "..." + value[-30:]
+    try:
+        p = (base / value).resolve() if not Path(value).is_absolute() else Path(value)
+        if check_files:
+            if not p.exists():
+                problems.append((field_name, f"file or folder not found: {p}"))
+            elif not (p.is_file() or p.is_dir()):
+                problems.append((field_name, f"{p} is not a regular file or folder (a FIFO, socket or device): "
+                                             "give an image file or a DICOM folder"))
+    except (OSError, ValueError, RuntimeError) as exc:  # name too long, symlink loop, ...
+        problems.append((field_name, f"unusable path {shown!r} ({getattr(exc, 'strerror', None) or exc})"))
+        return None
+    if warnings is not None and (Path(value).is_absolute() or ".." in Path(value).parts):
+        try:
+            inside = p.is_relative_to(Path(base).resolve())
+        except (OSError, ValueError):
+            inside = False
+        if not inside:
+            warnings.append(f"{field_name} = {shown}: outside the study folder ({p})")
+    return p

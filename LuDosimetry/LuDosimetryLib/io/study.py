@@ -38,6 +38,7 @@ from pathlib import Path
 from ..errors import ManifestError
 from .dicom_tags import find_placeholders
 from .manifest_schema import check_manifest_structure, load_json_strict
+from .manifest_schema import resolve_manifest_path as _path
 
 SPECT_UNITS = ("Bq/mL", "counts", "Gy/h")
 CALIBRATION_TIME_BASES = ("scan_duration", "detector_time")  # as io.dicom_quant (not imported: no pydicom here)
@@ -145,41 +146,6 @@ def _number(value, field_name, problems, positive=False):
         problems.append((field_name, f"must be > 0, got {value:g}"))
         return None
     return value
-
-
-def _path(base: Path, value, field_name, problems, required=True, check_files=True, warnings=None):
-    if not check_files and (value is None or value == ""):
-        return None
-    if value is None or value == "":
-        if required:
-            problems.append((field_name, "is missing"))
-        return None
-    if not isinstance(value, str):
-        problems.append((field_name, f"must be a path string, got {value!r:.60}"))
-        return None
-    if "\x00" in value:
-        problems.append((field_name, "contains a NUL character"))
-        return None
-    shown = value if len(value) <= 120 else value[:80] + "..." + value[-30:]
-    try:
-        p = (base / value).resolve() if not Path(value).is_absolute() else Path(value)
-        if check_files:
-            if not p.exists():
-                problems.append((field_name, f"file or folder not found: {p}"))
-            elif not (p.is_file() or p.is_dir()):
-                problems.append((field_name, f"{p} is not a regular file or folder (a FIFO, socket or device): "
-                                             "give an image file or a DICOM folder"))
-    except (OSError, ValueError, RuntimeError) as exc:  # name too long, symlink loop, ...
-        problems.append((field_name, f"unusable path {shown!r} ({getattr(exc, 'strerror', None) or exc})"))
-        return None
-    if warnings is not None and (Path(value).is_absolute() or ".." in Path(value).parts):
-        try:
-            inside = p.is_relative_to(Path(base).resolve())
-        except (OSError, ValueError):
-            inside = False
-        if not inside:
-            warnings.append(f"{field_name} = {shown}: outside the study folder ({p})")
-    return p
 
 
 def normalise_units(units: str) -> str | None:

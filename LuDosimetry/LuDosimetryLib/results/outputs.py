@@ -27,6 +27,15 @@ TIME_ACTIVITY_COLUMNS = ["patient_id", "cycle", "voi", "kind", "hours_post_injec
                          "recovery_coefficient", "units", "fitted_value"]
 
 
+def study_input_paths(study) -> list[Path]:
+    """Every input of ``study``: its manifest and manifest folder, SPECT/CT files or folders, labelmap."""
+    paths = []
+    if study.manifest_path is not None:
+        paths += [Path(study.manifest_path), Path(study.manifest_path).parent]
+    paths += [p for c in study.cycles for tp in c.timepoints for p in (tp.spect, tp.ct) if p is not None]
+    return paths + ([study.segmentation_file] if study.segmentation_file is not None else [])
+
+
 def result_file_names(study=None, save_maps: bool = False) -> list[str]:
     """Names ``write_results`` will write for ``study`` (maps need the cycle numbers)."""
     names = list(CORE_RESULT_NAMES)
@@ -48,9 +57,12 @@ def write_results(result, out_dir, report: bool = True, save_maps: bool = False,
     (the CLI takes the lock before computing). ``save_maps`` adds the voxel-wise TIA (MBq·h per
     voxel) and dose (Gy) maps per cycle as NRRD. Every text file is UTF-8.
     """
-    from .result_set import ResultSetWriter
+    from .result_set import ResultSetWriter, check_output_folder
 
     if writer is None:
+        study = getattr(result, "study", None)
+        check_output_folder(out_dir, study_input_paths(study) if study is not None else (), overwrite,
+                            CORE_RESULT_NAMES, result_file_names(study, save_maps))
         with ResultSetWriter(out_dir, overwrite=overwrite, core_names=CORE_RESULT_NAMES,
                              tool="lu-dosimetry run") as rs:
             return write_results(result, out_dir, report, save_maps, overwrite, rs)

@@ -395,3 +395,11 @@ def test_labelmap_outside_the_reference_says_geometry(tmp_path):
     images = SimpleNamespace(labelmap=lab, masks=None)
     with pytest.raises(InputDataError, match=r"label 3 .t1. lost all its voxels .* hardly overlap in patient space"):
         define_vois(study, images, ref, None, PipelineOptions())
+
+
+def test_absurd_times_are_problems_not_crashes(tmp_path):
+    d = _manifest(tmp_path)
+    d["cycles"][0]["injection_time"] = "0001-01-01T00:00:00+00:00"
+    d["cycles"][0]["timepoints"][0] = {"acquisition_time": "9999-12-31T23:59:59+00:00", "spect": "s4.nii.gz"}
+    probs, _ = _problems(tmp_path, d)
+    assert "implausible" in probs["cycles[0].timepoints[0].acquisition_time"]

@@ -205,6 +205,10 @@ def _parse_timepoint(tp: dict, where: str, base: Path, injection: datetime | Non
                                  ("equals the cycle's injection_time" if hours == 0 else f"is {-hours:.2f} h before the "
                                   "injection") + ": the scan must be after the injection" + hint(f"{where}.acquisition_time")))
                 hours = None
+            elif hours > 1e5:
+                problems.append((f"{where}.acquisition_time", f"is {hours:.4g} h after the injection: implausible "
+                                                              "(check the dates)"))
+                hours = None
         elif acq is not None and injection is None:
             problems.append((f"{where}.acquisition_time", "given but the cycle has no injection_time; "
                                                           "give injection_time or hours_post_injection"

@@ -250,19 +250,20 @@ def _apply(out: Path, journal: dict) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def settle_output_folder(out, clean: bool = True) -> str:
+def settle_output_folder(out, clean: bool = True, own_lock: bool = False) -> str:
     """Complete a switch interrupted after its commit point and (``clean``) remove leftovers of
     killed runs (staging folders carrying this module's owner file, journal temp files).
 
-    Returns ``"none"`` (nothing pending), ``"completed"`` or ``"busy"`` (a live run holds the lock;
-    nothing touched). Used by every writer before it starts and by readers of result folders."""
+    Returns ``"none"`` (nothing pending), ``"completed"`` or ``"busy"`` (a live run holds the lock
+    and is switching its set in; nothing touched). Used by every writer before it starts
+    (``own_lock``: the caller holds the lock) and by readers of result folders."""
     out = Path(out)
     if not out.is_dir():
         return "none"
-    if lock_held_by_live_process(out) and clean:
-        return "busy"
-    state = "none"
     pending = out / PENDING_NAME
+    if not own_lock and lock_held_by_live_process(out):
+        return "busy" if pending.is_file() else "none"  # without a journal the previous set is intact
+    state = "none"
     if pending.is_file():
         try:
             journal = json.loads(pending.read_text(encoding="utf-8"))
@@ -305,7 +306,7 @@ class ResultSetWriter:
             self._created_out = True
         self._lock = acquire_lock(self.out)
         try:
-            settle_output_folder(self.out, clean=False)
+            settle_output_folder(self.out, clean=False, own_lock=True)
             self._clean_leftovers()
             found = existing_result_files(self.out, self.core_names)
             if found and not self.overwrite:

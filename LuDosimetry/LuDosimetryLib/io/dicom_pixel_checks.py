@@ -10,7 +10,7 @@ that does not match the stored pixel data as a volume of zeros — both silently
 * for uncompressed transfer syntaxes, the length of ``PixelData`` (7FE0,0010) equals
   Rows x Columns x NumberOfFrames x SamplesPerPixel x BitsAllocated / 8 (rounded up to even);
 * the voxel data of the series stays below the image size limit
-  (:func:`LuDosimetryLib.io.images.max_image_bytes`).
+  (:func:`LuDosimetryLib.io.size_limit.max_image_bytes`).
 
 Only element lengths are read (``defer_size``): the pixel data itself is not loaded.
 """
@@ -83,7 +83,7 @@ def check_dicom_pixel_files(files, max_bytes: int | None = None) -> None:
     import pydicom
     from pydicom.uid import UID
 
-    from .images import check_image_size
+    from .size_limit import check_image_size
 
     files = [Path(f) for f in files]
     if not files:

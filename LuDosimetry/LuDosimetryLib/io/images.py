@@ -32,6 +32,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import InputDataError
+from .size_limit import MAX_IMAGE_BYTES, _human_bytes, check_image_size, max_image_bytes  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -97,43 +98,6 @@ def _check_finite(image: sitk.Image, source: str, nan_policy: str) -> sitk.Image
         log.warning("%s: %d NaN/infinite voxels set to 0 (nan_policy='zero')", source, n_bad)
         return out
     raise ValueError(f"nan_policy must be 'raise' or 'zero', got {nan_policy!r}")
-
-
-MAX_IMAGE_BYTES = 2 * 1024 ** 3
-"""Default limit of the voxel data of one image (2 GiB); ``LU_DOSIMETRY_MAX_IMAGE_BYTES`` or the
-``max_bytes`` argument of :func:`read_image` change it."""
-
-
-def max_image_bytes(max_bytes: int | None = None) -> int:
-    """The voxel-data limit in bytes: ``max_bytes``, else ``$LU_DOSIMETRY_MAX_IMAGE_BYTES``, else 2 GiB."""
-    if max_bytes is not None:
-        return int(max_bytes)
-    env = os.environ.get("LU_DOSIMETRY_MAX_IMAGE_BYTES", "").strip()
-    try:
-        return int(float(env)) if env else MAX_IMAGE_BYTES
-    except ValueError:
-        raise InputDataError(f"LU_DOSIMETRY_MAX_IMAGE_BYTES = {env!r}: not a number of bytes") from None
-
-
-def _human_bytes(n: float) -> str:
-    for unit, size in (("GiB", 1024 ** 3), ("MiB", 1024 ** 2), ("KiB", 1024)):
-        if n >= size:
-            return f"{n / size:.2f} {unit}"
-    return f"{int(n)} bytes"
-
-
-def check_image_size(source: str, size, bytes_per_voxel: int, max_bytes: int | None = None) -> int:
-    """Refuse an image whose voxel data (product of ``size`` x ``bytes_per_voxel``) exceeds the
-    limit (:func:`max_image_bytes`); returns the number of bytes."""
-    n = bytes_per_voxel
-    for s in size:
-        n *= max(int(s), 0)
-    limit = max_image_bytes(max_bytes)
-    if n > limit:
-        raise InputDataError(f"{source}: image of size {tuple(int(s) for s in size)} holds {_human_bytes(n)} of voxel "
-                             f"data, above the limit of {_human_bytes(limit)} (set LU_DOSIMETRY_MAX_IMAGE_BYTES to "
-                             "raise it)")
-    return n
 
 
 def _header_size_check(path: Path, max_bytes: int | None) -> None:

@@ -16,7 +16,6 @@ output-folder checks run for real.
 
 from __future__ import annotations
 
-import codecs
 import copy
 import json
 import os

@@ -52,7 +52,7 @@ def _crop(mask: np.ndarray, margin_vox: int = 5):
     idx = np.argwhere(mask)
     lo = np.maximum(idx.min(axis=0) - margin_vox, 0)
     hi = np.minimum(idx.max(axis=0) + margin_vox + 1, mask.shape)
-    zc = int(round(idx[:, 0].mean()))
+    zc = round(float(idx[:, 0].mean()))
     return zc, slice(lo[1], hi[1]), slice(lo[2], hi[2])
 
 
@@ -143,7 +143,7 @@ def registration_section(result) -> str:
     for key in ordered_scans(result):
         try:
             parts.append(f"<div>{scan_figure(result, key, ct_ref)}</div>")
-        except Exception as exc:  # a figure must never cost the whole report
+        except Exception as exc:  # noqa: BLE001 - a figure must never cost the whole report
             parts.append(f"<p class='warn'>registration figure of cycle {key[0]} scan {key[1] + 1} failed: "
                          f"{html.escape(str(exc))}</p>")
     return "\n".join(parts)

@@ -11,8 +11,10 @@ SimpleITK regular-step gradient descent, at most 8000 sampled voxels). The lengt
 of that translation is the VOI's **residual shift** (mm). A residual above the threshold (2 mm by
 default, ``PipelineOptions.registration_check_mm``) triggers a local rigid refinement in the same
 box (:func:`registration.register_local`, started from the corrected pose); the refined pose is
-checked again. A VOI whose residual cannot be measured or stays above the threshold fails the check
-and is reported by name (scan, VOI, mm).
+checked again. When most VOIs of a scan are off the same way (median residual vector above half
+the threshold, e.g. a CT with no structure along z), the scan's transform is first corrected as a
+whole by that median shift and every VOI checked again. A VOI whose residual cannot be measured or
+stays above the threshold fails the check and is reported by name (scan, VOI, mm).
 
 The box SPECT correlation before (images as acquired) and after (with the VOI's final transform)
 is recorded per VOI, the body-region correlation per scan.
@@ -61,13 +63,15 @@ class ScanCheck:
     vois: dict = field(default_factory=dict)  # VOI name -> VoiCheck
     correlation_before: float = float("nan")
     correlation_after: float = float("nan")
+    correction_mm: tuple | None = None  # scan-level SPECT translation correction (x, y, z mm), if applied
+    corrected_transform: sitk.Transform | None = field(default=None, repr=False)
 
     @property
     def status(self) -> str:
-        """"check_failed" if a VOI failed, "refined" if a VOI was refined, else "ok"."""
+        """"check_failed" if a VOI failed, "refined" if a VOI or the whole scan was refined, else "ok"."""
         if any(not v.passed for v in self.vois.values()):
             return "check_failed"
-        return "refined" if any(v.refined for v in self.vois.values()) else "ok"
+        return "refined" if self.correction_mm is not None or any(v.refined for v in self.vois.values()) else "ok"
 
 
 def _num(v):
@@ -150,13 +154,15 @@ def _shifted(transform: sitk.Transform, d) -> sitk.Transform:
 
 def check_voi(fixed: sitk.Image, moving: sitk.Image, transform: sitk.Transform, name: str, centre_mm, size_mm,
               threshold_mm: float = DEFAULT_THRESHOLD_MM, refine: bool = True,
-              mask: sitk.Image | None = None) -> VoiCheck:
+              mask: sitk.Image | None = None, shift_mm=None) -> VoiCheck:
     """Check (and where needed refine) ``transform`` (fixed -> moving) at one VOI's box (metric
-    inside ``mask`` if given, see :func:`near_mask`); see the module docstring."""
+    inside ``mask`` if given, see :func:`near_mask`); see the module docstring. ``shift_mm``: the
+    residual shift if already measured for this transform."""
     identity = sitk.Transform(3, sitk.sitkIdentity)
     try:
         before = _box_correlation(fixed, moving, identity, centre_mm, size_mm, mask)
-        d = residual_shift_mm(fixed, moving, transform, centre_mm, size_mm, mask)
+        d = (np.asarray(shift_mm, float) if shift_mm is not None
+             else residual_shift_mm(fixed, moving, transform, centre_mm, size_mm, mask))
     except (RuntimeError, InputDataError) as exc:
         msg = str(exc).strip().splitlines()[-1][:200]
         return VoiCheck(name, float("nan"), float("nan"), float("nan"), float("nan"), passed=False,
@@ -206,10 +212,37 @@ def check_scan(fixed: sitk.Image, moving: sitk.Image, transform: sitk.Transform,
         hi = float(np.percentile(a, 99.9))
         body_mask = a > 0.05 * hi if hi > 0 else np.ones(a.shape, bool)
     out.correlation_before = spect_score(fixed, moving, sitk.Transform(3, sitk.sitkIdentity), body_mask)
+    shifts = {}  # first pass: the residual shift of every VOI under the scan's transform
+    for box in boxes:
+        name, centre, size = box[:3]
+        mask = box[3] if len(box) > 3 else None
+        tx = box[4] if len(box) > 4 and box[4] is not None else transform
+        try:
+            shifts[name] = residual_shift_mm(fixed, moving, tx, centre, size, mask)
+        except (RuntimeError, InputDataError):
+            shifts[name] = None
+    common = [d for b, d in zip(boxes, shifts.values()) if d is not None and not (len(b) > 4 and b[4] is not None)]
+    first = {}
+    if refine and len(common) >= 3:
+        m = np.median(np.asarray(common), axis=0)
+        # most VOIs off the same way: the scan's registration is off (e.g. a CT without structure along z);
+        # correct it as a whole before any VOI is refined on its own
+        if np.linalg.norm(m) > threshold_mm / 2.0 and sum(np.linalg.norm(d - m) < np.linalg.norm(m)
+                                                          for d in common) > len(common) / 2:
+            out.correction_mm = tuple(float(v) for v in m)
+            out.corrected_transform = _shifted(transform, m)
+            transform = out.corrected_transform
+            first = {n: (float(np.linalg.norm(d)) if d is not None else float("nan")) for n, d in shifts.items()}
+            shifts = {}
     out.correlation_after = spect_score(fixed, moving, transform, body_mask)
     for box in boxes:
         name, centre, size = box[:3]
         mask = box[3] if len(box) > 3 else None
         tx = box[4] if len(box) > 4 and box[4] is not None else transform
-        out.vois[name] = check_voi(fixed, moving, tx, name, centre, size, threshold_mm, refine, mask)
+        out.vois[name] = check_voi(fixed, moving, tx, name, centre, size, threshold_mm, refine, mask,
+                                   shift_mm=shifts.get(name))
+        if name in first:  # residual under the scan's own registration, before the scan-level correction
+            out.vois[name].residual_mm = first[name]
+            out.vois[name].note = (out.vois[name].note + "; " if out.vois[name].note else "") + \
+                "scan-level SPECT correction applied"
     return out

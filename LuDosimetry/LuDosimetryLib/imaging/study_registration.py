@@ -96,11 +96,11 @@ class StudyRegistration:
 
     def voi_flags(self, voi: str, cycle: int) -> list:
         """CSV flags of a VOI-cycle: ``registration:check_failed`` and/or ``registration:refined``."""
-        found = [chk.vois[voi] for key, chk in self.checks.items() if key[0] == cycle and voi in chk.vois]
+        found = [(chk, chk.vois[voi]) for key, chk in self.checks.items() if key[0] == cycle and voi in chk.vois]
         flags = []
-        if any(not v.passed for v in found):
+        if any(not v.passed for _, v in found):
             flags.append("registration:check_failed")
-        if any(v.refined for v in found):
+        if any(v.refined or chk.correction_mm is not None for chk, v in found):
             flags.append("registration:refined")
         return flags
 
@@ -108,8 +108,11 @@ class StudyRegistration:
         """One line per refined or failed VOI check, naming scan, VOI and residual (mm)."""
         out = []
         for key, chk in sorted(self.checks.items()):
+            scan = f"cycle {key[0]} scan {key[1] + 1}"
+            if chk.correction_mm is not None:
+                out.append(f"registration refined: {scan}: most VOIs showed the same residual SPECT shift; the scan "
+                           "was corrected by (" + ", ".join(f"{v:+.1f}" for v in chk.correction_mm) + ") mm")
             for name, v in chk.vois.items():
-                scan = f"cycle {key[0]} scan {key[1] + 1}"
                 if not v.passed:
                     out.append(f"registration check failed: {scan}, {name}: residual SPECT shift "
                                f"{_mm(v.residual_after_mm)} (threshold {chk.threshold_mm:g} mm); {v.note}")
@@ -207,6 +210,13 @@ def register_study(study: Study, images: StudyImages, ref_key: tuple, method: st
             chk = registration_check.check_scan(fixed, moving, res.transform,
                                                 [b + (own.get(b[0]),) for b in check_boxes], check_mm)
             out.checks[key] = chk
+            if chk.corrected_transform is not None:  # the whole scan was off (see registration_check.check_scan)
+                res.warnings.append("scan-level SPECT correction of (" + ", ".join(f"{v:+.1f}" for v in chk.correction_mm)
+                                    + ") mm applied after the registration")
+                res.transform = chk.corrected_transform
+                res.translation_mm = _centre_displacement_mm(res.transform, fixed)
+                registered[key] = image_io.resample_to_reference(moving, fixed, res.transform,
+                                                                 interpolator="bspline").image
             res.correlation_before, res.correlation_after = chk.correlation_before, chk.correlation_after
             own.update({name: v.transform for name, v in chk.vois.items() if v.refined})
         for name, tx in own.items():

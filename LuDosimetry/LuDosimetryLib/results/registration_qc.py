@@ -52,6 +52,8 @@ def registration_summary(reg_qc, study) -> dict:
                  "spect_correlation_after": _num(chk.correlation_after if chk else
                                                  (res.correlation_after if res is not None else None)),
                  "check_status": chk.status if chk is not None else "not checked",
+                 "scan_correction_mm": ([_num(v, 3) for v in chk.correction_mm]
+                                        if chk is not None and chk.correction_mm is not None else None),
                  "vois": {name: v.as_dict() for name, v in chk.vois.items()} if chk is not None else {},
                  "seconds": _num(reg_qc.elapsed_s.get(key), 3),
                  "warnings": list(res.warnings) if res is not None else []}

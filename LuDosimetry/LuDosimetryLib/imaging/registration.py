@@ -23,6 +23,15 @@ Methods
 ``"auto"``         rigid_ct if both CTs are given, else translation.
 ``"none"``         identity.
 
+Start of the optimiser
+----------------------
+By default (``initialization="search"``) every registration starts from a coarse global search
+(:mod:`registration_search`: centres of mass, SPECT hot spots, CT body outline and an exhaustive
+FFT cross-correlation translation search within ``search_mm`` per axis); the starts are ranked by
+the SPECT correlation they reach, the optimiser (without its coarsest level, which the search
+replaces) runs from the best, and from the next ones only if its result is rejected.
+``RegistrationResult.start`` names the start that won, ``starts`` the score of each.
+
 Quality check and fallback
 --------------------------
 After each method the result is checked (:func:`_quality`): the translation magnitude must be

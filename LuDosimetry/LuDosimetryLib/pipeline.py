@@ -40,11 +40,13 @@ from .progress import report_progress as _report
 # as ``pipeline.<step>``.
 from .errors import Cancelled  # noqa: F401
 from .imaging.study_registration import cycle_reference_keys, local_boxes, reference_index, register_scans  # noqa: F401
+from .imaging.study_registration import StudyRegistration, register_study  # noqa: F401
 from .imaging.vois import Voi, define_vois, measure_voi_values, resegment_cycles, track_lesions  # noqa: F401
 from .io.study_images import StudyImages, load_study_images  # noqa: F401
 from .io.study_images import study_units as _units
 from .physics.cycle_dose import _add_dose_statistics, _voxel_s_value_dose_rates, voi_cycle_dose, voxel_dose_maps  # noqa: F401
 from .results.outputs import CSV_COLUMNS, TIME_ACTIVITY_COLUMNS, write_results  # noqa: F401
+from .results.registration_qc import add_registration_flags, registration_summary
 from .results.summary import _summarise
 
 log = logging.getLogger(__name__)
@@ -72,6 +74,9 @@ class PipelineOptions:
         contour is copied to every scan (seed 000).
     apply_pvc_to: VOI kinds corrected with recovery coefficients (seed 000: tumours and kidneys).
     planned_cycles: cycles in the course (4 in seed 000), for the suggested next-cycle activity.
+    registration_check_mm: every registration is verified on the SPECT per VOI; a VOI whose residual
+        shift exceeds this is refined locally and flagged (``registration:refined`` or, if that is
+        impossible, ``registration:check_failed``).
     Invalid values raise InputDataError at construction, before any image is read.
     """
 
@@ -87,6 +92,7 @@ class PipelineOptions:
     local_box_margin_mm: float = 30.0  # "local" registration: box = tumour extent + this margin per side
     resegment_each_cycle: bool = False  # adaptive-threshold tumours contoured again on each cycle's reference
     planned_cycles: int = 4  # length of the treatment course, for the next-cycle activity
+    registration_check_mm: float = 2.0  # residual SPECT shift per VOI above which it is refined locally and flagged
 
     def __post_init__(self):
         problems = []
@@ -103,6 +109,8 @@ class PipelineOptions:
             problems.append(f"apply_pvc_to: unknown VOI kind(s) {bad_kinds}; kinds are {VOI_KINDS}")
         if not self.min_tumor_volume_ml >= 0:
             problems.append(f"min_tumor_volume_ml must be >= 0 mL, got {self.min_tumor_volume_ml!r}")
+        if not (isinstance(self.registration_check_mm, (int, float)) and self.registration_check_mm > 0):
+            problems.append(f"registration_check_mm must be > 0 mm, got {self.registration_check_mm!r}")
         if not self.reference_hours > 0:
             problems.append(f"reference_hours must be > 0 h, got {self.reference_hours!r}")
         if not (isinstance(self.planned_cycles, int) and self.planned_cycles >= 1):
@@ -132,6 +140,7 @@ class PipelineResult:
     registered_spect: dict
     maps: dict = field(default_factory=dict)
     timings_s: dict = field(default_factory=dict)  # stage name -> wall-clock seconds
+    registration_qc: StudyRegistration | None = None  # per-scan search, SPECT check and refinements
     out_dir: Path | None = None
     files: list = field(default_factory=list)
 
@@ -163,12 +172,14 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
     _check_cancel(cancel)
     t0 = time.perf_counter()
     boxes = local_boxes(vois, reference, options.local_box_margin_mm) if options.registration == "local" else None
-    regs, registered, local = register_scans(study, images, ref_key, options.registration, progress, cancel,
-                                             transforms=transforms, boxes=boxes,
-                                             reference_hours=options.reference_hours)
+    reg_qc = register_study(study, images, ref_key, options.registration, vois=vois, progress=progress,
+                            cancel=cancel, transforms=transforms, boxes=boxes, reference_hours=options.reference_hours,
+                            check_mm=options.registration_check_mm)
+    regs, registered, local = reg_qc.registrations, reg_qc.registered, reg_qc.local
     for key, r in regs.items():
         if r is not None:
             warnings.extend(f"registration cycle {key[0]} #{key[1] + 1}: {w}" for w in r.warnings)
+    warnings.extend(reg_qc.warnings())
     timings["registration"] = time.perf_counter() - t0
     cycle_refs = cycle_reference_keys(study, options.reference_hours)
     if options.resegment_each_cycle:
@@ -213,6 +224,7 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
             warnings.extend(out["warnings"])
     order = {(c.cycle): i for i, c in enumerate(study.cycles)}
     rows.sort(key=lambda r: ([v.name for v in vois].index(r["voi"]), order[r["cycle"]]))
+    add_registration_flags(rows, reg_qc)
 
     timings["activity, fit and dose"] = time.perf_counter() - t0
     _check_cancel(cancel)
@@ -227,13 +239,14 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
     t0 = time.perf_counter()
     summary = _summarise(study, rows, warnings, options.planned_cycles)
     summary["lesion_tracking"] = track_lesions(vois, rows, cycle_refs, reference)
+    summary["registration"] = registration_summary(reg_qc, study)
     summary["options"] = options.as_dict()
     summary["software"] = {"name": "lu-dosimetry", "version": __version__}
     timings["cross-cycle metrics"] = time.perf_counter() - t0
     return PipelineResult(study=study, rows=rows, summary=summary, fits=fits, samples=samples,
                           time_activity=time_activity, vois=vois,
                           registrations=regs, reference_key=ref_key, reference_spect=reference,
-                          registered_spect=registered, maps=maps, timings_s=timings)
+                          registered_spect=registered, maps=maps, timings_s=timings, registration_qc=reg_qc)
 
 
 def run_manifest(manifest_path, out_dir, options: PipelineOptions | None = None,

@@ -23,6 +23,15 @@ Methods
 ``"auto"``         rigid_ct if both CTs are given, else translation.
 ``"none"``         identity.
 
+Start of the optimiser
+----------------------
+By default (``initialization="search"``) every registration starts from a coarse global search
+(:mod:`registration_search`: centres of mass, SPECT hot spots, CT body outline and an exhaustive
+FFT cross-correlation translation search within ``search_mm`` per axis); the starts are ranked by
+the SPECT correlation they reach, the optimiser (without its coarsest level, which the search
+replaces) runs from the best, and from the next ones only if its result is rejected.
+``RegistrationResult.start`` names the start that won, ``starts`` the score of each.
+
 Quality check and fallback
 --------------------------
 After each method the result is checked (:func:`_quality`): the translation magnitude must be
@@ -49,6 +58,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import InputDataError
+from . import registration_search as search
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +93,9 @@ class RegistrationResult:
     correlation_before: float = float("nan")
     correlation_after: float = float("nan")
     quality: str = "ok"
+    start: str = ""  # the starting pose that won (:mod:`registration_search`), e.g. "spect_cross_correlation"
+    metric_name: str = ""  # what ``metric_value`` is, e.g. "Mattes mutual information (CT), negative"
+    starts: dict = field(default_factory=dict)  # start name -> SPECT correlation reached from it (the selection score)
     iterations: int = 0
     stop_condition: str = ""
     elapsed_s: float = 0.0
@@ -221,7 +234,7 @@ def _smoothing_levels(img: sitk.Image, levels: int, final_sigma_voxels: float = 
     and ``final_sigma_voxels`` at full resolution (0.5 for CT/MI: removes the grid-aligned local
     optima that linear interpolation creates in mutual information, ~1 mm errors otherwise)."""
     spacing = max(img.GetSpacing())
-    shrink = [2 ** k for k in range(levels - 1, -1, -1)]
+    shrink = [2 ** k for k in range(levels - 1, -1, -1)] if isinstance(levels, int) else list(levels)
     sigmas_mm = [spacing * s / 2.0 if s > 1 else spacing * final_sigma_voxels for s in shrink]
     return shrink, sigmas_mm
 
@@ -272,7 +285,8 @@ def _translation(fixed_spect, moving_spect, initial: sitk.Transform | None, samp
 
 
 def _rigid(fixed, moving, initial: sitk.Transform | None, metric: str, sampling: float, seed: int, levels: int,
-           iterations: int, center=None, fixed_mask: sitk.Image | None = None):
+           iterations: int, center=None, fixed_mask: sitk.Image | None = None, learning_rate: float = 2.0,
+           max_samples: int = 100_000):
     R = sitk.ImageRegistrationMethod()
     if metric == "mattes":
         R.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
@@ -281,10 +295,13 @@ def _rigid(fixed, moving, initial: sitk.Transform | None, metric: str, sampling:
     else:
         R.SetMetricAsMeanSquares()
     R.SetMetricSamplingStrategy(R.RANDOM)
-    R.SetMetricSamplingPercentage(_sampling_fraction(fixed, sampling), seed)
+    R.SetMetricSamplingPercentage(_sampling_fraction(fixed, sampling, max_samples), seed)
     if fixed_mask is not None:
         R.SetMetricFixedMask(fixed_mask)
-    R.SetOptimizerAsRegularStepGradientDescent(learningRate=2.0, minStep=1e-3, numberOfIterations=iterations,
+    if metric == "correlation":  # local box: gradients at the sampled points, not a whole-image gradient per call
+        R.MetricUseMovingImageGradientFilterOff()
+        R.MetricUseFixedImageGradientFilterOff()
+    R.SetOptimizerAsRegularStepGradientDescent(learningRate=learning_rate, minStep=1e-3, numberOfIterations=iterations,
                                                relaxationFactor=0.6, gradientMagnitudeTolerance=1e-8)
     R.SetOptimizerScalesFromPhysicalShift()
     shrink, sig = _smoothing_levels(fixed, levels, 0.5 if metric == "mattes" else 0.0)
@@ -307,6 +324,11 @@ def _rigid(fixed, moving, initial: sitk.Transform | None, metric: str, sampling:
     return _composite_to_single(tx), metric_value, it, stop
 
 
+_METRIC_NAMES = {"translation": "mean squares of the count-normalised SPECTs (lower is better)",
+                 "rigid_ct": "Mattes mutual information of the CTs, negative (lower is better)",
+                 "local": "correlation of the SPECTs in the box, negative (lower is better)"}
+
+
 def _result_from(tx, method, requested, metric, it, stop, fixed_spect, moving_spect, mask, corr_before, t0):
     c = np.asarray(image_center_mm(fixed_spect))
     disp = tuple(float(v) for v in np.asarray(tx.TransformPoint(tuple(c))) - c)
@@ -315,7 +337,8 @@ def _result_from(tx, method, requested, metric, it, stop, fixed_spect, moving_sp
     return RegistrationResult(transform=tx, method=method, requested_method=requested, metric_value=float(metric),
                               translation_mm=disp, rotation_deg=tuple(float(v) for v in rot),
                               correlation_before=corr_before, correlation_after=corr_after, iterations=int(it),
-                              stop_condition=str(stop), elapsed_s=time.perf_counter() - t0)
+                              stop_condition=str(stop), elapsed_s=time.perf_counter() - t0,
+                              metric_name=_METRIC_NAMES.get(method, "none"))
 
 
 def _quality(res: RegistrationResult, max_translation_mm: float, max_rotation_deg: float,
@@ -343,11 +366,12 @@ def _quality(res: RegistrationResult, max_translation_mm: float, max_rotation_de
 
 def register_time_point(fixed_spect: sitk.Image, moving_spect: sitk.Image, fixed_ct: sitk.Image | None = None,
                         moving_ct: sitk.Image | None = None, method: str = "auto",
-                        initial_transform: sitk.Transform | None = None, initialization: str = "identity",
-                        max_translation_mm: float = 40.0, max_rotation_deg: float = 10.0,
+                        initial_transform: sitk.Transform | None = None, initialization: str = "search",
+                        max_translation_mm: float = 60.0, max_rotation_deg: float = 10.0,
                         local_boxes: list | None = None, sampling_percentage: float = 0.25,
                         seed: int = DEFAULT_SEED, levels: int = 3, iterations: int = 200,
-                        ct_working_spacing_mm: float = 3.0) -> RegistrationResult:
+                        ct_working_spacing_mm: float = 3.0, search_mm: float = 40.0,
+                        n_starts: int = 3) -> RegistrationResult:
     """Register one SPECT(/CT) time point (moving) to the reference time point (fixed).
 
     Parameters
@@ -358,8 +382,12 @@ def register_time_point(fixed_spect: sitk.Image, moving_spect: sitk.Image, fixed
         "local" (global auto registration, then one rigid registration per box in
         ``local_boxes``) or "none". See the module docstring for each.
     initial_transform : start from this fixed→moving transform (e.g. a cycle registration).
-    initialization : "identity" (default; time points of one cycle are close) or "moments"
-        (centre of mass of SPECT / body of CT; for cycles or large shifts).
+    initialization : "search" (default: coarse global search, :mod:`registration_search` —
+        centres of mass, hot spots and an exhaustive cross-correlation translation search within
+        ``search_mm`` per axis, scored by one metric comparable between starts; the optimiser
+        (without its coarsest level, which the search replaces) runs from the best start, and from
+        the next of the ``n_starts`` best distinct starts only if its result is rejected), "identity" (one run from
+        the initial transform) or "moments" (centre of mass of SPECT / body of CT).
     max_translation_mm, max_rotation_deg : quality-check bounds (a larger result is a failure).
     local_boxes : for "local": list of ``(name, center_mm, size_mm)`` (center on the fixed image).
     sampling_percentage, seed : random metric sampling (fixed seed → deterministic).
@@ -397,37 +425,60 @@ def register_time_point(fixed_spect: sitk.Image, moving_spect: sitk.Image, fixed
         return res
 
     init = initial_transform
-    if init is None and initialization == "moments":
+    starts = [search.Start("initial" if init is not None else "identity", (0.0, 0.0, 0.0))]
+    if initialization == "search":
+        starts = search.distinct(search.candidate_starts(fixed_spect, moving_spect, fixed_ct if has_ct else None,
+                                                         moving_ct if has_ct else None, init, search_mm),
+                                 max(1, n_starts))
+    elif init is None and initialization == "moments":
         if has_ct:
             d = _moments_translation(fixed_ct, moving_ct, offset=1000.0)
         else:
             d = _moments_translation(fixed_spect, moving_spect)
-        init = sitk.TranslationTransform(3, tuple(float(v) for v in d))
+        starts = [search.Start("centre_of_mass", tuple(float(v) for v in d))]
     elif initialization not in ("identity", "moments"):
-        raise ValueError(f"initialization must be 'identity' or 'moments', got {initialization!r}")
+        raise ValueError(f"initialization must be 'search', 'identity' or 'moments', got {initialization!r}")
 
     chain = ["rigid_ct", "translation"] if (method in ("auto", "rigid_ct", "local") and has_ct) else ["translation"]
     result = None
+    if chain[0] == "rigid_ct":
+        work_fixed_ct = _working_grid(fixed_ct, ct_working_spacing_mm)
+        work_moving_ct = _working_grid(moving_ct, ct_working_spacing_mm)
     for m in chain:
-        try:
-            if m == "rigid_ct":
-                tx, metric, it, stop = _rigid(_working_grid(fixed_ct, ct_working_spacing_mm),
-                                              _working_grid(moving_ct, ct_working_spacing_mm), init, "mattes",
-                                              sampling_percentage, seed, levels, iterations,
-                                              center=image_center_mm(fixed_spect))
-            else:
-                tx, metric, it, stop = _translation(fixed_spect, moving_spect, init, sampling_percentage, seed, levels,
-                                                    iterations)
-        except RuntimeError as exc:
-            warnings.append(f"{m} registration failed ({str(exc).strip().splitlines()[-1][:200]}); falling back")
-            continue
-        res = _result_from(tx, m, method, metric, it, stop, fixed_spect, moving_spect, mask, corr_before, t0)
-        problems = _quality(res, max_translation_mm, max_rotation_deg)
-        if problems:
-            warnings.append(f"{m} registration rejected: " + "; ".join(problems) + "; falling back")
-            continue
-        result = res
-        break
+        rejected = []
+        # the starts best first by a metric comparable between them (registration_search); the
+        # optimiser runs from the best one, and from the next ones only if its result is rejected
+        for st in starts:
+            start_tx = init if (st.name == "initial" and init is not None) else (
+                None if st.name == "identity" else st.transform())
+            near = initialization == "search" and levels > 2  # the search already did the coarse work
+            lev = tuple(2 ** k for k in range(levels - 2, -1, -1)) if near else levels
+            try:
+                if m == "rigid_ct":
+                    tx, metric, it, stop = _rigid(work_fixed_ct, work_moving_ct, start_tx, "mattes", sampling_percentage,
+                                                  seed, lev, iterations, center=image_center_mm(fixed_spect),
+                                                  learning_rate=1.0 if near else 2.0,
+                                                  max_samples=50_000 if near else 100_000)
+                else:
+                    tx, metric, it, stop = _translation(fixed_spect, moving_spect, start_tx, sampling_percentage, seed,
+                                                        lev, iterations)
+            except RuntimeError as exc:
+                rejected.append(f"{m} registration from start {st.name} failed "
+                                f"({str(exc).strip().splitlines()[-1][:200]})")
+                continue
+            res = _result_from(tx, m, method, metric, it, stop, fixed_spect, moving_spect, mask, corr_before, t0)
+            res.start, res.starts = st.name, {s_.name: s_.score for s_ in starts}
+            problems = _quality(res, max_translation_mm, max_rotation_deg)
+            if problems:
+                rejected.append(f"{m} registration rejected (start {st.name}): " + "; ".join(problems))
+                continue
+            result = res
+            break
+        if result is not None:
+            if rejected:
+                result.warnings.extend(w + "; next start used" for w in rejected)
+            break
+        warnings.extend(w + "; falling back" for w in rejected)
     if result is None:
         result = _result_from(init or identity, "none", method, float("nan"), 0, "all methods failed", fixed_spect,
                               moving_spect, mask, corr_before, t0)
@@ -469,12 +520,13 @@ def _box_region(img: sitk.Image, center_mm, size_mm) -> sitk.Image:
 def register_local(fixed: sitk.Image, moving: sitk.Image, box_center_mm, box_size_mm=80.0,
                    initial_transform: sitk.Transform | None = None, max_deviation_mm: float = 15.0,
                    max_rotation_deg: float = 10.0, sampling_percentage: float = 0.5,
-                   seed: int = DEFAULT_SEED) -> RegistrationResult:
+                   seed: int = DEFAULT_SEED, fixed_mask: sitk.Image | None = None) -> RegistrationResult:
     """Rigid (Euler 3-D) registration restricted to a box around a tumour.
 
     ``box_center_mm`` (x, y, z) on the fixed image, ``box_size_mm`` edge length(s) in mm. The
     metric (correlation, insensitive to the uptake change between time points) is evaluated on
-    the fixed image's voxels inside the box; rotation is about the box centre. Starts from
+    the fixed image's voxels inside the box (and inside ``fixed_mask``, a uint8 image on the fixed
+    grid, if given); rotation is about the box centre. Starts from
     ``initial_transform`` (typically the global registration). Quality check: deviation from the
     initial transform at the box centre ≤ ``max_deviation_mm``, rotation ≤ ``max_rotation_deg``
     and correlation in the box not worse; else the initial transform is kept (``quality`` =
@@ -485,12 +537,17 @@ def register_local(fixed: sitk.Image, moving: sitk.Image, box_center_mm, box_siz
     moving = _check_image(moving, "moving")
     box = _box_region(fixed, box_center_mm, box_size_mm)
     init = initial_transform if initial_transform is not None else sitk.Transform(3, sitk.sitkIdentity)
-    mask = np.ones(sitk.GetArrayViewFromImage(box).shape, bool)
+    box_mask = None
+    if fixed_mask is not None:  # metric only near the VOI (neighbours with other kinetics do not pull)
+        box_mask = sitk.Resample(fixed_mask, box, sitk.Transform(3, sitk.sitkIdentity), sitk.sitkNearestNeighbor, 0,
+                                 sitk.sitkUInt8)
+    mask = (sitk.GetArrayViewFromImage(box_mask) > 0 if box_mask is not None
+            else np.ones(sitk.GetArrayViewFromImage(box).shape, bool))
     corr_before = _correlation(box, moving, init, mask)
     warnings = []
     try:
         tx, metric, it, stop = _rigid(box, moving, init, "correlation", sampling_percentage, seed, 2, 200,
-                                      center=box_center_mm)
+                                      center=box_center_mm, fixed_mask=box_mask)
         res = _result_from(tx, "local", "local", metric, it, stop, box, moving, mask, corr_before, t0)
         c = np.asarray(box_center_mm, float)
         dev = float(np.linalg.norm(np.asarray(tx.TransformPoint(tuple(c))) - np.asarray(init.TransformPoint(tuple(c)))))
@@ -517,15 +574,15 @@ def register_cycles(reference_cycle1: sitk.Image, reference_other: sitk.Image, c
                     max_rotation_deg: float = 20.0, **kwargs) -> RegistrationResult:
     """Register the reference scan of a later cycle (moving) to the cycle-1 reference (fixed).
 
-    The patient is repositioned between cycles, so shifts are larger: the registration starts
-    from the centre-of-mass alignment (CT body if CTs are given, else SPECT) and the quality
-    bounds are wider. The transform maps cycle-1 points to later-cycle points, so VOIs drawn on
+    The patient is repositioned between cycles, so shifts are larger: the coarse search of the
+    start covers ±60 mm per axis and the quality bounds are wider. The transform maps cycle-1 points to later-cycle points, so VOIs drawn on
     cycle 1 stay on the cycle-1 grid and later-cycle images are resampled onto it with
     ``chain_transforms(cycle_result.transform, time_point_result.transform)`` (the time-point
     registration being within the later cycle, fixed = its reference scan).
     """
+    kwargs.setdefault("search_mm", 60.0)
     return register_time_point(reference_cycle1, reference_other, fixed_ct=ct_cycle1, moving_ct=ct_other,
-                               method=method, initialization=kwargs.pop("initialization", "moments"),
+                               method=method, initialization=kwargs.pop("initialization", "search"),
                                max_translation_mm=max_translation_mm, max_rotation_deg=max_rotation_deg, **kwargs)
 
 

@@ -267,6 +267,9 @@ def build_report_html(result) -> str:
                              ", ".join(f"{t:.1f}" for t in reg.translation_mm),
                              html.escape("; ".join(reg.warnings)) or "–"])
     parts.append("<h2>Registration</h2>" + _table(["scan", "method", "metric", "translation (mm)", "notes"], reg_rows))
+    from .report_registration import registration_section
+
+    parts.append(registration_section(result))
     for builder in (_mip_figure, _registration_figure, _tac_figure, _ad_per_aa_figure, _dvh_figure):
         try:
             fig = builder(result)

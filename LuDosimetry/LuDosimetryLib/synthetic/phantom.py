@@ -12,7 +12,9 @@ activities follow the seed 000 trial rule (7.4 GBq, then planned from the kidney
 
 Each of the 4 cycles x 3 time points (4, 24, 72 h) is imaged with its own small rigid patient
 pose (translation up to ``max_shift_mm``, rotation up to ``max_rotation_deg``; the cycle-1 24 h
-reference scan defines the canonical pose). SPECT = true concentration blurred with a
+reference scan defines the canonical pose). For registration tests, ``cycle_shift_mm`` adds a
+repositioning of every later cycle (e.g. (10, 10, 20): 10-20 mm along z), and
+``low_structure_ct`` makes a CT that shows only the body outline (no information along z). SPECT = true concentration blurred with a
 Gaussian of ``fwhm_mm`` plus Poisson noise (:mod:`spect_model`); CT in HU with small noise.
 
 Ground truth (``ground_truth.json``) is computed analytically from the activity model, not by
@@ -140,6 +142,8 @@ class PhantomConfig:
     acquisition_duration_s: float = 1800.0
     max_shift_mm: float = 8.0
     max_rotation_deg: float = 2.0
+    cycle_shift_mm: tuple = (0.0, 0.0, 0.0)  # repositioning between cycles: cycle c > 1 moved by (0.5-1) x this, random sign
+    low_structure_ct: bool = False  # CT shows only the body outline (uniform along z): no CT information along z
     ct_noise_HU: float = 10.0
     cycle_interval_days: float = 56.0
     first_injection: str = "2025-01-06T09:00:00+00:00"
@@ -162,6 +166,9 @@ class PhantomConfig:
             raise ValueError(f"PhantomConfig.reference_hours = {self.reference_hours:g} h is not one of "
                              f"PhantomConfig.hours = ({', '.join(f'{h:g}' for h in hours)}) h: the reference scan must "
                              "be one of the imaged time points")
+        if len(self.cycle_shift_mm) != 3 or not all(math.isfinite(float(v)) for v in self.cycle_shift_mm):
+            raise ValueError(f"PhantomConfig.cycle_shift_mm must be 3 finite numbers (x, y, z mm), "
+                             f"got {self.cycle_shift_mm!r}")
         if not any(getattr(c, "kind", None) == "kidney" for c in self.compartments):
             raise ValueError("PhantomConfig.compartments has no compartment of kind 'kidney': the activity of cycles "
                              "after the first is planned from the kidney dose (seed 000 rule); add a kidney compartment")
@@ -274,9 +281,14 @@ def make_poses(cfg: PhantomConfig) -> dict:
     """Rigid pose per (cycle, hours); the cycle-1 reference scan has the identity pose."""
     rng = np.random.default_rng(cfg.seed + 1000)
     poses = {}
+    cycle_rng = np.random.default_rng(cfg.seed + 2000)  # own stream: the default patient's poses do not change
     for c in range(1, cfg.n_cycles + 1):
+        offset = np.zeros(3)
+        if c > 1 and any(cfg.cycle_shift_mm):
+            offset = (np.asarray(cfg.cycle_shift_mm, float) * cycle_rng.uniform(0.5, 1.0, 3)
+                      * cycle_rng.choice([-1.0, 1.0], 3))
         for h in cfg.hours:
-            t = tuple(float(v) for v in rng.uniform(-cfg.max_shift_mm, cfg.max_shift_mm, 3))
+            t = tuple(float(v) for v in rng.uniform(-cfg.max_shift_mm, cfg.max_shift_mm, 3) + offset)
             rot = tuple(float(v) for v in np.clip(rng.normal(0, cfg.max_rotation_deg / 2, 3),
                                                   -cfg.max_rotation_deg, cfg.max_rotation_deg))
             if c == 1 and h == cfg.reference_hours:
@@ -347,7 +359,8 @@ def simulate_scan(cfg: PhantomConfig, truth: dict, cycle: int, hours: float, pos
     spacing = (cfg.spacing_mm,) * 3
     spect = simulate_spect(paint(cfg, conc, 0.0, pose), spacing, cfg.fwhm_mm, cfg.sensitivity_cps_per_MBq,
                            cfg.acquisition_duration_s, rng)
-    hu = paint(cfg, [comp.hu for comp in cfg.compartments], -1000.0, pose)
+    body_hu = next((comp.hu for comp in cfg.compartments if comp.name == "body"), 40.0)
+    hu = paint(cfg, [body_hu if cfg.low_structure_ct else comp.hu for comp in cfg.compartments], -1000.0, pose)
     ct = hu + rng.normal(0.0, cfg.ct_noise_HU, hu.shape) * (hu > -900)
     if cfg.spect_units == "counts":
         voxel_ml = cfg.spacing_mm ** 3 / 1000.0

@@ -29,7 +29,7 @@ import SimpleITK as sitk
 
 from . import __version__
 from .errors import InputDataError, LuDosimetryError
-from .imaging import pvc
+from .imaging.recovery_model import PVC_ORGAN_NAMES, whole_range_curve
 from .io import images as image_io
 from .io.study import VOI_KINDS, Study, load_study
 from .physics.radionuclides import get_nuclide
@@ -72,7 +72,10 @@ class PipelineOptions:
     resegment_each_cycle: contour adaptive-threshold tumours again, inside the same ROI, on each
         cycle's registered reference scan (volume and mass per cycle); otherwise the cycle-1
         contour is copied to every scan (seed 000).
-    apply_pvc_to: VOI kinds corrected with recovery coefficients (seed 000: tumours and kidneys).
+    apply_pvc_to: VOI kinds (or organ names "spleen", "liver", matched to the VOI name) corrected with
+        recovery coefficients (seed 000: tumours and kidneys; spleen added, an organ at risk for DOTATATE);
+        ``pvc_per_voi`` (VOI name -> bool) overrides it per VOI. Above the largest calibration sphere the
+        RC comes from a model fitted to the table (:mod:`imaging.recovery_model`, flagged).
     planned_cycles: cycles in the course (4 in seed 000), for the suggested next-cycle activity.
     registration_check_mm: every registration is verified on the SPECT per VOI; a VOI whose residual
         shift exceeds this is refined locally and flagged (``registration:refined`` or, if that is
@@ -86,7 +89,8 @@ class PipelineOptions:
     min_tumor_volume_ml: float = 10.0
     save_maps: bool = False
     reference_hours: float = 24.0
-    apply_pvc_to: tuple = ("tumor", "kidney")
+    apply_pvc_to: tuple = ("tumor", "kidney", "spleen")
+    pvc_per_voi: dict = field(default_factory=dict)  # VOI name -> bool, overrides apply_pvc_to
     value_uncertainty: float = 0.05
     fit_model_per_voi: dict = field(default_factory=dict)  # VOI name -> model, overrides fit_model
     local_box_margin_mm: float = 30.0  # "local" registration: box = tumour extent + this margin per side
@@ -104,9 +108,12 @@ class PipelineOptions:
                                                              for k, m in self.fit_model_per_voi.items()]:
             if model not in FIT_MODELS:
                 problems.append(f"{name} must be one of {FIT_MODELS}, got {model!r}")
-        bad_kinds = [k for k in self.apply_pvc_to if k not in VOI_KINDS]
+        bad_kinds = [k for k in self.apply_pvc_to if k not in VOI_KINDS + PVC_ORGAN_NAMES]
         if bad_kinds:
-            problems.append(f"apply_pvc_to: unknown VOI kind(s) {bad_kinds}; kinds are {VOI_KINDS}")
+            problems.append(f"apply_pvc_to: unknown VOI kind(s) {bad_kinds}; kinds are {VOI_KINDS}, "
+                            f"organ names {PVC_ORGAN_NAMES}")
+        if not isinstance(self.pvc_per_voi, dict) or not all(isinstance(b, bool) for b in self.pvc_per_voi.values()):
+            problems.append(f"pvc_per_voi must be a dict VOI name -> true/false, got {self.pvc_per_voi!r}")
         if not self.min_tumor_volume_ml >= 0:
             problems.append(f"min_tumor_volume_ml must be >= 0 mL, got {self.min_tumor_volume_ml!r}")
         if not (isinstance(self.registration_check_mm, (int, float)) and self.registration_check_mm > 0):
@@ -189,8 +196,8 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
 
     rc_curve = None
     if study.recovery_coefficients:
-        rc_curve = pvc.recovery_curve_from_table(study.recovery_coefficients["volume_ml"],
-                                                 study.recovery_coefficients["rc"])
+        rc_curve, rc_warnings = whole_range_curve(study.recovery_coefficients)
+        warnings.extend(rc_warnings)
 
     _report(progress, 0.55, "measuring VOI activity at every time point")
     t0 = time.perf_counter()

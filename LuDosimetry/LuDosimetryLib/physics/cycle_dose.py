@@ -11,6 +11,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import LuDosimetryError
+from ..imaging import recovery_model
 from ..io import images as image_io
 from ..io.study import Study
 from . import dose as dose_mod
@@ -31,7 +32,7 @@ def voi_cycle_dose(study: Study, cyc, v, y: np.ndarray, y_units: str, rc_curve, 
     """Dose of one VOI in one cycle from its measured values ``y`` (MBq, or Gy/h) per time point.
 
     Steps: partial-volume correction (:meth:`pvc.RecoveryCurve.correct`) for the kinds in
-    ``options.apply_pvc_to``; time integration (:func:`kinetics.fit_time_activity`; a requested
+    ``options.apply_pvc_to`` (:func:`recovery_model.pvc_applies`); time integration (:func:`kinetics.fit_time_activity`; a requested
     model that fails falls back to ``"auto"`` with a warning; a single time point uses
     :func:`kinetics.fit_single_time_point` with the VOI's T_eff from its nearest full cycle,
     Hänscheid without one); dose by local deposition with the VOI mass
@@ -43,11 +44,13 @@ def voi_cycle_dose(study: Study, cyc, v, y: np.ndarray, y_units: str, rc_curve, 
     flags, warnings = list(v.flags), []
     raw = y.copy()
     rc = 1.0
-    if rc_curve is not None and v.kind in options.apply_pvc_to:
+    where = f"{v.name} cycle {cyc.cycle}"
+    if rc_curve is not None and recovery_model.pvc_applies(v, options):
         corrected, rc, pvc_flags = rc_curve.correct(y, v.volume_for(cyc.cycle))
         y = np.asarray(corrected, dtype=float)
         flags += list(pvc_flags)
-    where = f"{v.name} cycle {cyc.cycle}"
+        if recovery_model.FLAG_EXTRAPOLATED in pvc_flags and hasattr(rc_curve, "form"):
+            warnings.append(recovery_model.extrapolation_warning(where, v.volume_for(cyc.cycle), rc_curve, rc))
     if len(hours) == 1:
         t_eff, source = _effective_half_life_from_other_cycles(fits, v.name, cyc.cycle)
         fit = kinetics.fit_single_time_point(hours[0], y[0], physical_half_life_h=nuclide.half_life_h,

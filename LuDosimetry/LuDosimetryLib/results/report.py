@@ -201,7 +201,9 @@ def methods_text(result) -> str:
                       "scans.")
     parts.append(f"Minimum tumour volume {opts.get('min_tumor_volume_ml', 10):g} mL on the cycle-1 reference scan.")
     if result.study.recovery_coefficients:
-        parts.append(f"Partial-volume correction with recovery coefficients for {', '.join(opts.get('apply_pvc_to', []))}.")
+        parts.append("Partial-volume correction with recovery coefficients (table; fitted model above its largest "
+                     f"sphere, flagged) for {', '.join(opts.get('apply_pvc_to', []))}"
+                     + (f"; per VOI: {opts['pvc_per_voi']}" if opts.get("pvc_per_voi") else "") + ".")
     else:
         parts.append("No partial-volume correction (no recovery coefficients given).")
     parts.append("Time-activity fit: seed 000 Eq. 1 bi-exponential with documented fallbacks "

@@ -205,7 +205,7 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
     voxel_map = None
     if options.dose_method == "voxel_s_value" and units != "Gy/h":
         _report(progress, 0.6, "voxel S-value dose-rate maps")
-        voxel_map = _voxel_s_value_dose_rates(study, registered, reference, nuclide)
+        voxel_map = _voxel_s_value_dose_rates(study, registered, reference, nuclide, density)
 
     fits, samples, rows, time_activity = {}, {}, [], []
     # cycles with several time points first: a single-time-point cycle borrows the VOI's T_eff from them

@@ -103,14 +103,16 @@ def voi_cycle_dose(study: Study, cyc, v, y: np.ndarray, y_units: str, rc_curve, 
     return {"row": row, "fit": fit, "values": y, "time_activity": ta, "warnings": warnings}
 
 
-def _voxel_s_value_dose_rates(study: Study, registered: dict, reference: sitk.Image, nuclide) -> dict:
-    """Dose-rate map (Gy/h) per registered scan by voxel S-value convolution."""
+def _voxel_s_value_dose_rates(study: Study, registered: dict, reference: sitk.Image, nuclide,
+                              density=None) -> dict:
+    """Dose-rate map (Gy/h) per registered scan by voxel S-value convolution, scaled by
+    ρ_tissue/ρ_voxel with the CT ``density`` map (g/mL, reference grid; None: soft tissue, 1.04)."""
     kernel = dose_mod.voxel_s_value_kernel(nuclide.name, reference.GetSpacing())
     voxel_ml = image_io.voxel_volume_ml(reference)
     out = {}
     for key, img in registered.items():
         activity_MBq = sitk.GetArrayFromImage(img).astype(np.float64) * voxel_ml * 1e-6
-        rate = dose_mod.vsv_dose_rate_Gy_per_h(activity_MBq, kernel)
+        rate = dose_mod.vsv_dose_rate_Gy_per_h(activity_MBq, kernel, density)
         r = sitk.GetImageFromArray(rate.astype(np.float32))
         r.CopyInformation(reference)
         out[key] = r
@@ -158,13 +160,14 @@ def voxel_dose_maps(study: Study, registered: dict, reference: sitk.Image, densi
         else:
             tia = vfit.integral
             dose_Gy = dose_mod.led_dose_Gy(tia, nuclide=nuclide, voxel_volume_ml=voxel_ml,
-                                           density_g_per_ml=density if density is not None else 1.0)
+                                           density_g_per_ml=(density if density is not None
+                                                             else dose_mod.SOFT_TISSUE_DENSITY_G_PER_ML))
         for name, arr in (("tia_MBq_h", tia), ("dose_Gy", dose_Gy)):
             if arr is not None:
                 img = sitk.GetImageFromArray(np.asarray(arr, dtype=np.float32))
                 img.CopyInformation(reference)
                 out[name][cyc.cycle] = img
-        masses = density * voxel_ml if density is not None else None
+        masses = density * voxel_ml if density is not None else dose_mod.SOFT_TISSUE_DENSITY_G_PER_ML * voxel_ml
         for v in vois:
             out["dose_statistics"][(v.name, cyc.cycle)] = dose_mod.voi_dose_statistics(dose_Gy, v.mask_for(cyc.cycle),
                                                                                        masses)

@@ -214,7 +214,7 @@ def methods_text(result) -> str:
         parts.append("Absorbed dose by voxel S-value convolution (electrons and photons, ICRP-107).")
     else:
         parts.append("Absorbed dose by local deposition of the ICRP-107 electron energy with the VOI mass from "
-                     + ("CT (HU to density)." if has_ct else "unit density (no CT)."))
+                     + ("CT (HU to density, Schneider et al. 2000)." if has_ct else "soft-tissue density 1.04 g/mL (no CT)."))
     parts.append("Kidney BED with the Lea-Catcheside factor of each fitted curve (alpha/beta 2.6 Gy, T_rep 2.8 h).")
     return " ".join(parts)
 

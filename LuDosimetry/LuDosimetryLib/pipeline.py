@@ -33,6 +33,7 @@ from .imaging.recovery_model import PVC_ORGAN_NAMES, whole_range_curve
 from .io import images as image_io
 from .io.study import VOI_KINDS, Study, load_study
 from .physics.radionuclides import get_nuclide
+from .physics.stp_cycle import HANSCHEID_WINDOW_H, STP_METHODS
 from .progress import ProgressCallback
 from .progress import check_cancel as _check_cancel
 from .progress import report_progress as _report
@@ -97,6 +98,8 @@ class PipelineOptions:
     resegment_each_cycle: bool = False  # adaptive-threshold tumours contoured again on each cycle's reference
     planned_cycles: int = 4  # length of the treatment course, for the next-cycle activity
     registration_check_mm: float = 2.0  # residual SPECT shift per VOI above which it is refined locally and flagged
+    stp_method: str = "auto"  # one-scan cycles: auto | ratio | madsen | hanscheid (physics/stp_cycle.py)
+    hanscheid_window_h: tuple = HANSCHEID_WINDOW_H  # scan times (h) where Hänscheid 2018 is used unflagged
 
     def __post_init__(self):
         problems = []
@@ -122,6 +125,12 @@ class PipelineOptions:
             problems.append(f"reference_hours must be > 0 h, got {self.reference_hours!r}")
         if not (isinstance(self.planned_cycles, int) and self.planned_cycles >= 1):
             problems.append(f"planned_cycles must be an integer >= 1, got {self.planned_cycles!r}")
+        if self.stp_method not in STP_METHODS:
+            problems.append(f"stp_method must be one of {STP_METHODS}, got {self.stp_method!r}")
+        w = tuple(self.hanscheid_window_h) if isinstance(self.hanscheid_window_h, (tuple, list)) else ()
+        if len(w) != 2 or not all(isinstance(x, (int, float)) for x in w) or not 0 < w[0] < w[1]:
+            problems.append(f"hanscheid_window_h must be (start_h, end_h) with 0 < start < end, got "
+                            f"{self.hanscheid_window_h!r}")
         if problems:
             raise InputDataError("PipelineOptions: " + "; ".join(problems))
 

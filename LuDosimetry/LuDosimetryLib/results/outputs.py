@@ -16,7 +16,10 @@ CSV_COLUMNS = ["patient_id", "cycle", "voi", "kind", "volume_ml", "administered_
                "ad_per_aa_Gy_per_GBq", "fit_model", "effective_half_life_h", "recovery_coefficient", "flags",
                "absorbed_dose_uncertainty_Gy", "time_integrated_activity_MBq_h", "mass_g", "included", "excluded",
                "lea_catcheside_g",
-               "voxel_mean_dose_Gy", "D90_Gy", "D50_Gy", "D10_Gy", "EUD_Gy"]
+               "voxel_mean_dose_Gy", "D90_Gy", "D50_Gy", "D10_Gy", "EUD_Gy",
+               # issue 12: one-scan cycles (physics/stp_cycle.py) and voxel statistics (physics/voxel_consistency.py)
+               "single_time_point_method", "t_eff_h", "t_eff_uncertainty_h", "stp_t_eff_dose_uncertainty_Gy",
+               "voxel_mean_dose_uncorrected_Gy"]
 
 
 # the files whose presence marks a contract-2 result set written before result-set manifests existed

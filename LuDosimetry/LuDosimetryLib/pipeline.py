@@ -33,6 +33,7 @@ from .imaging.recovery_model import PVC_ORGAN_NAMES, whole_range_curve
 from .io import images as image_io
 from .io.study import VOI_KINDS, Study, load_study
 from .physics.radionuclides import get_nuclide
+from .physics import voxel_consistency
 from .physics.stp_cycle import HANSCHEID_WINDOW_H, STP_METHODS
 from .progress import ProgressCallback
 from .progress import check_cancel as _check_cancel
@@ -248,12 +249,16 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
     t0 = time.perf_counter()
     maps = voxel_dose_maps(study, registered, reference, density, vois, nuclide, units, voxel_map,
                            whole_image=options.save_maps)
-    _add_dose_statistics(rows, maps["dose_statistics"])
+    voxel_ml = image_io.voxel_volume_ml(reference)
+    psf = rc_curve.params.get("sigma_mm") if rc_curve is not None and rc_curve.form == "gaussian_sphere" else None
+    factors = voxel_consistency.add_consistent_statistics(rows, maps, vois, density, voxel_ml, psf)
+    maps["cumulative_dvh"] = voxel_consistency.cumulative_dvh(rows, vois, density, voxel_ml, factors)
     warnings.extend(maps.pop("warnings"))
     timings["voxel-wise maps and DVH"] = time.perf_counter() - t0
     _report(progress, 0.9, "cross-cycle metrics, kidney BED and next-cycle activity")
     t0 = time.perf_counter()
     summary = _summarise(study, rows, warnings, options.planned_cycles)
+    summary["cumulative_dvh"] = voxel_consistency.cumulative_summary(maps["cumulative_dvh"])
     summary["lesion_tracking"] = track_lesions(vois, rows, cycle_refs, reference)
     summary["registration"] = registration_summary(reg_qc, study)
     summary["options"] = options.as_dict()

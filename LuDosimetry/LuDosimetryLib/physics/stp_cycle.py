@@ -127,7 +127,7 @@ def single_time_point_dose(cyc, v, y: np.ndarray, y_units: str, options, nuclide
         warnings.append(f"{where}: ratio method requested but no fully imaged cycle of this VOI: Madsen used")
     if method == "hanscheid":
         t_eff_h = None
-        t_pop, s_pop, _ = population_t_eff(v)
+        _, s_pop, _ = population_t_eff(v)
         t_eff_assumed, s_t = t, s_pop
         if not window[0] <= t <= window[1]:
             flags.append("stp:hanscheid_outside_window")

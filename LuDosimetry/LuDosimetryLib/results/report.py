@@ -215,6 +215,8 @@ def methods_text(result) -> str:
     else:
         parts.append("Absorbed dose by local deposition of the ICRP-107 electron energy with the VOI mass from "
                      + ("CT (HU to density, Schneider et al. 2000)." if has_ct else "soft-tissue density 1.04 g/mL (no CT)."))
+    parts.append("DVH, D90/D50/D10 and EUD: voxel dose inside each VOI scaled so that its mean equals the "
+                 "(partial-volume corrected) VOI dose; cumulative DVH over cycles in dvh_cumulative.csv.")
     parts.append("Kidney BED with the Lea-Catcheside factor of each fitted curve (alpha/beta 2.6 Gy, T_rep 2.8 h).")
     return " ".join(parts)
 

@@ -31,8 +31,16 @@ import SimpleITK as sitk
 
 from . import dose as dose_mod
 
-__all__ = ["DVH_CUMULATIVE_FILE", "DVH_COLUMNS", "add_consistent_statistics", "cumulative_dvh",
-           "write_cumulative_dvh"]
+__all__ = [
+    "DVH_COLUMNS",
+    "DVH_CUMULATIVE_FILE",
+    "MIN_VOXEL_RECOVERY",
+    "add_consistent_statistics",
+    "cumulative_dvh",
+    "cumulative_summary",
+    "voxel_recovery",
+    "write_cumulative_dvh",
+]
 
 DVH_CUMULATIVE_FILE = "dvh_cumulative.csv"
 DVH_COLUMNS = ["patient_id", "voi", "kind", "dose_Gy", "fraction_of_voi"]

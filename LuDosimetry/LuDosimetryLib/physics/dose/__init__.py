@@ -17,7 +17,7 @@ Density from CT (``hu_to_density_g_per_ml``)
 Piecewise-linear calibration HU → mass density. Default table (:data:`DEFAULT_HU_DENSITY_TABLE`):
 Schneider et al., Phys Med Biol 2000 (45:459), ICRU 44 tissues (see :mod:`.density`; calibrate per
 scanner and kVp for clinical use): air −1000 HU 0.00121, adipose −98 HU 0.93, soft tissue 14 HU
-1.03, 23 HU 1.031, 100 HU 1.12, bone 1600 HU 1.96 and 3000 HU 2.8 g/mL; constant beyond the ends.
+1.03, 23 HU 1.031, ICRU 44 muscle 40 HU 1.05 and liver 60 HU 1.06, 100 HU 1.12, bone 1600 HU 1.96 and 3000 HU 2.8 g/mL; constant beyond the ends.
 Without a CT every path (VOI mass, voxel LED, voxel S-values) uses
 :data:`SOFT_TISSUE_DENSITY_G_PER_ML` = 1.04 g/mL, the density the kernels are made for.
 The result is floored at ``min_density_g_per_ml`` (default 0.1 g/mL, i.e. about −900 HU):

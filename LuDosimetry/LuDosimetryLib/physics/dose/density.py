@@ -4,9 +4,10 @@ Default calibration (:data:`DEFAULT_HU_DENSITY_TABLE`): the stoichiometric calib
 Schneider, Bortfeld and Schlegel, Phys Med Biol 2000 (45:459), body tissues of ICRU Report 44
 (1989) / Woodard and White, as tabulated by GATE (``Schneider2000DensitiesTable``): air −1000 HU
 0.00121, adipose −98 HU 0.93, soft tissue 14 HU 1.03, 23 HU 1.031 and 100 HU 1.1199, bone
-1600 HU 1.9642 and 3000 HU 2.8 g/mL. Soft tissue of 40–60 HU thus gets 1.05–1.07 g/mL
-(ICRU 44: skeletal muscle 1.05, liver 1.06, kidney 1.05, spleen 1.06 g/mL; the earlier table
-put it 1–2 % light at 1.04). One change: Schneider's table steps down from 1.1199 (100 HU) to
+1600 HU 1.9642 and 3000 HU 2.8 g/mL. Between 23 and 100 HU (where GATE's table is a straight
+line) the ICRU 44 soft tissues are used: skeletal muscle 1.05 g/mL at 40 HU, liver 1.06 g/mL at
+60 HU, so soft tissue of 40–60 HU gets 1.05–1.06 g/mL (the earlier table put it 1–2 % light at
+1.04). Another change: Schneider's table steps down from 1.1199 (100 HU) to
 1.0762 (101 HU) where the bone line starts; here the density may not decrease, so it stays at
 1.1199 g/mL from 100 HU until Schneider's bone line reaches that value (≈ 175 HU) and follows the
 bone line from there (at most 4 % denser than Schneider's between 101 and 175 HU; no effect on
@@ -29,8 +30,11 @@ _SCHNEIDER_BONE_LINE = ((101.0, 1.0762), (1600.0, 1.9642))  # Schneider 2000 (GA
 _BONE_JOIN_HU = _SCHNEIDER_BONE_LINE[0][0] + (1.1199 - _SCHNEIDER_BONE_LINE[0][1]) * (
     (_SCHNEIDER_BONE_LINE[1][0] - _SCHNEIDER_BONE_LINE[0][0]) / (_SCHNEIDER_BONE_LINE[1][1] - _SCHNEIDER_BONE_LINE[0][1]))
 #: Schneider et al. 2000 (Phys Med Biol 45:459) as tabulated by GATE, made monotone (see the module docstring).
-DEFAULT_HU_DENSITY_TABLE = ((-1000.0, 0.00121), (-98.0, 0.93), (14.0, 1.03), (23.0, 1.031), (100.0, 1.1199),
-                            (_BONE_JOIN_HU, 1.1199), (1600.0, 1.9642), (3000.0, 2.8))
+#: ICRU 44 soft tissue between Schneider's 23 and 100 HU points: skeletal muscle 1.05 g/mL at 40 HU, liver 1.06 g/mL
+#: at 60 HU (Schneider et al. 2000: soft tissue of 40–60 HU ≈ 1.05–1.06 g/mL).
+_ICRU44_SOFT_TISSUE = ((40.0, 1.05), (60.0, 1.06))
+DEFAULT_HU_DENSITY_TABLE = ((-1000.0, 0.00121), (-98.0, 0.93), (14.0, 1.03), (23.0, 1.031), *_ICRU44_SOFT_TISSUE,
+                            (100.0, 1.1199), (_BONE_JOIN_HU, 1.1199), (1600.0, 1.9642), (3000.0, 2.8))
 
 
 def _calibration_table(calibration) -> tuple[np.ndarray, np.ndarray]:

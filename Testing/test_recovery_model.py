@@ -71,3 +71,24 @@ def test_pvc_applies_per_kind_and_per_voi():
     assert not rm.pvc_applies(NS(name="t1", kind="tumor"), PipelineOptions(pvc_per_voi={"t1": False}))
     with pytest.raises(InputDataError, match="pvc_per_voi"):
         PipelineOptions(pvc_per_voi={"t1": "yes"})
+
+
+def test_voi_cycle_dose_flags_and_warns_above_the_table(nema_table):
+    """A 150 mL kidney with a NEMA table: row flag pvc:extrapolated and a warning naming VOI, volume, table max."""
+    from types import SimpleNamespace as NS
+
+    from LuDosimetryLib.physics.cycle_dose import voi_cycle_dose
+    from LuDosimetryLib.physics.radionuclides import get_nuclide
+    from LuDosimetryLib.pipeline import PipelineOptions
+
+    curve = rm.fit_whole_range_curve(*nema_table)
+    hours = [4.0, 24.0, 72.0, 168.0]
+    y = 30.0 * (np.exp(-np.log(2) / 50 * np.array(hours)) - np.exp(-np.log(2) / 2 * np.array(hours)))
+    v = NS(name="kidney_left", kind="kidney", flags=[], included=True, volume_for=lambda c: 150.0,
+           mass_for=lambda c: 157.5)
+    cyc = NS(cycle=1, hours=hours, administered_activity_MBq=7400.0, timepoints=hours)
+    out = voi_cycle_dose(NS(patient_id="P"), cyc, v, y, "MBq", curve, PipelineOptions(), get_nuclide("Lu-177"), {})
+    assert "pvc:extrapolated" in out["row"]["flags"].split(";")
+    assert out["row"]["recovery_coefficient"] == pytest.approx(curve.rc(150.0))
+    assert any("kidney_left cycle 1: volume 150.0 mL above the largest calibration sphere" in w
+               and f"({curve.max_volume_ml:.1f} mL)" in w for w in out["warnings"])

@@ -123,7 +123,8 @@ def test_run_does_not_modify_input(coarse_patient, tmp_path):
     assert _digest(patient) == before
     assert (tmp_path / "out" / "summary.json").is_file()
     # nothing left behind but the results and the manifest of the files they own (issue 13)
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".lu-results.json", "report.html", "summary.json",
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".lu-results.json", "dvh_cumulative.csv",
+                                                                      "report.html", "summary.json",
                                                                       "voi_cycle_doses.csv", "voi_time_activity.csv"]
 
 

@@ -84,20 +84,30 @@ def _edited_manifest(manifest, tmp_path, edit):
     return p
 
 
-def test_single_time_point_cycle_uses_madsen_with_own_t_eff(small_patient, tmp_path):
+def test_single_time_point_cycle_uses_ratio_method_or_madsen_with_own_t_eff(small_patient, tmp_path):
     def keep_24h_only_in_cycle2(d):
         d["cycles"][1]["timepoints"] = [d["cycles"][1]["timepoints"][1]]
 
     m = _edited_manifest(small_patient, tmp_path, keep_24h_only_in_cycle2)
-    result = run_manifest(m, tmp_path / "out", PipelineOptions(registration="none"))
-    c2 = [r for r in result.rows if r["cycle"] == 2]
-    assert all(r["fit_model"] == "single_time_point" and "single_time_point:madsen" in r["flags"] for r in c2)
     truth = json.loads((small_patient.parent / "ground_truth.json").read_text())
-    cmp = compare_doses(c2, truth)
-    # a mono-exponential through the 24 h point ignores the uptake phase: +lambda_wash/lambda_up
-    # (about +4 % for tumours, +1.5 % for kidneys) on top of the measurement error
-    assert len(cmp.rows) == 5 and cmp.max_abs_relative_error < 0.10, cmp.to_text()
-    assert any("one time point only, madsen" in w for w in result.summary["warnings"])
+    errors = {}
+    for method in ("auto", "madsen"):
+        result = run_manifest(m, tmp_path / f"out_{method}", PipelineOptions(registration="none", stp_method=method))
+        c2 = [r for r in result.rows if r["cycle"] == 2]
+        expected = "ratio" if method == "auto" else "madsen"
+        assert all(r["single_time_point_method"] == expected for r in c2)
+        assert all(r["t_eff_uncertainty_h"] > 0 for r in c2)
+        if method == "madsen":
+            assert all(r["fit_model"] == "single_time_point" and "single_time_point:madsen" in r["flags"] for r in c2)
+            assert any("one time point at 24 h, madsen method" in w for w in result.summary["warnings"])
+        else:
+            assert any("ratio method (Hebert et al. 2024)" in w for w in result.summary["warnings"])
+        cmp = compare_doses(c2, truth)
+        # Madsen: a mono-exponential through the 24 h point ignores the uptake phase: +lambda_wash/lambda_up
+        # (about +4 % for tumours, +1.5 % for kidneys) on top of the measurement error
+        assert len(cmp.rows) == 5 and cmp.max_abs_relative_error < 0.10, cmp.to_text()
+        errors[method] = cmp.max_abs_relative_error
+    print("max |relative error| of cycle-2 doses:", errors)
 
 
 def test_requested_model_that_fails_falls_back_with_warning(coarse_patient, tmp_path):

@@ -29,10 +29,12 @@ import SimpleITK as sitk
 
 from . import __version__
 from .errors import InputDataError, LuDosimetryError
-from .imaging import pvc
+from .imaging.recovery_model import PVC_ORGAN_NAMES, whole_range_curve
 from .io import images as image_io
 from .io.study import VOI_KINDS, Study, load_study
 from .physics.radionuclides import get_nuclide
+from .physics import voxel_consistency
+from .physics.stp_cycle import HANSCHEID_WINDOW_H, STP_METHODS
 from .progress import ProgressCallback
 from .progress import check_cancel as _check_cancel
 from .progress import report_progress as _report
@@ -72,7 +74,10 @@ class PipelineOptions:
     resegment_each_cycle: contour adaptive-threshold tumours again, inside the same ROI, on each
         cycle's registered reference scan (volume and mass per cycle); otherwise the cycle-1
         contour is copied to every scan (seed 000).
-    apply_pvc_to: VOI kinds corrected with recovery coefficients (seed 000: tumours and kidneys).
+    apply_pvc_to: VOI kinds (or organ names "spleen", "liver", matched to the VOI name) corrected with
+        recovery coefficients (seed 000: tumours and kidneys; spleen added, an organ at risk for DOTATATE);
+        ``pvc_per_voi`` (VOI name -> bool) overrides it per VOI. Above the largest calibration sphere the
+        RC comes from a model fitted to the table (:mod:`imaging.recovery_model`, flagged).
     planned_cycles: cycles in the course (4 in seed 000), for the suggested next-cycle activity.
     registration_check_mm: every registration is verified on the SPECT per VOI; a VOI whose residual
         shift exceeds this is refined locally and flagged (``registration:refined`` or, if that is
@@ -86,13 +91,16 @@ class PipelineOptions:
     min_tumor_volume_ml: float = 10.0
     save_maps: bool = False
     reference_hours: float = 24.0
-    apply_pvc_to: tuple = ("tumor", "kidney")
+    apply_pvc_to: tuple = ("tumor", "kidney", "spleen")
+    pvc_per_voi: dict = field(default_factory=dict)  # VOI name -> bool, overrides apply_pvc_to
     value_uncertainty: float = 0.05
     fit_model_per_voi: dict = field(default_factory=dict)  # VOI name -> model, overrides fit_model
     local_box_margin_mm: float = 30.0  # "local" registration: box = tumour extent + this margin per side
     resegment_each_cycle: bool = False  # adaptive-threshold tumours contoured again on each cycle's reference
     planned_cycles: int = 4  # length of the treatment course, for the next-cycle activity
     registration_check_mm: float = 2.0  # residual SPECT shift per VOI above which it is refined locally and flagged
+    stp_method: str = "auto"  # one-scan cycles: auto | ratio | madsen | hanscheid (physics/stp_cycle.py)
+    hanscheid_window_h: tuple = HANSCHEID_WINDOW_H  # scan times (h) where Hänscheid 2018 is used unflagged
 
     def __post_init__(self):
         problems = []
@@ -104,9 +112,12 @@ class PipelineOptions:
                                                              for k, m in self.fit_model_per_voi.items()]:
             if model not in FIT_MODELS:
                 problems.append(f"{name} must be one of {FIT_MODELS}, got {model!r}")
-        bad_kinds = [k for k in self.apply_pvc_to if k not in VOI_KINDS]
+        bad_kinds = [k for k in self.apply_pvc_to if k not in VOI_KINDS + PVC_ORGAN_NAMES]
         if bad_kinds:
-            problems.append(f"apply_pvc_to: unknown VOI kind(s) {bad_kinds}; kinds are {VOI_KINDS}")
+            problems.append(f"apply_pvc_to: unknown VOI kind(s) {bad_kinds}; kinds are {VOI_KINDS}, "
+                            f"organ names {PVC_ORGAN_NAMES}")
+        if not isinstance(self.pvc_per_voi, dict) or not all(isinstance(b, bool) for b in self.pvc_per_voi.values()):
+            problems.append(f"pvc_per_voi must be a dict VOI name -> true/false, got {self.pvc_per_voi!r}")
         if not self.min_tumor_volume_ml >= 0:
             problems.append(f"min_tumor_volume_ml must be >= 0 mL, got {self.min_tumor_volume_ml!r}")
         if not (isinstance(self.registration_check_mm, (int, float)) and self.registration_check_mm > 0):
@@ -115,6 +126,12 @@ class PipelineOptions:
             problems.append(f"reference_hours must be > 0 h, got {self.reference_hours!r}")
         if not (isinstance(self.planned_cycles, int) and self.planned_cycles >= 1):
             problems.append(f"planned_cycles must be an integer >= 1, got {self.planned_cycles!r}")
+        if self.stp_method not in STP_METHODS:
+            problems.append(f"stp_method must be one of {STP_METHODS}, got {self.stp_method!r}")
+        w = tuple(self.hanscheid_window_h) if isinstance(self.hanscheid_window_h, (tuple, list)) else ()
+        if len(w) != 2 or not all(isinstance(x, (int, float)) for x in w) or not 0 < w[0] < w[1]:
+            problems.append(f"hanscheid_window_h must be (start_h, end_h) with 0 < start < end, got "
+                            f"{self.hanscheid_window_h!r}")
         if problems:
             raise InputDataError("PipelineOptions: " + "; ".join(problems))
 
@@ -189,8 +206,8 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
 
     rc_curve = None
     if study.recovery_coefficients:
-        rc_curve = pvc.recovery_curve_from_table(study.recovery_coefficients["volume_ml"],
-                                                 study.recovery_coefficients["rc"])
+        rc_curve, rc_warnings = whole_range_curve(study.recovery_coefficients)
+        warnings.extend(rc_warnings)
 
     _report(progress, 0.55, "measuring VOI activity at every time point")
     t0 = time.perf_counter()
@@ -198,7 +215,7 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
     voxel_map = None
     if options.dose_method == "voxel_s_value" and units != "Gy/h":
         _report(progress, 0.6, "voxel S-value dose-rate maps")
-        voxel_map = _voxel_s_value_dose_rates(study, registered, reference, nuclide)
+        voxel_map = _voxel_s_value_dose_rates(study, registered, reference, nuclide, density)
 
     fits, samples, rows, time_activity = {}, {}, [], []
     # cycles with several time points first: a single-time-point cycle borrows the VOI's T_eff from them
@@ -232,12 +249,16 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
     t0 = time.perf_counter()
     maps = voxel_dose_maps(study, registered, reference, density, vois, nuclide, units, voxel_map,
                            whole_image=options.save_maps)
-    _add_dose_statistics(rows, maps["dose_statistics"])
+    voxel_ml = image_io.voxel_volume_ml(reference)
+    psf = rc_curve.params.get("sigma_mm") if rc_curve is not None and rc_curve.form == "gaussian_sphere" else None
+    factors = voxel_consistency.add_consistent_statistics(rows, maps, vois, density, voxel_ml, psf)
+    maps["cumulative_dvh"] = voxel_consistency.cumulative_dvh(rows, vois, density, voxel_ml, factors)
     warnings.extend(maps.pop("warnings"))
     timings["voxel-wise maps and DVH"] = time.perf_counter() - t0
     _report(progress, 0.9, "cross-cycle metrics, kidney BED and next-cycle activity")
     t0 = time.perf_counter()
     summary = _summarise(study, rows, warnings, options.planned_cycles)
+    summary["cumulative_dvh"] = voxel_consistency.cumulative_summary(maps["cumulative_dvh"])
     summary["lesion_tracking"] = track_lesions(vois, rows, cycle_refs, reference)
     summary["registration"] = registration_summary(reg_qc, study)
     summary["options"] = options.as_dict()

@@ -82,7 +82,8 @@ def define_vois(study: Study, images: StudyImages, reference: sitk.Image, refere
             ct = _ct_on_grid(ct, reference)
         density = dose_mod.hu_to_density_g_per_ml(sitk.GetArrayFromImage(ct))
     else:
-        warnings.append("no CT for the reference scan: VOI mass from unit density (1.0 g/mL)")
+        warnings.append(f"no CT for the reference scan: VOI mass from the soft-tissue density "
+                        f"({dose_mod.SOFT_TISSUE_DENSITY_G_PER_ML:g} g/mL)")
     vois = []
     for d in study.vois:
         if d.name not in rois:
@@ -98,7 +99,7 @@ def define_vois(study: Study, images: StudyImages, reference: sitk.Image, refere
                 warnings.append(f"{d.name}: adaptive threshold found no voxels inside the ROI: ROI used as drawn")
                 mask, flags = roi, flags + ["segmentation:roi_fallback"]
         volume = float(mask.sum()) * voxel_ml
-        mass = float(density[mask].sum()) * voxel_ml if density is not None else volume
+        mass = float(density[mask].sum()) * voxel_ml if density is not None else volume * dose_mod.SOFT_TISSUE_DENSITY_G_PER_ML
         vois.append(Voi(definition=d, mask=mask, volume_ml=volume, mass_g=mass, flags=flags, roi=roi))
     tumours = {v.name: v.volume_ml for v in vois if v.kind == "tumor"}
     if tumours:
@@ -126,7 +127,8 @@ def resegment_cycles(vois: list, registered: dict, cycle_refs: dict, density, vo
                 warnings.append(f"{v.name} cycle {c}: re-segmentation found no lesion in the ROI; cycle-1 contour used")
                 continue
             vol = float(seg.mask.sum()) * voxel_ml
-            mass = float(density[seg.mask].sum()) * voxel_ml if density is not None else vol
+            mass = (float(density[seg.mask].sum()) * voxel_ml if density is not None
+                    else vol * dose_mod.SOFT_TISSUE_DENSITY_G_PER_ML)
             v.per_cycle[c] = (seg.mask, vol, mass)
     return warnings
 

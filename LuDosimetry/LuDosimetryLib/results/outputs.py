@@ -16,7 +16,10 @@ CSV_COLUMNS = ["patient_id", "cycle", "voi", "kind", "volume_ml", "administered_
                "ad_per_aa_Gy_per_GBq", "fit_model", "effective_half_life_h", "recovery_coefficient", "flags",
                "absorbed_dose_uncertainty_Gy", "time_integrated_activity_MBq_h", "mass_g", "included", "excluded",
                "lea_catcheside_g",
-               "voxel_mean_dose_Gy", "D90_Gy", "D50_Gy", "D10_Gy", "EUD_Gy"]
+               "voxel_mean_dose_Gy", "D90_Gy", "D50_Gy", "D10_Gy", "EUD_Gy",
+               # issue 12: one-scan cycles (physics/stp_cycle.py) and voxel statistics (physics/voxel_consistency.py)
+               "single_time_point_method", "t_eff_h", "t_eff_uncertainty_h", "stp_t_eff_dose_uncertainty_Gy",
+               "voxel_mean_dose_uncorrected_Gy"]
 
 
 # the files whose presence marks a contract-2 result set written before result-set manifests existed
@@ -38,7 +41,7 @@ def study_input_paths(study) -> list[Path]:
 
 def result_file_names(study=None, save_maps: bool = False) -> list[str]:
     """Names ``write_results`` will write for ``study`` (maps need the cycle numbers)."""
-    names = list(CORE_RESULT_NAMES)
+    names = list(CORE_RESULT_NAMES) + ["dvh_cumulative.csv"]  # physics/voxel_consistency.py
     if save_maps and study is not None:
         names += [f"{n}_cycle{c.cycle}.nrrd" for n in ("tia_MBq_h", "dose_Gy") for c in study.cycles]
     return names
@@ -77,6 +80,10 @@ def write_results(result, out_dir, report: bool = True, save_maps: bool = False,
         w.writeheader()
         for r in result.time_activity:
             w.writerow({k: _fmt(r.get(k)) for k in TIME_ACTIVITY_COLUMNS})
+    from ..physics.voxel_consistency import write_cumulative_dvh
+
+    write_cumulative_dvh(tmp / "dvh_cumulative.csv", result.summary.get("patient_id", ""),
+                         (getattr(result, "maps", None) or {}).get("cumulative_dvh", {}))
     (tmp / "summary.json").write_text(json.dumps(result.summary, indent=2, default=_json_default), encoding="utf-8")
     if report:
         from .report import write_report

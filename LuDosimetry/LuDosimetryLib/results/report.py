@@ -201,7 +201,9 @@ def methods_text(result) -> str:
                       "scans.")
     parts.append(f"Minimum tumour volume {opts.get('min_tumor_volume_ml', 10):g} mL on the cycle-1 reference scan.")
     if result.study.recovery_coefficients:
-        parts.append(f"Partial-volume correction with recovery coefficients for {', '.join(opts.get('apply_pvc_to', []))}.")
+        parts.append("Partial-volume correction with recovery coefficients (table; fitted model above its largest "
+                     f"sphere, flagged) for {', '.join(opts.get('apply_pvc_to', []))}"
+                     + (f"; per VOI: {opts['pvc_per_voi']}" if opts.get("pvc_per_voi") else "") + ".")
     else:
         parts.append("No partial-volume correction (no recovery coefficients given).")
     parts.append("Time-activity fit: seed 000 Eq. 1 bi-exponential with documented fallbacks "
@@ -212,7 +214,9 @@ def methods_text(result) -> str:
         parts.append("Absorbed dose by voxel S-value convolution (electrons and photons, ICRP-107).")
     else:
         parts.append("Absorbed dose by local deposition of the ICRP-107 electron energy with the VOI mass from "
-                     + ("CT (HU to density)." if has_ct else "unit density (no CT)."))
+                     + ("CT (HU to density, Schneider et al. 2000)." if has_ct else "soft-tissue density 1.04 g/mL (no CT)."))
+    parts.append("DVH, D90/D50/D10 and EUD: voxel dose inside each VOI scaled so that its mean equals the "
+                 "(partial-volume corrected) VOI dose; cumulative DVH over cycles in dvh_cumulative.csv.")
     parts.append("Kidney BED with the Lea-Catcheside factor of each fitted curve (alpha/beta 2.6 Gy, T_rep 2.8 h).")
     return " ".join(parts)
 

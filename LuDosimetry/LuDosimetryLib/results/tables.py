@@ -21,7 +21,9 @@ COHORT_NUMBERS = ("cumulative_tumor_dose_Gy", "delta_ad_per_aa_percent", "kidney
 COLUMN_UNITS = {"volume_ml": "mL", "administered_activity_MBq": "MBq", "absorbed_dose_Gy": "Gy",
                 "ad_per_aa_Gy_per_GBq": "Gy/GBq", "effective_half_life_h": "h", "mass_g": "g",
                 "time_integrated_activity_MBq_h": "MBq h", "absorbed_dose_uncertainty_Gy": "Gy",
-                "voxel_mean_dose_Gy": "Gy", "D90_Gy": "Gy", "D50_Gy": "Gy", "D10_Gy": "Gy", "EUD_Gy": "Gy"}
+                "voxel_mean_dose_Gy": "Gy", "D90_Gy": "Gy", "D50_Gy": "Gy", "D10_Gy": "Gy", "EUD_Gy": "Gy",
+                "t_eff_h": "h", "t_eff_uncertainty_h": "h", "stp_t_eff_dose_uncertainty_Gy": "Gy",
+                "voxel_mean_dose_uncorrected_Gy": "Gy"}
 
 
 def column_units(columns) -> dict:

@@ -32,6 +32,7 @@ from .errors import InputDataError, LuDosimetryError
 from .imaging import pvc
 from .io import images as image_io
 from .io.study import VOI_KINDS, Study, load_study
+from .physics import plausibility
 from .physics.radionuclides import get_nuclide
 from .progress import ProgressCallback
 from .progress import check_cancel as _check_cancel
@@ -154,6 +155,7 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
     instead of registering those scans (e.g. registrations accepted in Slicer).
     """
     options = options or PipelineOptions()
+    plausibility.check_requests(study, options)  # impossible requests refused before any image computation
     nuclide = get_nuclide(study.radionuclide)
     units = _units(study)
     warnings = list(study.warnings)
@@ -195,6 +197,7 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
     _report(progress, 0.55, "measuring VOI activity at every time point")
     t0 = time.perf_counter()
     values = measure_voi_values(registered, vois, units, local)
+    warnings.extend(plausibility.check_measurements(study, images, values, vois, units, nuclide))
     voxel_map = None
     if options.dose_method == "voxel_s_value" and units != "Gy/h":
         _report(progress, 0.6, "voxel S-value dose-rate maps")
@@ -264,6 +267,7 @@ def run_manifest(manifest_path, out_dir, options: PipelineOptions | None = None,
     t0 = time.perf_counter()
     study = load_study(manifest_path)
     result_options = options or PipelineOptions()
+    plausibility.check_requests(study, result_options)
     out = check_output_folder(out_dir, study_input_paths(study), overwrite, CORE_RESULT_NAMES,
                               result_file_names(study, result_options.save_maps), inputs_may_be_inside)
     with ResultSetWriter(out, overwrite=overwrite, core_names=CORE_RESULT_NAMES, tool="lu-dosimetry run") as rs:

@@ -14,7 +14,7 @@ from ..errors import LuDosimetryError
 from ..io import images as image_io
 from ..io.study import Study
 from . import dose as dose_mod
-from . import kinetics, radiobiology
+from . import kinetics, plausibility, radiobiology
 
 
 def _effective_half_life_from_other_cycles(fits: dict, voi: str, cycle: int) -> tuple[float | None, int | None]:
@@ -66,6 +66,11 @@ def voi_cycle_dose(study: Study, cyc, v, y: np.ndarray, y_units: str, rc_curve, 
             flags.append(f"fallback:auto_after_{model}")
             fit = kinetics.fit_time_activity(hours, y, model="auto", physical_half_life_h=nuclide.half_life_h,
                                              value_uncertainty=options.value_uncertainty)
+        if model != "auto" and fit.model != "auto":
+            note = plausibility.compare_fit_with_auto(fit, hours, y, nuclide, options.value_uncertainty, where)
+            if note:
+                warnings.append(note)
+                flags.append("fit_model:differs_from_auto")
         if fit.flags:  # a fallback, a rising curve or a bound: say what was done and why
             warnings.extend(f"{where}: {w}" for w in fit.warnings if not w.startswith("model "))
     flags += list(fit.flags)

@@ -32,7 +32,7 @@ from .errors import InputDataError, LuDosimetryError
 from .imaging import pvc
 from .io import images as image_io
 from .io.study import VOI_KINDS, Study, load_study
-from .physics import plausibility
+from .physics import plausibility, uncertainty
 from .physics.radionuclides import get_nuclide
 from .progress import ProgressCallback
 from .progress import check_cancel as _check_cancel
@@ -241,6 +241,7 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
     _report(progress, 0.9, "cross-cycle metrics, kidney BED and next-cycle activity")
     t0 = time.perf_counter()
     summary = _summarise(study, rows, warnings, options.planned_cycles)
+    uncertainty.apply_budget(rows, summary, study.uncertainty, float(np.mean(reference.GetSpacing())), reg_qc)
     summary["lesion_tracking"] = track_lesions(vois, rows, cycle_refs, reference)
     summary["registration"] = registration_summary(reg_qc, study)
     summary["options"] = options.as_dict()

@@ -16,7 +16,10 @@ CSV_COLUMNS = ["patient_id", "cycle", "voi", "kind", "volume_ml", "administered_
                "ad_per_aa_Gy_per_GBq", "fit_model", "effective_half_life_h", "recovery_coefficient", "flags",
                "absorbed_dose_uncertainty_Gy", "time_integrated_activity_MBq_h", "mass_g", "included", "excluded",
                "lea_catcheside_g",
-               "voxel_mean_dose_Gy", "D90_Gy", "D50_Gy", "D10_Gy", "EUD_Gy"]
+               "voxel_mean_dose_Gy", "D90_Gy", "D50_Gy", "D10_Gy", "EUD_Gy",
+               # uncertainty budget (physics.uncertainty): absorbed_dose_uncertainty_Gy is their quadrature sum
+               "u_calibration_Gy", "u_rc_Gy", "u_volume_Gy", "u_registration_Gy", "u_fit_Gy", "u_teff_Gy",
+               "registration_residual_mm"]
 
 
 # the files whose presence marks a contract-2 result set written before result-set manifests existed

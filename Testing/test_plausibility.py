@@ -97,4 +97,4 @@ def test_trapezoid_far_from_auto_warns_with_both_numbers(coarse_patient, tmp_pat
     text = " ".join(summary["warnings"])
     assert "requested fit model 'trapezoid' gives a time integral of" in text
     assert "from the automatic choice" in text and "more than 20 % apart" in text
-    assert "fit model 'trapezoid'" in out.out
+    assert "fit model 'trapezoid'" in out.err

@@ -102,7 +102,7 @@ def demo_patient(out: Path, seed: int, config=None) -> tuple[Path, bool]:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .pipeline import run_manifest
-    from .results.truth import compare_with_ground_truth
+    from .results.truth import compare_with_ground_truth, full_comparison_text_of
 
     out = Path(args.out)
     phantom_dir = out / DEMO_PATIENT_FOLDER
@@ -113,6 +113,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     comparison = compare_with_ground_truth(out / "voi_cycle_doses.csv", phantom_dir / "ground_truth.json")
     print()
     print(comparison.to_text())
+    print()
+    print(full_comparison_text_of(out / "voi_cycle_doses.csv", phantom_dir / "ground_truth.json"))
     return 0
 
 
@@ -130,7 +132,7 @@ def _print_summary(result) -> None:
         print(f"  kidney cumulative dose: {value_with_sigma(s, 'kidney_cumulative_dose_Gy', 2)} Gy, BED "
               f"{bed if bed is not None else 'not defined'} Gy")
     for w in s.get("warnings", []):
-        print(f"  warning: {w}")
+        print(f"  warning: {w}", file=sys.stderr)
     print(f"Results in {result.out_dir}: " + ", ".join(sorted(p.name for p in result.files)))
 
 

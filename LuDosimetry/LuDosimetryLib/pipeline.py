@@ -49,6 +49,7 @@ from .physics.cycle_dose import _add_dose_statistics, _voxel_s_value_dose_rates,
 from .results.outputs import CSV_COLUMNS, TIME_ACTIVITY_COLUMNS, write_results  # noqa: F401
 from .results.registration_qc import add_registration_flags, registration_summary
 from .results.summary import _summarise
+from .results.warnings_digest import digest as digest_warnings
 
 log = logging.getLogger(__name__)
 
@@ -242,6 +243,8 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
     t0 = time.perf_counter()
     summary = _summarise(study, rows, warnings, options.planned_cycles)
     uncertainty.apply_budget(rows, summary, study.uncertainty, float(np.mean(reference.GetSpacing())), reg_qc)
+    summary["warnings_detail"] = summary["warnings"]  # every warning as raised; "warnings": one line per problem
+    summary["warnings"] = digest_warnings(summary["warnings"])
     summary["lesion_tracking"] = track_lesions(vois, rows, cycle_refs, reference)
     summary["registration"] = registration_summary(reg_qc, study)
     summary["options"] = options.as_dict()

@@ -154,7 +154,16 @@ def voxel_dose_maps(study: Study, registered: dict, reference: sitk.Image, densi
             stack = np.stack([sitk.GetArrayViewFromImage(registered[k]) for k in keys]).astype(np.float64)
             stack *= voxel_ml * 1e-6
         vfit = kinetics.fit_time_activity_voxelwise(cyc.hours, stack, nuclide.half_life_h, mask=mask)
-        out["warnings"].extend(f"voxel-wise fit cycle {cyc.cycle}: {w}" for w in vfit.warnings)
+        out["warnings"].extend(f"voxel-wise fit cycle {cyc.cycle}: {w}" for w in vfit.warnings
+                               if "used a fallback" not in w)  # fallbacks: per VOI below, not per map
+        codes = np.asarray(vfit.model)
+        for v in vois:
+            in_voi = codes[v.mask_for(cyc.cycle)]
+            n_fb = int(np.count_nonzero(in_voi >= 2))
+            if n_fb:
+                out["warnings"].append(
+                    f"{v.name} cycle {cyc.cycle}: voxel-wise fit fallback in {n_fb} of {in_voi.size} VOI voxels "
+                    f"(mono_last2 {int(np.count_nonzero(in_voi == 2))}, trapezoid {int(np.count_nonzero(in_voi == 3))})")
         if dose_rate_maps is not None or units == "Gy/h":
             dose_Gy, tia = vfit.integral, None
         else:

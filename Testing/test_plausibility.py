@@ -8,9 +8,7 @@ import json
 import shutil
 
 import numpy as np
-import pytest
 import SimpleITK as sitk
-
 from LuDosimetryLib.cli import main
 
 

@@ -8,7 +8,6 @@ import time
 
 import numpy as np
 import pytest
-
 from LuDosimetryLib.physics import kinetics, uncertainty
 
 LN2 = math.log(2)

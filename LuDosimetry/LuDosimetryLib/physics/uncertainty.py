@@ -236,8 +236,8 @@ def value_with_sigma(summary: dict, key: str, digits: int = 2) -> str | None:
     """``"12.3 ± 1.4"`` for a summary metric with its total 1σ from ``summary["uncertainty"]``
     (the value alone without a budget; None without a value)."""
     value = summary.get(key)
-    if value is None or not isinstance(value, (int, float)) or value != value:
+    if value is None or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
     block = ((summary.get("uncertainty") or {}).get("metrics") or {}).get(key) or {}
     sd = block.get("sigma")
-    return f"{value:.{digits}f}" + (f" ± {sd:.{digits}f}" if isinstance(sd, float) and sd == sd else "")
+    return f"{value:.{digits}f}" + (f" ± {sd:.{digits}f}" if isinstance(sd, float) and math.isfinite(sd) else "")

@@ -184,10 +184,11 @@ def full_comparison(rows: list, truth: dict) -> list[dict]:
 
 def full_comparison_text(rows: list, truth: dict) -> str:
     """The table of :func:`full_comparison` as text (``lu-dosimetry demo``)."""
-    lines = ["Every VOI vs the analytic ground truth (mean dose, and voxel D90: the truth is uniform per VOI, so "
-             "its D90 equals its mean; the voxel D90 is not partial-volume corrected):",
-             f"{'VOI':<16}{'kind':<8}{'cycle':>6}{'true mL':>9}{'truth Gy':>10}{'pipeline':>10}{'error':>8}"
-             f"{'D90 Gy':>9}{'D90 err':>9}  why it may differ"]
+    title = ("Every VOI vs the analytic ground truth (mean dose, and voxel D90: the truth is uniform per VOI, so "
+             "its D90 equals its mean; the voxel D90 is not partial-volume corrected):")
+    header = (f"{'VOI':<16}{'kind':<8}{'cycle':>6}{'true mL':>9}{'truth Gy':>10}{'pipeline':>10}{'error':>8}"
+              f"{'D90 Gy':>9}{'D90 err':>9}  why it may differ")
+    lines = [title, header]
 
     def pct(x):
         return f"{100 * x:+.1f}%" if _finite(x) else "n/a"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-_CYCLE = re.compile(r"^(?P<subject>[^:]*?)\bcycle (?P<cycle>\d+)(?P<rest>.*)$", re.S)
+_CYCLE = re.compile(r"^(?P<subject>[^:]*?)\bcycle (?P<cycle>\d+)(?P<rest>.*)$", re.DOTALL)
 _NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w])")
 
 

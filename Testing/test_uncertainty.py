@@ -102,3 +102,24 @@ def test_monte_carlo_under_two_seconds_for_a_large_patient():
     assert time.perf_counter() - t0 < 2.0
     assert set(s["metrics"]) == {"cumulative_tumor_dose_Gy", "delta_ad_per_aa_percent", "kidney_cumulative_dose_Gy",
                                  "kidney_bed_Gy"}
+
+
+def test_manifest_uncertainty_object_read_and_checked(coarse_patient, tmp_path):
+    import json
+    import shutil
+
+    from LuDosimetryLib.errors import ManifestError
+    from LuDosimetryLib.io.study import load_study
+
+    dst = tmp_path / "p"
+    shutil.copytree(coarse_patient.parent, dst)
+    d = json.loads((dst / "study.json").read_text())
+    d["uncertainty"] = {"calibration_rel": 0.1, "registration_mm": 3.0}
+    (dst / "study.json").write_text(json.dumps(d))
+    study = load_study(dst / "study.json")
+    inputs = uncertainty.budget_inputs(study.uncertainty)
+    assert inputs["calibration_rel"] == 0.1 and inputs["registration_mm"] == 3.0 and inputs["rc_rel"] == 0.05
+    d["uncertainty"] = {"calibration": 0.1}
+    (dst / "study.json").write_text(json.dumps(d))
+    with pytest.raises(ManifestError, match="did you mean 'calibration_rel'"):
+        load_study(dst / "study.json")

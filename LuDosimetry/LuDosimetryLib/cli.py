@@ -102,7 +102,7 @@ def demo_patient(out: Path, seed: int, config=None) -> tuple[Path, bool]:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .pipeline import run_manifest
-    from .results.truth import compare_with_ground_truth, full_comparison_text_of
+    from .results.truth import compare_with_ground_truth
 
     out = Path(args.out)
     phantom_dir = out / DEMO_PATIENT_FOLDER
@@ -113,8 +113,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     comparison = compare_with_ground_truth(out / "voi_cycle_doses.csv", phantom_dir / "ground_truth.json")
     print()
     print(comparison.to_text())
-    print()
-    print(full_comparison_text_of(out / "voi_cycle_doses.csv", phantom_dir / "ground_truth.json"))
     return 0
 
 

@@ -96,3 +96,20 @@ def test_trapezoid_far_from_auto_warns_with_both_numbers(coarse_patient, tmp_pat
     assert "requested fit model 'trapezoid' gives a time integral of" in text
     assert "from the automatic choice" in text and "more than 20 % apart" in text
     assert "fit model 'trapezoid'" in out.err
+
+
+def test_body_holding_under_5_percent_before_96h_warns(coarse_patient, tmp_path, capsys):
+    # the synthetic body holds ~25 % of the decayed administered activity; x 0.1 -> ~2.5 %
+    m = _copy(coarse_patient, tmp_path)
+    for f in m.parent.glob("cycle*/spect_*.nii.gz"):
+        _scale_image(f, 0.1)
+    code, out = _run(m, tmp_path, capsys)
+    assert code == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    lows = [w for w in summary["warnings"] if "the body holds" in w]
+    assert len(lows) == 6 and all("% of the administered activity decayed to the scan time (< 5 % before 96 h)" in w
+                                  for w in lows)
+    assert "cycle 1 scan 1 (4 h p.i., file" in lows[0]
+    held = float(lows[0].split("the body holds ")[1].split(" %")[0])
+    assert 2.0 < held < 3.0  # 10 % of the ~25 % the synthetic body holds
+    assert "the body holds" in out.err

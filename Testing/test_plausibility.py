@@ -113,3 +113,25 @@ def test_body_holding_under_5_percent_before_96h_warns(coarse_patient, tmp_path,
     held = float(lows[0].split("the body holds ")[1].split(" %")[0])
     assert 2.0 < held < 3.0  # 10 % of the ~25 % the synthetic body holds
     assert "the body holds" in out.err
+
+
+def test_rising_vois_over_a_short_span_are_not_refused():
+    """Tumours still taking up activity between 4 h and 24 h rise at every VOI: no error for 177Lu (the
+    retention check needs a span of one physical half-life); the same data with Lu-178 are refused."""
+    from types import SimpleNamespace
+
+    import pytest
+
+    from LuDosimetryLib.errors import InputDataError
+    from LuDosimetryLib.physics import plausibility
+    from LuDosimetryLib.physics.radionuclides import get_nuclide
+
+    def study(hours, nuclide):
+        return SimpleNamespace(radionuclide=nuclide, cycles=[SimpleNamespace(cycle=1, hours=hours,
+                                                                             timepoints=[None] * len(hours))])
+
+    vois = [SimpleNamespace(name="t1"), SimpleNamespace(name="t2")]
+    values = {("t1", 1, 0): 10.0, ("t1", 1, 1): 12.0, ("t2", 1, 0): 5.0, ("t2", 1, 1): 5.5}
+    plausibility._check_decay(study([4.0, 24.0], "Lu-177"), values, vois, get_nuclide("Lu-177"))
+    with pytest.raises(InputDataError, match="radionuclide 'Lu-178'"):
+        plausibility._check_decay(study([4.0, 24.0], "Lu-178"), values, vois, get_nuclide("Lu-178"))

@@ -13,7 +13,9 @@ cycle, the scan and its file, or the radionuclide):
 2. **Radionuclide contradicted by the data**: the apparent effective half-life of each VOI between
    the first and the last scan of a cycle, against the stated nuclide's physical half-life. No tissue
    retains activity longer than the nuclide lives: longer than :data:`DECAY_MARGIN` (1.5) × the
-   physical half-life at *every* VOI (e.g. ``Lu-178``, T½ 28 min, with 177Lu data) is an error.
+   physical half-life at *every* VOI (e.g. ``Lu-178``, T½ 28 min, with 177Lu data) is an error,
+   judged when every cycle's scans span at least one physical half-life (over a shorter span,
+   tumours still taking up activity could all rise).
    Biological washout makes VOIs fall faster than physical decay, but every tumour and organ falling
    more than :data:`FAST_FACTOR` (10) × faster says the data belong to a shorter-lived nuclide: error.
 3. **Total activity** (activity-concentration input only, not Gy/h): the total SPECT activity of
@@ -135,7 +137,7 @@ def _check_decay(study, values: dict, vois: list, nuclide) -> None:
     """Check 2: apparent effective half-life between the first and last scan of each cycle, at
     every VOI with positive values, against the physical half-life."""
     t_phys = nuclide.half_life_h
-    apparent = []
+    apparent, long_span = [], []  # long_span: cycles spanning >= one physical half-life
     for cyc in study.cycles:
         if len(cyc.timepoints) < 2:
             continue
@@ -146,10 +148,14 @@ def _check_decay(study, values: dict, vois: list, nuclide) -> None:
             if a0 > 0 and a1 > 0 and dt > 0:
                 rate = math.log(a0 / a1) / dt  # 1/h, > 0 when falling
                 apparent.append(math.inf if rate <= 0 else math.log(2) / rate)
+                if dt >= t_phys:
+                    long_span.append(apparent[-1])
     if not apparent:
         return
-    if all(t > DECAY_MARGIN * t_phys for t in apparent):
-        shortest = min(apparent)
+    # retention beyond physical decay is judged only over a span of at least one physical half-life:
+    # over a shorter span, tumours still taking up activity (early scans) could all rise
+    if long_span and len(long_span) == len(apparent) and all(t > DECAY_MARGIN * t_phys for t in long_span):
+        shortest = min(long_span)
         raise InputDataError(
             f"radionuclide {study.radionuclide!r} (physical half-life {t_phys:.4g} h) contradicts the data: every VOI "
             f"keeps its activity longer than that nuclide lives (apparent effective half-life >= {shortest:.3g} h "

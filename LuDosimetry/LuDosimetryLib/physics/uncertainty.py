@@ -228,6 +228,16 @@ def apply_budget(rows: list, summary: dict, given: dict | None, voxel_mm: float,
     inputs = budget_inputs(given)
     add_row_uncertainties(rows, inputs, voxel_mm, reg_qc)
     summary["uncertainty"] = summary_uncertainty(rows, inputs)
+    summary["uncertainty"]["input_sources"] = {
+        k: ("manifest 'uncertainty'" if (given or {}).get(k) is not None else "default (physics.uncertainty.DEFAULTS)")
+        for k in DEFAULTS}
+    summary["uncertainty"]["volume_model"] = (
+        "volume_rel from the manifest" if inputs["volume_rel"] is not None else
+        f"boundary of a sphere of the VOI volume uncertain by voxel/sqrt(12) = {voxel_mm / math.sqrt(12):.2f} mm; "
+        "dose sensitivity (1 - RC)")
+    summary["uncertainty"]["registration_model"] = (
+        "residual shift per VOI from the registration check (RMS over the cycle's scans), else "
+        f"{inputs['registration_mm']:g} mm; activity error = displaced fraction of a sphere of the VOI volume")
     for r in rows:
         r.pop("_u_rel", None)
 

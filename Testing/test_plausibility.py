@@ -121,7 +121,6 @@ def test_rising_vois_over_a_short_span_are_not_refused():
     from types import SimpleNamespace
 
     import pytest
-
     from LuDosimetryLib.errors import InputDataError
     from LuDosimetryLib.physics import plausibility
     from LuDosimetryLib.physics.radionuclides import get_nuclide

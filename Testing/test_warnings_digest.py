@@ -21,8 +21,8 @@ def test_same_problem_in_several_cycles_is_one_line():
           "tumor_a cycle 3: one time point only, madsen method (T_eff 50.1 h from cycle 2)"]
     out = digest(ws)
     assert out == [
-        "kidney_left cycles 1, 2, 3: voxel-wise fit fallback in 12/15/9 of 400 VOI voxels (mono_last2 12/15/9, "
-        "trapezoid 0)",
+        ("kidney_left cycles 1, 2, 3: voxel-wise fit fallback in 12/15/9 of 400 VOI voxels (mono_last2 12/15/9, "
+         "trapezoid 0)"),
         "spleen cycle 1: voxel-wise fit fallback in 1 of 314 VOI voxels (mono_last2 1, trapezoid 0)",
         "no recovery_coefficients in the manifest: no partial-volume correction applied",
         "tumor_a cycles 1, 3: one time point only, madsen method (T_eff 50.1 h from cycle 2)"]

@@ -110,14 +110,16 @@ def test_single_time_point_cycle_uses_ratio_method_or_madsen_with_own_t_eff(smal
     print("max |relative error| of cycle-2 doses:", errors)
 
 
-def test_requested_model_that_fails_falls_back_with_warning(coarse_patient, tmp_path):
-    # own run with other options: the small shared patient of conftest.py (claim independent of resolution)
-    # a tri-exponential has 5 parameters: it cannot be fitted to 3 points
-    result = run_manifest(coarse_patient, tmp_path / "out",
-                          PipelineOptions(registration="none", fit_model_per_voi={"tumor_liver_2": "triexp"}))
-    rows = [r for r in result.rows if r["voi"] == "tumor_liver_2"]
-    assert all("fallback:auto_after_triexp" in r["flags"] and r["fit_model"] != "triexp" for r in rows)
-    assert any("tumor_liver_2 cycle 1: requested model 'triexp' failed" in w for w in result.summary["warnings"])
+def test_impossible_requested_model_refused_before_any_computation(coarse_patient, tmp_path):
+    # a tri-exponential has 5 parameters: it cannot be fitted to 3 points; refused (issue 12), not a
+    # silent fallback, and before any image is read (nothing is written)
+    from LuDosimetryLib.errors import InputDataError
+
+    with pytest.raises(InputDataError, match=r"'triexp' requested for VOI tumor_liver_2 needs at least 5 time "
+                                             r"points; cycle\(s\) 1 \(3 scans\), 2 \(3 scans\)"):
+        run_manifest(coarse_patient, tmp_path / "out",
+                     PipelineOptions(registration="none", fit_model_per_voi={"tumor_liver_2": "triexp"}))
+    assert not (tmp_path / "out" / "summary.json").exists()
 
 
 def test_invalid_options_rejected_before_reading_images():

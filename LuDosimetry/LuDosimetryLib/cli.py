@@ -117,16 +117,20 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _print_summary(result) -> None:
+    from .physics.uncertainty import value_with_sigma
+
     s = result.summary
-    print(f"Patient {s['patient_id']}: {len(s['cycles'])} cycles")
+    print(f"Patient {s['patient_id']}: {len(s['cycles'])} cycles (± 1σ: uncertainty budget, Gear et al. EJNMMI 2018)")
     if s.get("cumulative_tumor_dose_Gy") is not None:
-        print(f"  cumulative tumour dose (cAD, mean over tumours): {s['cumulative_tumor_dose_Gy']:.1f} Gy")
+        print(f"  cumulative tumour dose (cAD, mean over tumours): {value_with_sigma(s, 'cumulative_tumor_dose_Gy', 1)} Gy")
     if s.get("delta_ad_per_aa_percent") is not None:
-        print(f"  delta AD/AA (last vs first cycle): {s['delta_ad_per_aa_percent']:+.1f} %")
+        print(f"  delta AD/AA (last vs first cycle): {value_with_sigma(s, 'delta_ad_per_aa_percent', 1)} %")
     if s.get("kidney_cumulative_dose_Gy") is not None:
-        print(f"  kidney cumulative dose: {s['kidney_cumulative_dose_Gy']:.2f} Gy, BED {s['kidney_bed_Gy']:.2f} Gy")
+        bed = value_with_sigma(s, "kidney_bed_Gy", 2)
+        print(f"  kidney cumulative dose: {value_with_sigma(s, 'kidney_cumulative_dose_Gy', 2)} Gy, BED "
+              f"{bed if bed is not None else 'not defined'} Gy")
     for w in s.get("warnings", []):
-        print(f"  warning: {w}")
+        print(f"  warning: {w}", file=sys.stderr)
     print(f"Results in {result.out_dir}: " + ", ".join(sorted(p.name for p in result.files)))
 
 

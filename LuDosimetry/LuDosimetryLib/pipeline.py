@@ -32,6 +32,7 @@ from .errors import InputDataError, LuDosimetryError
 from .imaging.recovery_model import PVC_ORGAN_NAMES, whole_range_curve
 from .io import images as image_io
 from .io.study import VOI_KINDS, Study, load_study
+from .physics import plausibility, uncertainty
 from .physics.radionuclides import get_nuclide
 from .physics import voxel_consistency
 from .physics.stp_cycle import HANSCHEID_WINDOW_H, STP_METHODS
@@ -50,6 +51,7 @@ from .physics.cycle_dose import _add_dose_statistics, _voxel_s_value_dose_rates,
 from .results.outputs import CSV_COLUMNS, TIME_ACTIVITY_COLUMNS, write_results  # noqa: F401
 from .results.registration_qc import add_registration_flags, registration_summary
 from .results.summary import _summarise
+from .results.warnings_digest import digest as digest_warnings
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +173,7 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
     instead of registering those scans (e.g. registrations accepted in Slicer).
     """
     options = options or PipelineOptions()
+    plausibility.check_requests(study, options)  # impossible requests refused before any image computation
     nuclide = get_nuclide(study.radionuclide)
     units = _units(study)
     warnings = list(study.warnings)
@@ -212,6 +215,7 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
     _report(progress, 0.55, "measuring VOI activity at every time point")
     t0 = time.perf_counter()
     values = measure_voi_values(registered, vois, units, local)
+    warnings.extend(plausibility.check_measurements(study, images, values, vois, units, nuclide))
     voxel_map = None
     if options.dose_method == "voxel_s_value" and units != "Gy/h":
         _report(progress, 0.6, "voxel S-value dose-rate maps")
@@ -259,6 +263,9 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
     t0 = time.perf_counter()
     summary = _summarise(study, rows, warnings, options.planned_cycles)
     summary["cumulative_dvh"] = voxel_consistency.cumulative_summary(maps["cumulative_dvh"])
+    uncertainty.apply_budget(rows, summary, study.uncertainty, float(np.mean(reference.GetSpacing())), reg_qc)
+    summary["warnings_detail"] = summary["warnings"]  # every warning as raised; "warnings": one line per problem
+    summary["warnings"] = digest_warnings(summary["warnings"])
     summary["lesion_tracking"] = track_lesions(vois, rows, cycle_refs, reference)
     summary["registration"] = registration_summary(reg_qc, study)
     summary["options"] = options.as_dict()
@@ -285,6 +292,7 @@ def run_manifest(manifest_path, out_dir, options: PipelineOptions | None = None,
     t0 = time.perf_counter()
     study = load_study(manifest_path)
     result_options = options or PipelineOptions()
+    plausibility.check_requests(study, result_options)
     out = check_output_folder(out_dir, study_input_paths(study), overwrite, CORE_RESULT_NAMES,
                               result_file_names(study, result_options.save_maps), inputs_may_be_inside)
     with ResultSetWriter(out, overwrite=overwrite, core_names=CORE_RESULT_NAMES, tool="lu-dosimetry run") as rs:

@@ -15,7 +15,7 @@ from ..imaging import recovery_model
 from ..io import images as image_io
 from ..io.study import Study
 from . import dose as dose_mod
-from . import kinetics, radiobiology, stp_cycle
+from . import kinetics, plausibility, radiobiology, stp_cycle
 
 
 def voi_cycle_dose(study: Study, cyc, v, y: np.ndarray, y_units: str, rc_curve, options,
@@ -60,6 +60,11 @@ def voi_cycle_dose(study: Study, cyc, v, y: np.ndarray, y_units: str, rc_curve, 
             flags.append(f"fallback:auto_after_{model}")
             fit = kinetics.fit_time_activity(hours, y, model="auto", physical_half_life_h=nuclide.half_life_h,
                                              value_uncertainty=options.value_uncertainty)
+        if model != "auto" and fit.model != "auto":
+            note = plausibility.compare_fit_with_auto(fit, hours, y, nuclide, options.value_uncertainty, where)
+            if note:
+                warnings.append(note)
+                flags.append("fit_model:differs_from_auto")
         if fit.flags:  # a fallback, a rising curve or a bound: say what was done and why
             warnings.extend(f"{where}: {w}" for w in fit.warnings if not w.startswith("model "))
     flags += list(fit.flags)
@@ -150,7 +155,16 @@ def voxel_dose_maps(study: Study, registered: dict, reference: sitk.Image, densi
             stack = np.stack([sitk.GetArrayViewFromImage(registered[k]) for k in keys]).astype(np.float64)
             stack *= voxel_ml * 1e-6
         vfit = kinetics.fit_time_activity_voxelwise(cyc.hours, stack, nuclide.half_life_h, mask=mask)
-        out["warnings"].extend(f"voxel-wise fit cycle {cyc.cycle}: {w}" for w in vfit.warnings)
+        out["warnings"].extend(f"voxel-wise fit cycle {cyc.cycle}: {w}" for w in vfit.warnings
+                               if "used a fallback" not in w)  # fallbacks: per VOI below, not per map
+        codes = np.asarray(vfit.model)
+        for v in vois:
+            in_voi = codes[v.mask_for(cyc.cycle)]
+            n_fb = int(np.count_nonzero(in_voi >= 2))
+            if n_fb:
+                out["warnings"].append(
+                    f"{v.name} cycle {cyc.cycle}: voxel-wise fit fallback in {n_fb} of {in_voi.size} VOI voxels "
+                    f"(mono_last2 {int(np.count_nonzero(in_voi == 2))}, trapezoid {int(np.count_nonzero(in_voi == 3))})")
         if dose_rate_maps is not None or units == "Gy/h":
             dose_Gy, tia = vfit.integral, None
         else:

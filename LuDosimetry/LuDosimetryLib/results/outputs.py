@@ -19,7 +19,10 @@ CSV_COLUMNS = ["patient_id", "cycle", "voi", "kind", "volume_ml", "administered_
                "voxel_mean_dose_Gy", "D90_Gy", "D50_Gy", "D10_Gy", "EUD_Gy",
                # issue 12: one-scan cycles (physics/stp_cycle.py) and voxel statistics (physics/voxel_consistency.py)
                "single_time_point_method", "t_eff_h", "t_eff_uncertainty_h", "stp_t_eff_dose_uncertainty_Gy",
-               "voxel_mean_dose_uncorrected_Gy"]
+               "voxel_mean_dose_uncorrected_Gy",
+               # uncertainty budget (physics.uncertainty): absorbed_dose_uncertainty_Gy is their quadrature sum
+               "u_calibration_Gy", "u_rc_Gy", "u_volume_Gy", "u_registration_Gy", "u_fit_Gy", "u_teff_Gy",
+               "registration_residual_mm"]
 
 
 # the files whose presence marks a contract-2 result set written before result-set manifests existed

@@ -30,6 +30,13 @@ def _fig_to_img_tag(fig, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"/>'
 
 
+def _pm(s: dict, key: str, digits: int):
+    """A summary metric with its 1σ (uncertainty budget, Gear et al. EJNMMI 2018) as "v ± σ"."""
+    from ..physics.uncertainty import value_with_sigma
+
+    return value_with_sigma(s, key, digits)
+
+
 def _fmt(v, digits=2):
     if v is None:
         return "–"
@@ -236,10 +243,10 @@ def build_report_html(result) -> str:
     nxt = s.get("next_cycle_activity") or {}
     nxt2 = s.get("next_cycle_activity_seed002") or {}
     parts.append("<h2>Summary</h2>" + _table(["metric", "value"], [
-        ["cumulative tumour dose cAD (Gy, mean over included tumours)", _fmt(s.get("cumulative_tumor_dose_Gy"), 1)],
-        ["ΔAD/AA last vs first cycle (%)", _fmt(s.get("delta_ad_per_aa_percent"), 1)],
-        ["kidney cumulative dose (Gy)", _fmt(s.get("kidney_cumulative_dose_Gy"), 2)],
-        ["kidney BED (Gy)", _fmt(s.get("kidney_bed_Gy"), 2)],
+        ["cumulative tumour dose cAD (Gy, mean over included tumours)", _fmt(_pm(s, "cumulative_tumor_dose_Gy", 1))],
+        ["ΔAD/AA last vs first cycle (%)", _fmt(_pm(s, "delta_ad_per_aa_percent", 1))],
+        ["kidney cumulative dose (Gy)", _fmt(_pm(s, "kidney_cumulative_dose_Gy", 2))],
+        ["kidney BED (Gy; ± 1σ from the uncertainty budget, Gear et al. EJNMMI 2018)", _fmt(_pm(s, "kidney_bed_Gy", 2))],
         ["suggested next-cycle activity, seed 000 rule (MBq)", _fmt(nxt.get("activity_MBq"), 0)],
         ["seed 000 rule (kidney 23 Gy)", _fmt(nxt.get("explanation"))],
         ["next-cycle activity, seed 002 rule (MBq)", _fmt(nxt2.get("activity_MBq"), 0)],

@@ -182,14 +182,14 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--fit-model", default="auto", choices=list(FIT_MODELS),
                        help="time-activity model (default: auto = bi-exponential with fallbacks)")
         q.add_argument("--min-volume-ml", type=float, default=10.0,
-                       help="minimum tumour volume on the cycle-1 reference scan (default 10 mL, seed 000)")
+                       help="minimum tumour volume on the cycle-1 reference scan (default 10 mL, as Macsuka et al., J Nucl Med 2026)")
         q.add_argument("--save-maps", action="store_true", help="also write dose and TIA maps (NRRD)")
         q.add_argument("--overwrite", action="store_true",
                        help="replace a result set already in --out (atomically); without it such a folder is refused "
                             "before any computation")
         q.add_argument("--resegment-each-cycle", action="store_true",
                        help="contour adaptive-threshold tumours again on each cycle's reference scan "
-                            "(default: the cycle-1 contour is copied to every scan, seed 000)")
+                            "(default: the cycle-1 contour is copied to every scan, as Macsuka et al., J Nucl Med 2026)")
 
     sp = sub.add_parser("run", help="dosimetry of one patient from a study manifest")
     sp.add_argument("manifest")

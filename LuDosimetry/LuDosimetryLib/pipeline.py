@@ -5,10 +5,10 @@ The runner reads like the data flow of ARCHITECTURE.md; each step is one functio
     load_study_images          images of every cycle x time point (+ labelmap)
     register_scans             every scan to the cycle-1 reference scan (24 h by default)
     define_vois                VOIs on the reference: as drawn, or adaptive threshold in a rough ROI;
-                               minimum-volume rule on the cycle-1 reference (seed 000)
+                               minimum-volume rule on the cycle-1 reference (Macsuka et al. 2026)
     measure_voi_activity       activity (MBq) or dose rate (Gy/h) per VOI per time point
     correct_partial_volume     recovery coefficient for the VOI volume
-    fit_and_integrate          time-activity fit (seed 000 Eq. 1 with fallbacks) and integral
+    fit_and_integrate          time-activity fit (Macsuka et al. 2026, Eq. 1, with fallbacks) and integral
     absorbed_dose              local energy deposition (VOI mass from CT) or voxel S-values
     cross-cycle metrics        AD/AA, cumulative AD, delta AD/AA, kidney dose and BED, next AA
 
@@ -47,7 +47,7 @@ from .io.study_images import study_units as _units
 from .physics.cycle_dose import _add_dose_statistics, _voxel_s_value_dose_rates, voi_cycle_dose, voxel_dose_maps  # noqa: F401
 from .results.outputs import CSV_COLUMNS, TIME_ACTIVITY_COLUMNS, write_results  # noqa: F401
 from .results.registration_qc import add_registration_flags, registration_summary
-from .results.summary import _summarise
+from .results.summary import _summarise, new_run_id
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class PipelineOptions:
     """Choices of the per-patient run.
 
     registration: "auto" (rigid CT-to-CT when CT exists, else SPECT translation; falls back),
-        "translation" (seed 000), "rigid_ct", "local", or "none".
+        "translation" (as Macsuka et al., J Nucl Med 2026), "rigid_ct", "local", or "none".
     dose_method: "local_deposition" (VOI mean, mass from CT) or "voxel_s_value" (voxel-wise
         fit, FFT convolution). Dose-rate input (spect_units "Gy/h") is integrated directly.
     fit_model: "auto" or a model name of :func:`kinetics.fit_time_activity`;
@@ -71,12 +71,16 @@ class PipelineOptions:
     reference_hours: the reference time point (closest scan to this many hours p.i.).
     resegment_each_cycle: contour adaptive-threshold tumours again, inside the same ROI, on each
         cycle's registered reference scan (volume and mass per cycle); otherwise the cycle-1
-        contour is copied to every scan (seed 000).
-    apply_pvc_to: VOI kinds corrected with recovery coefficients (seed 000: tumours and kidneys).
-    planned_cycles: cycles in the course (4 in seed 000), for the suggested next-cycle activity.
+        contour is copied to every scan (as Macsuka et al. 2026).
+    apply_pvc_to: VOI kinds corrected with recovery coefficients (Macsuka et al. 2026: tumours and kidneys).
+    planned_cycles: cycles in the course (4 in Macsuka et al. 2026), for the suggested next-cycle activity.
     registration_check_mm: every registration is verified on the SPECT per VOI; a VOI whose residual
         shift exceeds this is refined locally and flagged (``registration:refined`` or, if that is
         impossible, ``registration:check_failed``).
+    planning_rule: which published rule makes the next-cycle recommendation in the report and
+        summary.json ``planning`` ("kidney_23Gy": 23 Gy cumulative kidney dose, Macsuka et al.,
+        J Nucl Med 2026; "renal_BED_27Gy": renal BED 27 ± 2 Gy, Sundlöv et al., Eur J Nucl Med Mol
+        Imaging 2022); the other is shown for comparison (:mod:`.results.planning`).
     Invalid values raise InputDataError at construction, before any image is read.
     """
 
@@ -93,6 +97,7 @@ class PipelineOptions:
     resegment_each_cycle: bool = False  # adaptive-threshold tumours contoured again on each cycle's reference
     planned_cycles: int = 4  # length of the treatment course, for the next-cycle activity
     registration_check_mm: float = 2.0  # residual SPECT shift per VOI above which it is refined locally and flagged
+    planning_rule: str = "kidney_23Gy"  # the next-cycle rule that recommends; the other is shown for comparison
 
     def __post_init__(self):
         problems = []
@@ -115,6 +120,10 @@ class PipelineOptions:
             problems.append(f"reference_hours must be > 0 h, got {self.reference_hours!r}")
         if not (isinstance(self.planned_cycles, int) and self.planned_cycles >= 1):
             problems.append(f"planned_cycles must be an integer >= 1, got {self.planned_cycles!r}")
+        from .results.planning import PLANNING_RULES
+
+        if self.planning_rule not in PLANNING_RULES:
+            problems.append(f"planning_rule must be one of {PLANNING_RULES}, got {self.planning_rule!r}")
         if problems:
             raise InputDataError("PipelineOptions: " + "; ".join(problems))
 
@@ -237,7 +246,8 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
     timings["voxel-wise maps and DVH"] = time.perf_counter() - t0
     _report(progress, 0.9, "cross-cycle metrics, kidney BED and next-cycle activity")
     t0 = time.perf_counter()
-    summary = _summarise(study, rows, warnings, options.planned_cycles)
+    summary = _summarise(study, rows, warnings, options.planned_cycles, options.planning_rule)
+    summary["run_id"] = new_run_id()
     summary["lesion_tracking"] = track_lesions(vois, rows, cycle_refs, reference)
     summary["registration"] = registration_summary(reg_qc, study)
     summary["options"] = options.as_dict()

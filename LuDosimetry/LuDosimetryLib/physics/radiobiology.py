@@ -316,11 +316,11 @@ def plan_next_activity_seed000(
     limit = _pos(limit_Gy, "limit_Gy")
     first = _pos(first_cycle_GBq, "first_cycle_GBq")
     cap = _pos(cap_GBq, "cap_GBq")
-    rule = "seed000"
+    rule = "kidney_23Gy"
     if d.size == 0:
         return ActivityPlan(
             rule, first, True,
-            f"Cycle 1: standard activity {first:g} GBq (seed 000: first cycle standardised).",
+            f"Cycle 1: standard activity {first:g} GBq (first cycle standardised, Macsuka et al., J Nucl Med 2026).",
             {"delivered_Gy": 0.0, "limit_Gy": limit, "cycles_remaining": int(cycles_remaining)},
         )
     adaa = _last_positive(kidney_ad_per_aa_Gy_per_GBq, "kidney_ad_per_aa_Gy_per_GBq")
@@ -396,11 +396,11 @@ def plan_seed002(
     act = _pos(activity_per_cycle_GBq, "activity_per_cycle_GBq")
     tol = _nonneg(tolerance_Gy, "tolerance_Gy")
     target = _pos(target_bed_Gy, "target_bed_Gy") if target_bed_Gy is not None else (27.0 if step == 1 else 40.0)
-    rule = f"seed002-step{step}"
+    rule = "renal_BED_27Gy" if step == 1 else "renal_BED_40Gy"
     B = bed_Gy(d, g, ab) if d.size else 0.0
     numbers = {"delivered_bed_Gy": B, "target_bed_Gy": target, "tolerance_Gy": tol, "cycles_given": int(d.size)}
     if d.size == 0:
-        return ActivityPlan(rule, act, True, f"Cycle 1: {act:g} GBq (fixed activity per cycle, seed 002).", numbers)
+        return ActivityPlan(rule, act, True, f"Cycle 1: {act:g} GBq (fixed activity per cycle, Sundlöv et al., Eur J Nucl Med Mol Imaging 2022).", numbers)
     if kidney_ad_per_aa_Gy_per_GBq is None:
         raise InputDataError("kidney_ad_per_aa_Gy_per_GBq is required to predict the next cycle's BED")
     adaa = _last_positive(kidney_ad_per_aa_Gy_per_GBq, "kidney_ad_per_aa_Gy_per_GBq")
@@ -417,7 +417,7 @@ def plan_seed002(
         return ActivityPlan(
             rule, act, True,
             head + f"; one more {act:g} GBq cycle adds ≈ {dB:.2f} Gy (kidney {dn:.2f} Gy at "
-            f"{adaa:.3f} Gy/GBq, G = {gn:.4f}) → {B + dB:.2f} Gy ≤ {target + tol:g} Gy: give it.",
+            f"{adaa:.3f} Gy/GBq, G = {gn:.4f}) → {B + dB:.2f} Gy, within the limit {target:g} ± {tol:g} Gy.",
             numbers,
         )
     # reduced activity x solving B + k1 x + k2 x² = target
@@ -429,7 +429,7 @@ def plan_seed002(
     return ActivityPlan(
         rule, 0.0, False,
         head + f"; a full {act:g} GBq cycle would add ≈ {dB:.2f} Gy → {B + dB:.2f} Gy > "
-        f"{target + tol:g} Gy: stop. (For information: {x:.2f} GBq would reach {target:g} Gy; a "
+        f"{target + tol:g} Gy: no further cycle of this activity. (For information: {x:.2f} GBq would reach {target:g} Gy; a "
         "reduced final activity is not part of the published fixed-activity rule.)",
         numbers,
         ["stopping below the target window because a full cycle would exceed it"],

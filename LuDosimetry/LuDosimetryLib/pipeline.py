@@ -150,6 +150,7 @@ class PipelineResult:
     maps: dict = field(default_factory=dict)
     timings_s: dict = field(default_factory=dict)  # stage name -> wall-clock seconds
     registration_qc: StudyRegistration | None = None  # per-scan search, SPECT check and refinements
+    reference_ct: sitk.Image | None = None  # CT of the reference scan (HU), for the report's dose-on-CT figures
     out_dir: Path | None = None
     files: list = field(default_factory=list)
 
@@ -256,7 +257,8 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
     return PipelineResult(study=study, rows=rows, summary=summary, fits=fits, samples=samples,
                           time_activity=time_activity, vois=vois,
                           registrations=regs, reference_key=ref_key, reference_spect=reference,
-                          registered_spect=registered, maps=maps, timings_s=timings, registration_qc=reg_qc)
+                          registered_spect=registered, maps=maps, timings_s=timings, registration_qc=reg_qc,
+                          reference_ct=images.ct.get(ref_key))
 
 
 def run_manifest(manifest_path, out_dir, options: PipelineOptions | None = None,

@@ -71,7 +71,7 @@ def planning_statement(summary: dict, planning_rule: str = "kidney_23Gy") -> dic
     (``planning_rule``, one of :data:`PLANNING_RULES`) and of the other one, shown for comparison."""
     if planning_rule not in PLANNING_RULES:
         raise ValueError(f"planning_rule must be one of {PLANNING_RULES}, got {planning_rule!r}")
-    other = [r for r in PLANNING_RULES if r != planning_rule][0]
+    other = next(r for r in PLANNING_RULES if r != planning_rule)
     return {"rule": planning_rule,
             "recommendation": rule_sentence(planning_rule, summary.get(RULE_SUMMARY_KEYS[planning_rule])),
             "comparison_rule": other,

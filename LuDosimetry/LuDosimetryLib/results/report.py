@@ -71,7 +71,7 @@ def _mip_figure(result) -> str:
                            linestyles="-" if v.included else ":")
         ax.set_title(f"cycle {c}", fontsize=9)
         ax.set_axis_off()
-        kw = dict(transform=ax.transAxes, fontsize=7, ha="center", va="center", color="k")
+        kw = {"transform": ax.transAxes, "fontsize": 7, "ha": "center", "va": "center", "color": "k"}
         for x, y, letter in ((0.03, 0.5, "R"), (0.97, 0.5, "L"), (0.5, 0.97, "S"), (0.5, 0.03, "I")):
             ax.text(x, y, letter, **kw)
     from matplotlib.lines import Line2D
@@ -391,9 +391,9 @@ def build_report_html(result, sections: list[str] | None = None) -> str:
     """The report as an HTML string."""
     s = result.summary
     sections = sections if sections is not None else build_report_sections(result)
-    return "\n".join([f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Dosimetry report "
-                      f"{html.escape(s['patient_id'])}</title><style>{_CSS}</style></head><body>",
-                      *sections, "</body></html>"])
+    head = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Dosimetry report "
+            f"{html.escape(s['patient_id'])}</title><style>{_CSS}</style></head><body>")
+    return "\n".join([head, *sections, "</body></html>"])
 
 
 def write_report(result, path, pdf: bool = True) -> Path:

@@ -79,7 +79,7 @@ def dose_on_ct_figures(result) -> list:
     for title, mask, vois in _panels(result):
         if not mask.any():
             continue
-        zc, yc, _ = (int(round(x)) for x in np.argwhere(mask).mean(axis=0))
+        zc, yc, _ = (round(float(x)) for x in np.argwhere(mask).mean(axis=0))
         zyx = np.argwhere(mask)
         lo, hi = zyx.min(axis=0), zyx.max(axis=0)
         pad = 6
@@ -114,7 +114,7 @@ def dose_on_ct_figures(result) -> list:
                 ax.set_xticks([])
                 ax.set_yticks([])
                 # LPS arrays: column index increases to patient left, row to posterior (axial) / superior (coronal)
-                kw = dict(transform=ax.transAxes, color="yellow", fontsize=7, ha="center", va="center")
+                kw = {"transform": ax.transAxes, "color": "yellow", "fontsize": 7, "ha": "center", "va": "center"}
                 ax.text(0.06, 0.5, "R", **kw)
                 ax.text(0.94, 0.5, "L", **kw)
                 ax.text(0.5, 0.93, "A" if view == "axial" else "S", **kw)

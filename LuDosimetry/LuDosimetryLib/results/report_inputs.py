@@ -12,7 +12,11 @@ partial-volume-corrected VOI on the recovery-coefficient curve.
 from __future__ import annotations
 
 import hashlib
+import logging
+import math
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
 
@@ -35,13 +39,15 @@ def _dicom_series_uid(path: Path) -> str | None:
     """SeriesInstanceUID of the first DICOM file under ``path`` (None when not DICOM)."""
     try:
         import pydicom
+        import pydicom.errors
     except ImportError:  # pydicom is an optional extra
         return None
     files = [path] if path.is_file() else sorted(f for f in path.rglob("*") if f.is_file())
     for f in files[:5]:
         try:
             ds = pydicom.dcmread(f, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"])
-        except Exception:  # not DICOM: try the next file
+        except (pydicom.errors.InvalidDicomError, OSError, ValueError, TypeError) as exc:  # not DICOM: next file
+            log.debug("%s: no DICOM header (%s)", f, exc)
             continue
         uid = getattr(ds, "SeriesInstanceUID", None)
         if uid:
@@ -99,6 +105,6 @@ def recovery_points(result) -> list[dict]:
     out = []
     for r in result.rows:
         rc = r.get("recovery_coefficient")
-        if rc is not None and rc == rc:
+        if rc is not None and math.isfinite(float(rc)):
             out.append({"voi": r["voi"], "cycle": r["cycle"], "volume_ml": float(r["volume_ml"]), "rc": float(rc)})
     return out

@@ -123,8 +123,9 @@ def test_run_does_not_modify_input(coarse_patient, tmp_path):
     assert _digest(patient) == before
     assert (tmp_path / "out" / "summary.json").is_file()
     # nothing left behind but the results and the manifest of the files they own (issue 13)
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".lu-results.json", "report.html", "summary.json",
-                                                                      "voi_cycle_doses.csv", "voi_time_activity.csv"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".lu-results.json", "report.html", "report.pdf",
+                                                                      "summary.json", "voi_cycle_doses.csv",
+                                                                      "voi_time_activity.csv"]
 
 
 def test_run_reports_manifest_errors_cleanly(tmp_path, capsys):

@@ -142,7 +142,8 @@ def _dvh_figure(result) -> str:
 _CSS = """body{font-family:sans-serif;margin:24px;max-width:1200px;color:#222}
 table{border-collapse:collapse;margin:8px 0 16px;font-size:13px}td,th{border:1px solid #bbb;padding:3px 7px;text-align:right}
 th{background:#eee}td:first-child,th:first-child{text-align:left}h2{border-bottom:1px solid #ccc;margin-top:28px}
-.warn{color:#8a4b00}.small{font-size:12px;color:#555}img{max-width:100%}"""
+.warn{color:#8a4b00}.inputs td{text-align:left;vertical-align:top}
+.hash{font-family:monospace;font-size:10px;word-break:break-all;display:inline-block;max-width:210px}.small{font-size:12px;color:#555}img{max-width:100%}"""
 
 
 def methods_text(result) -> str:
@@ -212,9 +213,9 @@ def _inputs_section(result) -> str:
     body = [[str(r["cycle"]), str(r["scan"]), _fmt(r["injection_time"]), _fmt(r["acquisition_time"]),
              _fmt(r["hours_post_injection_h"], 2), _fmt(float(r["administered_activity_MBq"]), 0),
              _fmt(r["spect_units"]), _fmt(r["calibration"]) + " / " + _fmt(r["calibration_basis"]),
-             _fmt(r["spect_name"]) + "<br/><span class='small'>UID " + _fmt(r["spect_series_uid"]) + "<br/>SHA-256 "
+             _fmt(r["spect_name"]) + "<br/><span class='hash'>UID " + _fmt(r["spect_series_uid"]) + "<br/>SHA-256 "
              + _fmt(r["spect_sha256"]) + "</span>",
-             _fmt(r["ct_name"]) + "<br/><span class='small'>UID " + _fmt(r["ct_series_uid"]) + "<br/>SHA-256 "
+             _fmt(r["ct_name"]) + "<br/><span class='hash'>UID " + _fmt(r["ct_series_uid"]) + "<br/>SHA-256 "
              + _fmt(r["ct_sha256"]) + "</span>"] for r in rows]
     seg = result.study.segmentation_file
     extra = ""
@@ -228,9 +229,10 @@ def _inputs_section(result) -> str:
         from .report_inputs import sha256_of
 
         extra += f"<p class='small'>Study manifest {html.escape(str(manifest))}, SHA-256 {sha256_of(manifest)}.</p>"
-    return ("<h2>Inputs: scans</h2>" + _table(
+    return ("<h2>Inputs: scans</h2><div class='inputs'>" + _table(
         ["cycle", "scan", "injection time", "acquisition time", "h p.i.", "AA (MBq)", "SPECT units",
-         "calibration / basis", "SPECT (file, series UID, SHA-256)", "CT (file, series UID, SHA-256)"], body) + extra)
+         "calibration / basis", "SPECT (file, series UID, SHA-256)", "CT (file, series UID, SHA-256)"], body) + "</div>"
+            + extra)
 
 
 def _rc_section(result) -> str:

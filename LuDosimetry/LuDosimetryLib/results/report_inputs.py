@@ -101,9 +101,13 @@ def scan_rows(study) -> list[dict]:
 
 
 def recovery_points(result) -> list[dict]:
-    """Every VOI-cycle row with a recovery coefficient: ``{"voi", "cycle", "volume_ml", "rc"}``."""
+    """Every partial-volume-corrected VOI-cycle row (kind in the run's ``apply_pvc_to``):
+    ``{"voi", "cycle", "volume_ml", "rc"}``."""
+    kinds = set(result.summary.get("options", {}).get("apply_pvc_to", ("tumor", "kidney")))
     out = []
     for r in result.rows:
+        if r["kind"] not in kinds:
+            continue
         rc = r.get("recovery_coefficient")
         if rc is not None and math.isfinite(float(rc)):
             out.append({"voi": r["voi"], "cycle": r["cycle"], "volume_ml": float(r["volume_ml"]), "rc": float(rc)})

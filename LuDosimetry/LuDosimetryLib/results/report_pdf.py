@@ -81,7 +81,7 @@ def write_pdf(sections: list[str], path, title: str = "Dosimetry report", run_id
                 dw, dh = dw * max_h / dh, max_h
             need = dh + 0.1
         else:
-            need = LINE_INCH * (1.8 if kind == "h" else 1.0)
+            need = LINE_INCH * (2.0 if kind == "h" else 1.0)
             img, dw, dh = None, 0, 0
         if y + need > h - MARGIN_INCH - 0.3:
             pages.append([])
@@ -102,7 +102,8 @@ def write_pdf(sections: list[str], path, title: str = "Dosimetry report", run_id
                     ax.imshow(payload)
                     ax.set_axis_off()
                 else:
-                    fig.text(MARGIN_INCH / w, 1 - (top + LINE_INCH) / h, payload,
+                    baseline = top + LINE_INCH * (1.6 if kind == "h" else 1.0)
+                    fig.text(MARGIN_INCH / w, 1 - baseline / h, payload,
                              fontsize=11 if kind == "h" else 6.5, weight="bold" if kind == "h" else "normal",
                              family="DejaVu Sans")
             fig.text(0.5, 0.25 / h, f"{title} — run ID {run_id} — page {i + 1} of {n}", ha="center", fontsize=7)

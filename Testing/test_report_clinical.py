@@ -187,3 +187,13 @@ def test_dicom_study_report_shows_series_uids(tmp_path):
 def test_demo_report(demo_dir):
     html_text, _ = _check_report(demo_dir, demo_dir / "synthetic_patient" / "study.json")
     assert html_text.count('alt="dose on CT') >= 3
+
+
+def test_gui_summary_shows_one_planning_statement(coarse_run):
+    from LuDosimetryLib.results.tables import summary_html, summary_rows
+
+    result, _ = coarse_run
+    flat = dict(summary_rows(result.summary))
+    text = summary_html(flat)
+    assert "planning aid, not a prescription" in text and "For comparison" in text
+    assert "Macsuka et al., J Nucl Med 2026" in text and not SEED_RE.search(text)

@@ -150,9 +150,11 @@ def rc_curve_figure(result, points: list):
     ax.plot(v, [float(curve.rc(x)) for x in v], "-", color="0.3", lw=1,
             label="curve used (piecewise linear in ln V)")
     ax.plot(vols, rc["rc"], "s", color="k", ms=4, label="calibration table")
-    colours = voi_colours(p["voi"] for p in points)
+    colours = voi_colours(v.name for v in result.vois)
     for name, colour in colours.items():
         pp = [p for p in points if p["voi"] == name]
+        if not pp:
+            continue
         ax.plot([p["volume_ml"] for p in pp], [p["rc"] for p in pp], "o", color=colour, ms=5, label=name)
     ax.set_xscale("log")
     ax.set_xlabel("VOI volume (mL)")

@@ -135,12 +135,12 @@ def summary_html(summary: dict, max_warnings: int = 8) -> str:
                   f"For comparison: {text('planning.comparison')}"]
     else:
         lines += [
-            "Suggested next-cycle activity (kidney 23 Gy rule, Macsuka et al., J Nucl Med 2026): "
-            f"<b>{number('next_cycle_activity.activity_MBq', '{:.0f} MBq')}</b> "
-            f"{text('next_cycle_activity.explanation')}",
-            "Renal BED 27 ± 2 Gy rule (Sundlöv et al., Eur J Nucl Med Mol Imaging 2022): "
-            f"<b>{number('next_cycle_activity_renal_bed.activity_MBq', '{:.0f} MBq')}</b> "
-            f"{text('next_cycle_activity_renal_bed.explanation')}",
+            ("Suggested next-cycle activity (kidney 23 Gy rule, Macsuka et al., J Nucl Med 2026): "
+             f"<b>{number('next_cycle_activity.activity_MBq', '{:.0f} MBq')}</b> "
+             f"{text('next_cycle_activity.explanation')}"),
+            ("Renal BED 27 ± 2 Gy rule (Sundlöv et al., Eur J Nucl Med Mol Imaging 2022): "
+             f"<b>{number('next_cycle_activity_renal_bed.activity_MBq', '{:.0f} MBq')}</b> "
+             f"{text('next_cycle_activity_renal_bed.explanation')}"),
         ]
     heterogeneous = str(summary.get("lesion_tracking.heterogeneous", ""))
     if heterogeneous != "":

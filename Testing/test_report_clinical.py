@@ -197,3 +197,12 @@ def test_gui_summary_shows_one_planning_statement(coarse_run):
     text = summary_html(flat)
     assert "planning aid, not a prescription" in text and "For comparison" in text
     assert "Macsuka et al., J Nucl Med 2026" in text and not SEED_RE.search(text)
+
+
+def test_cli_planning_rule_reaches_the_options():
+    from LuDosimetryLib.cli import _run_options, build_parser
+
+    args = build_parser().parse_args(["run", "study.json", "--out", "o", "--planning-rule", "renal_BED_27Gy"])
+    assert _run_options(args).planning_rule == "renal_BED_27Gy"
+    default = build_parser().parse_args(["run", "study.json", "--out", "o"])
+    assert _run_options(default).planning_rule == "kidney_23Gy"

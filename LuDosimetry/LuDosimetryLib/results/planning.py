@@ -43,7 +43,8 @@ def rule_sentence(rule: str, plan: dict | None) -> str:
         delivered = nums.get("delivered_Gy")
         if act is None:
             text = (f"no further cycle within the planned course; cumulative kidney dose (mean of the kidneys) "
-                    f"{delivered:.1f} Gy (limit {limit:g} Gy)" if delivered is not None else plan.get("explanation", ""))
+                    f"{delivered:.1f} Gy (limit {limit:g} Gy)"
+                    if delivered is not None else plan.get("explanation", ""))
         else:
             adaa = nums.get("kidney_ad_per_aa_Gy_per_GBq")
             after = delivered + act / 1000.0 * adaa if adaa is not None and delivered is not None else None

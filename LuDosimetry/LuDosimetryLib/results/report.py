@@ -74,6 +74,12 @@ def _mip_figure(result) -> str:
         kw = {"transform": ax.transAxes, "fontsize": 7, "ha": "center", "va": "center", "color": "k"}
         for x, y, letter in ((0.03, 0.5, "R"), (0.97, 0.5, "L"), (0.5, 0.97, "S"), (0.5, 0.03, "I")):
             ax.text(x, y, letter, **kw)
+        bar_px = 50.0 / sp[0]  # 50 mm scale bar, inside the image
+        xl, yl = ax.get_xlim(), ax.get_ylim()
+        ax.plot([2, 2 + bar_px], [2, 2], "k-", lw=2)
+        ax.text(2 + bar_px / 2, 3, "50 mm", fontsize=6, ha="center", va="bottom")
+        ax.set_xlim(xl)
+        ax.set_ylim(yl)
     from matplotlib.lines import Line2D
 
     fig.legend([Line2D([], [], color=c, ls="-" if v.included else ":") for v, c in zip(result.vois, _colours(len(result.vois)))],

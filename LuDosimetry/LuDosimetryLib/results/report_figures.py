@@ -9,7 +9,8 @@ Dose on anatomy (:func:`dose_on_ct_figure`): for each tumour and for the kidneys
 coronal slice through the VOI's centre of mass showing the CT (grey, HU window -160..240; the
 reference SPECT when there is no CT), the voxel-wise absorbed dose (Gy) of each cycle and the
 cumulative dose as a colour wash with isodose lines at 25/50/75 % of the panel's maximum, the VOI
-contours, a colour bar in Gy and orientation letters (R/L, A/P, S/I; the images are LPS).
+contours, a colour bar in Gy, a 20 mm scale bar and orientation letters (R/L, A/P, S/I; the images
+are LPS).
 The voxel dose maps are not partial-volume corrected and exist only inside the VOIs (the run
 computes them there unless maps are saved).
 """
@@ -119,6 +120,12 @@ def dose_on_ct_figures(result) -> list:
                 ax.text(0.94, 0.5, "L", **kw)
                 ax.text(0.5, 0.93, "A" if view == "axial" else "S", **kw)
                 ax.text(0.5, 0.07, "P" if view == "axial" else "I", **kw)
+                if i == 0 and j == 0:  # 20 mm scale bar (x spacing), axial panel of the first column
+                    xl, yl = ax.get_xlim(), ax.get_ylim()
+                    ax.plot([1, 1 + 20.0 / sp[0]], [a.shape[0] - 1.5] * 2, "-", color="white", lw=2)
+                    ax.text(1, a.shape[0] - 2.5, "20 mm", color="white", fontsize=6, ha="left")
+                    ax.set_xlim(xl)
+                    ax.set_ylim(yl)
                 if i == 0:
                     ax.set_title(ctitle, fontsize=8)
                 if j == 0:

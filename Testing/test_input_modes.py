@@ -156,7 +156,7 @@ def test_rerun_into_same_folder_leaves_no_stale_maps(coarse_patient, tmp_path):
     s = json.loads((out / "summary.json").read_text())
     assert s["options"]["registration"] == "none" and s["software"]["name"] == "lu-dosimetry"
     assert len(s["warnings"]) == len(set(s["warnings"]))
-    assert "Methods." in (out / "report.html").read_text() and "No registration" in (out / "report.html").read_text()
+    assert "<h2>Methods</h2>" in (out / "report.html").read_text() and "No registration" in (out / "report.html").read_text()
     assert result.summary["next_cycle_activity"]["activity_MBq"] > 0  # 2 of 4 cycles given: plan the third
 
 

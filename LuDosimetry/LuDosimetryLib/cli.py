@@ -52,6 +52,7 @@ def _run_options(args: argparse.Namespace):
         min_tumor_volume_ml=args.min_volume_ml,
         save_maps=args.save_maps,
         resegment_each_cycle=args.resegment_each_cycle,
+        planning_rule=getattr(args, "planning_rule", "kidney_23Gy"),
     )
 
 
@@ -186,14 +187,21 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--fit-model", default="auto", choices=list(FIT_MODELS),
                        help="time-activity model (default: auto = bi-exponential with fallbacks)")
         q.add_argument("--min-volume-ml", type=float, default=10.0,
-                       help="minimum tumour volume on the cycle-1 reference scan (default 10 mL, seed 000)")
+                       help="minimum tumour volume on the cycle-1 reference scan "
+                            "(default 10 mL, as Macsuka et al., J Nucl Med 2026)")
         q.add_argument("--save-maps", action="store_true", help="also write dose and TIA maps (NRRD)")
         q.add_argument("--overwrite", action="store_true",
                        help="replace a result set already in --out (atomically); without it such a folder is refused "
                             "before any computation")
         q.add_argument("--resegment-each-cycle", action="store_true",
                        help="contour adaptive-threshold tumours again on each cycle's reference scan "
-                            "(default: the cycle-1 contour is copied to every scan, seed 000)")
+                            "(default: the cycle-1 contour is copied to every scan, as Macsuka et al., "
+                            "J Nucl Med 2026)")
+        q.add_argument("--planning-rule", default="kidney_23Gy", choices=["kidney_23Gy", "renal_BED_27Gy"],
+                       help="rule whose next-cycle activity the report states as the planning aid; the other is shown "
+                            "for comparison (kidney_23Gy: cumulative kidney dose 23 Gy, Macsuka et al., J Nucl Med "
+                            "2026; renal_BED_27Gy: renal BED 27 ± 2 Gy, Sundlöv et al., Eur J Nucl Med Mol "
+                            "Imaging 2022)")
 
     sp = sub.add_parser("run", help="dosimetry of one patient from a study manifest")
     sp.add_argument("manifest")

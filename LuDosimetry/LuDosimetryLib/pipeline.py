@@ -5,10 +5,10 @@ The runner reads like the data flow of ARCHITECTURE.md; each step is one functio
     load_study_images          images of every cycle x time point (+ labelmap)
     register_scans             every scan to the cycle-1 reference scan (24 h by default)
     define_vois                VOIs on the reference: as drawn, or adaptive threshold in a rough ROI;
-                               minimum-volume rule on the cycle-1 reference (seed 000)
+                               minimum-volume rule on the cycle-1 reference (Macsuka et al. 2026)
     measure_voi_activity       activity (MBq) or dose rate (Gy/h) per VOI per time point
     correct_partial_volume     recovery coefficient for the VOI volume
-    fit_and_integrate          time-activity fit (seed 000 Eq. 1 with fallbacks) and integral
+    fit_and_integrate          time-activity fit (Macsuka et al. 2026, Eq. 1, with fallbacks) and integral
     absorbed_dose              local energy deposition (VOI mass from CT) or voxel S-values
     cross-cycle metrics        AD/AA, cumulative AD, delta AD/AA, kidney dose and BED, next AA
 
@@ -50,7 +50,7 @@ from .io.study_images import study_units as _units
 from .physics.cycle_dose import _add_dose_statistics, _voxel_s_value_dose_rates, voi_cycle_dose, voxel_dose_maps  # noqa: F401
 from .results.outputs import CSV_COLUMNS, TIME_ACTIVITY_COLUMNS, write_results  # noqa: F401
 from .results.registration_qc import add_registration_flags, registration_summary
-from .results.summary import _summarise
+from .results.summary import _summarise, new_run_id
 from .results.warnings_digest import digest as digest_warnings
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class PipelineOptions:
     """Choices of the per-patient run.
 
     registration: "auto" (rigid CT-to-CT when CT exists, else SPECT translation; falls back),
-        "translation" (seed 000), "rigid_ct", "local", or "none".
+        "translation" (as Macsuka et al., J Nucl Med 2026), "rigid_ct", "local", or "none".
     dose_method: "local_deposition" (VOI mean, mass from CT) or "voxel_s_value" (voxel-wise
         fit, FFT convolution). Dose-rate input (spect_units "Gy/h") is integrated directly.
     fit_model: "auto" or a model name of :func:`kinetics.fit_time_activity`;
@@ -75,15 +75,19 @@ class PipelineOptions:
     reference_hours: the reference time point (closest scan to this many hours p.i.).
     resegment_each_cycle: contour adaptive-threshold tumours again, inside the same ROI, on each
         cycle's registered reference scan (volume and mass per cycle); otherwise the cycle-1
-        contour is copied to every scan (seed 000).
+        contour is copied to every scan (as Macsuka et al. 2026).
     apply_pvc_to: VOI kinds (or organ names "spleen", "liver", matched to the VOI name) corrected with
-        recovery coefficients (seed 000: tumours and kidneys; spleen added, an organ at risk for DOTATATE);
-        ``pvc_per_voi`` (VOI name -> bool) overrides it per VOI. Above the largest calibration sphere the
-        RC comes from a model fitted to the table (:mod:`imaging.recovery_model`, flagged).
-    planned_cycles: cycles in the course (4 in seed 000), for the suggested next-cycle activity.
+        recovery coefficients (Macsuka et al. 2026: tumours and kidneys; spleen added, an organ at risk for
+        DOTATATE); ``pvc_per_voi`` (VOI name -> bool) overrides it per VOI. Above the largest calibration
+        sphere the RC comes from a model fitted to the table (:mod:`imaging.recovery_model`, flagged).
+    planned_cycles: cycles in the course (4 in Macsuka et al. 2026), for the suggested next-cycle activity.
     registration_check_mm: every registration is verified on the SPECT per VOI; a VOI whose residual
         shift exceeds this is refined locally and flagged (``registration:refined`` or, if that is
         impossible, ``registration:check_failed``).
+    planning_rule: which published rule makes the next-cycle recommendation in the report and
+        summary.json ``planning`` ("kidney_23Gy": 23 Gy cumulative kidney dose, Macsuka et al.,
+        J Nucl Med 2026; "renal_BED_27Gy": renal BED 27 ± 2 Gy, Sundlöv et al., Eur J Nucl Med Mol
+        Imaging 2022); the other is shown for comparison (:mod:`.results.planning`).
     Invalid values raise InputDataError at construction, before any image is read.
     """
 
@@ -103,6 +107,7 @@ class PipelineOptions:
     registration_check_mm: float = 2.0  # residual SPECT shift per VOI above which it is refined locally and flagged
     stp_method: str = "auto"  # one-scan cycles: auto | ratio | madsen | hanscheid (physics/stp_cycle.py)
     hanscheid_window_h: tuple = HANSCHEID_WINDOW_H  # scan times (h) where Hänscheid 2018 is used unflagged
+    planning_rule: str = "kidney_23Gy"  # the next-cycle rule that recommends; the other is shown for comparison
 
     def __post_init__(self):
         problems = []
@@ -134,6 +139,10 @@ class PipelineOptions:
         if len(w) != 2 or not all(isinstance(x, (int, float)) for x in w) or not 0 < w[0] < w[1]:
             problems.append(f"hanscheid_window_h must be (start_h, end_h) with 0 < start < end, got "
                             f"{self.hanscheid_window_h!r}")
+        from .results.planning import PLANNING_RULES
+
+        if self.planning_rule not in PLANNING_RULES:
+            problems.append(f"planning_rule must be one of {PLANNING_RULES}, got {self.planning_rule!r}")
         if problems:
             raise InputDataError("PipelineOptions: " + "; ".join(problems))
 
@@ -160,6 +169,7 @@ class PipelineResult:
     maps: dict = field(default_factory=dict)
     timings_s: dict = field(default_factory=dict)  # stage name -> wall-clock seconds
     registration_qc: StudyRegistration | None = None  # per-scan search, SPECT check and refinements
+    reference_ct: sitk.Image | None = None  # CT of the reference scan (HU), for the report's dose-on-CT figures
     out_dir: Path | None = None
     files: list = field(default_factory=list)
 
@@ -261,7 +271,8 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
     timings["voxel-wise maps and DVH"] = time.perf_counter() - t0
     _report(progress, 0.9, "cross-cycle metrics, kidney BED and next-cycle activity")
     t0 = time.perf_counter()
-    summary = _summarise(study, rows, warnings, options.planned_cycles)
+    summary = _summarise(study, rows, warnings, options.planned_cycles, options.planning_rule)
+    summary["run_id"] = new_run_id()
     summary["cumulative_dvh"] = voxel_consistency.cumulative_summary(maps["cumulative_dvh"])
     uncertainty.apply_budget(rows, summary, study.uncertainty, float(np.mean(reference.GetSpacing())), reg_qc)
     summary["warnings_detail"] = summary["warnings"]  # every warning as raised; "warnings": one line per problem
@@ -274,7 +285,8 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
     return PipelineResult(study=study, rows=rows, summary=summary, fits=fits, samples=samples,
                           time_activity=time_activity, vois=vois,
                           registrations=regs, reference_key=ref_key, reference_spect=reference,
-                          registered_spect=registered, maps=maps, timings_s=timings, registration_qc=reg_qc)
+                          registered_spect=registered, maps=maps, timings_s=timings, registration_qc=reg_qc,
+                          reference_ct=images.ct.get(ref_key))
 
 
 def run_manifest(manifest_path, out_dir, options: PipelineOptions | None = None,

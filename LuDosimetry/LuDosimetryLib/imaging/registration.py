@@ -7,7 +7,7 @@ puts the moving image on the fixed grid.
 
 Methods
 -------
-``"translation"``  seed 000: translation only, mean-squares metric, gradient descent (the
+``"translation"``  Macsuka et al. 2026: translation only, mean-squares metric, gradient descent (the
     regular-step variant, which halves the step when the direction reverses: with an estimated
     fixed learning rate plain gradient descent either stopped 2-3 mm short or diverged on noisy
     SPECT), on the SPECT images (multi-resolution 4-2-1 with Gaussian smoothing). Mean squares

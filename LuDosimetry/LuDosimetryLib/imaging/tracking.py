@@ -1,6 +1,6 @@
-"""Lesion tracking across cycles and lesion-level response categories (seed 003).
+"""Lesion tracking across cycles and lesion-level response categories (Santoro-Fernandes et al. 2025).
 
-Seed 003 (Santoro-Fernandes et al., J Nucl Med 2025;66:565) matched lesion ROIs between scans
+Santoro-Fernandes et al. (J Nucl Med 2025;66:565) matched lesion ROIs between scans
 and categorised each track as *disappearing*, *decreasing* (ΔSUVtotal < −30 %), *stable*
 (−30 % ≤ Δ ≤ +30 %), *increasing* (Δ > +30 %) or *new*; a patient has **response
 heterogeneity** if, after therapy, there are both new-or-increasing and
@@ -120,7 +120,7 @@ def total_uptake(image: sitk.Image, mask: np.ndarray, per: float = 1e6) -> float
 def match_lesions(masks_by_cycle, reference, images_by_cycle=None, values_by_cycle=None,
                   max_distance_mm: float = 20.0, baseline: int = 0, followup: int = -1,
                   threshold_percent: float = 30.0) -> TrackingResult:
-    """Match lesions across cycles, give each track its per-cycle values and seed-003 category.
+    """Match lesions across cycles, give each track its per-cycle values and Santoro-Fernandes et al. 2025 category.
 
     Parameters
     ----------
@@ -131,7 +131,7 @@ def match_lesions(masks_by_cycle, reference, images_by_cycle=None, values_by_cyc
     values_by_cycle : per cycle a list of values aligned with that cycle's lesions (overrides images).
     max_distance_mm : largest centroid distance for a match when masks do not overlap.
     baseline, followup : cycle indices compared for the categories (default first and last).
-    threshold_percent : the ±30 % limits of seed 003.
+    threshold_percent : the ±30 % limits of Santoro-Fernandes et al. 2025.
     """
     if not isinstance(masks_by_cycle, (list, tuple)) or len(masks_by_cycle) < 1:
         raise InputDataError("masks_by_cycle: expected a list with one entry per cycle")
@@ -211,7 +211,7 @@ def match_lesions(masks_by_cycle, reference, images_by_cycle=None, values_by_cyc
 
 def categorize(value_baseline, value_followup, present_baseline: bool = True, present_followup: bool = True,
                threshold_percent: float = 30.0) -> tuple[str | None, float | None]:
-    """Seed 003 category of one lesion track: (category, change in %).
+    """Santoro-Fernandes et al. 2025 category of one lesion track: (category, change in %).
 
     disappearing (present, then absent), new (absent, then present), decreasing (Δ < −30 %),
     stable (−30 % ≤ Δ ≤ +30 %), increasing (Δ > +30 %). Absent at both → (None, None)."""
@@ -234,6 +234,6 @@ def categorize(value_baseline, value_followup, present_baseline: bool = True, pr
 
 
 def response_heterogeneity(categories) -> bool:
-    """Seed 003: both (new or increasing) and (decreasing or disappearing) lesions are present."""
+    """Santoro-Fernandes et al. 2025: both (new or increasing) and (decreasing or disappearing) lesions are present."""
     cats = set(c for c in categories if c)
     return bool(cats & {"new", "increasing"}) and bool(cats & {"decreasing", "disappearing"})

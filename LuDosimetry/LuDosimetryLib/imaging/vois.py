@@ -69,7 +69,7 @@ def define_vois(study: Study, images: StudyImages, reference: sitk.Image, refere
     """VOIs on the reference grid; adaptive-threshold tumours are contoured inside their ROI.
 
     The minimum-volume rule (``options.min_tumor_volume_ml``) is applied to tumours on the
-    cycle-1 reference scan (seed 000); excluded tumours stay listed with their volume.
+    cycle-1 reference scan (Macsuka et al. 2026); excluded tumours stay listed with their volume.
     Returns (vois, warnings, density map g/mL on the reference grid or None without CT).
     """
     rois, warnings = voi_rois(study.vois, reference, labelmap=images.labelmap, masks=images.masks,
@@ -134,11 +134,11 @@ def resegment_cycles(vois: list, registered: dict, cycle_refs: dict, density, vo
 
 
 def track_lesions(vois: list, rows: list, cycle_refs: dict, reference: sitk.Image) -> dict:
-    """Lesions matched across cycles with seed 003 categories (:func:`tracking.match_lesions`).
+    """Lesions matched across cycles with Santoro-Fernandes et al. 2025 categories (:func:`tracking.match_lesions`).
 
     Lesions: the included tumours' contours per cycle (re-segmented ones when available). Value:
     the lesion's absorbed dose per administered activity (Gy/GBq) in each cycle, so that
-    different activities and scan times do not masquerade as a change in uptake (seed 003 used
+    different activities and scan times do not masquerade as a change in uptake (Santoro-Fernandes et al. 2025 used
     SUVtotal, also normalised to the injected activity). Returns a JSON-ready dict (tracks with
     names, per-cycle volume and value, category; counts; the patient-level heterogeneity flag)."""
     tumours = [v for v in vois if v.kind == "tumor" and v.included]
@@ -158,7 +158,7 @@ def track_lesions(vois: list, rows: list, cycle_refs: dict, reference: sitk.Imag
                        "ad_per_aa_Gy_per_GBq_by_cycle": dict(zip(cycles, t.values)),
                        "volume_ml_by_cycle": {c: (res.observations[i][m].volume_ml if m is not None else None)
                                               for i, (c, m) in enumerate(zip(cycles, t.members))}})
-    return {"value": "lesion AD/AA (Gy/GBq), first vs last cycle (seed 003 categories: -30 % / +30 %)",
+    return {"value": "lesion AD/AA (Gy/GBq), first vs last cycle (Santoro-Fernandes et al. 2025 categories: -30 % / +30 %)",
             "tracks": tracks, "counts": dict(res.counts), "heterogeneous": bool(res.heterogeneous)}
 
 

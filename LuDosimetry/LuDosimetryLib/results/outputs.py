@@ -1,5 +1,6 @@
 """Writing one patient's results (contract 2): voi_cycle_doses.csv, voi_time_activity.csv,
-summary.json, report.html and optional NRRD maps, all or nothing."""
+summary.json, report.html with report.pdf beside it (same content, A4) and optional NRRD maps,
+all or nothing."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def study_input_paths(study) -> list[Path]:
 
 def result_file_names(study=None, save_maps: bool = False) -> list[str]:
     """Names ``write_results`` will write for ``study`` (maps need the cycle numbers)."""
-    names = list(CORE_RESULT_NAMES) + ["dvh_cumulative.csv"]  # physics/voxel_consistency.py
+    names = list(CORE_RESULT_NAMES) + ["dvh_cumulative.csv", "report.pdf"]  # physics/voxel_consistency.py, results/report_pdf.py
     if save_maps and study is not None:
         names += [f"{n}_cycle{c.cycle}.nrrd" for n in ("tia_MBq_h", "dose_Gy") for c in study.cycles]
     return names
@@ -52,7 +53,7 @@ def result_file_names(study=None, save_maps: bool = False) -> list[str]:
 
 def write_results(result, out_dir, report: bool = True, save_maps: bool = False, overwrite: bool = True,
                   writer=None):
-    """Write ``voi_cycle_doses.csv``, ``summary.json`` and ``report.html`` (contract 2), and
+    """Write ``voi_cycle_doses.csv``, ``summary.json``, ``report.html`` and ``report.pdf`` (contract 2), and
     ``voi_time_activity.csv`` (measured and partial-volume-corrected VOI activity, MBq, or dose
     rate, Gy/h, per time point, with the fitted curve's value).
 

@@ -129,14 +129,21 @@ def summary_html(summary: dict, max_warnings: int = 8) -> str:
     lines = [
         f"Cumulative tumour dose (cAD, mean over tumours): <b>{number('cumulative_tumor_dose_Gy', '{:.1f} Gy')}</b>",
         f"Change of tumour AD/AA, last vs first cycle: <b>{number('delta_ad_per_aa_percent', '{:+.1f} %')}</b>",
-        f"Kidney cumulative dose: <b>{number('kidney_cumulative_dose_Gy', '{:.2f} Gy')}</b>, "
+        f"Kidney cumulative dose (mean of the kidneys): <b>{number('kidney_cumulative_dose_Gy', '{:.2f} Gy')}</b>, "
         f"BED <b>{number('kidney_bed_Gy', '{:.2f} Gy')}</b>",
-        "Suggested next-cycle activity (kidney 23 Gy rule, Macsuka et al., J Nucl Med 2026): "
-        f"<b>{number('next_cycle_activity.activity_MBq', '{:.0f} MBq')}</b> {text('next_cycle_activity.explanation')}",
-        "Renal BED 27 ± 2 Gy rule (Sundlöv et al., Eur J Nucl Med Mol Imaging 2022): "
-        f"<b>{number('next_cycle_activity_seed002.activity_MBq', '{:.0f} MBq')}</b> "
-        f"{text('next_cycle_activity_seed002.explanation')}",
     ]
+    if summary.get("planning.recommendation"):  # one planning statement (results.planning)
+        lines += [f"Next cycle (planning aid, not a prescription): <b>{text('planning.recommendation')}</b>",
+                  f"For comparison: {text('planning.comparison')}"]
+    else:
+        lines += [
+            ("Suggested next-cycle activity (kidney 23 Gy rule, Macsuka et al., J Nucl Med 2026): "
+             f"<b>{number('next_cycle_activity.activity_MBq', '{:.0f} MBq')}</b> "
+             f"{text('next_cycle_activity.explanation')}"),
+            ("Renal BED 27 ± 2 Gy rule (Sundlöv et al., Eur J Nucl Med Mol Imaging 2022): "
+             f"<b>{number('next_cycle_activity_renal_bed.activity_MBq', '{:.0f} MBq')}</b> "
+             f"{text('next_cycle_activity_renal_bed.explanation')}"),
+        ]
     heterogeneous = str(summary.get("lesion_tracking.heterogeneous", ""))
     if heterogeneous != "":
         lines.append("Lesion response heterogeneity (lesion AD/AA first vs last cycle; Santoro-Fernandes et al., "

@@ -2,13 +2,13 @@
 
 The digital patient is a set of analytic shapes (body, lungs, liver, spleen, two kidneys,
 spine, four tumours in liver and lymph nodes) in a canonical frame. Every VOI has its own
-bi-exponential kinetics per cycle, seed 000 Eq. 1::
+bi-exponential kinetics per cycle, Macsuka et al. 2026 Eq. 1::
 
     c(t) = A (exp(-lambda_wash t) - exp(-lambda_up t))        [Bq/mL]
 
-with realistic values (seed 000 Table 2): kidneys 0.43 Gy/GBq and 47 h washout; tumours
+with realistic values (Macsuka et al. 2026 Table 2): kidneys 0.43 Gy/GBq and 47 h washout; tumours
 about 3.2 Gy/GBq in cycle 1 falling about 10 % per cycle, washout about 80 h. Administered
-activities follow the seed 000 trial rule (7.4 GBq, then planned from the kidney dose).
+activities follow the Macsuka et al. 2026 trial rule (7.4 GBq, then planned from the kidney dose).
 
 Each of the 4 cycles x 3 time points (4, 24, 72 h) is imaged with its own small rigid patient
 pose (translation up to ``max_shift_mm``, rotation up to ``max_rotation_deg``; the cycle-1 24 h
@@ -171,7 +171,7 @@ class PhantomConfig:
                              f"got {self.cycle_shift_mm!r}")
         if not any(getattr(c, "kind", None) == "kidney" for c in self.compartments):
             raise ValueError("PhantomConfig.compartments has no compartment of kind 'kidney': the activity of cycles "
-                             "after the first is planned from the kidney dose (seed 000 rule); add a kidney compartment")
+                             "after the first is planned from the kidney dose (Macsuka et al. 2026 rule); add a kidney compartment")
 
 
 @dataclass
@@ -298,7 +298,7 @@ def make_poses(cfg: PhantomConfig) -> dict:
 
 
 def plan_activities_MBq(cfg: PhantomConfig, kidney_ad_per_aa_Gy_per_GBq: float) -> list[float]:
-    """Administered activities by the seed 000 trial rule (see radiobiology.plan_next_activity_seed000)."""
+    """Administered activities by the Macsuka et al. 2026 trial rule (see radiobiology.plan_next_activity_seed000)."""
     from ..physics.radiobiology import plan_next_activity_seed000
 
     activities = [cfg.first_cycle_activity_MBq]

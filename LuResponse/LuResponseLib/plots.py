@@ -248,7 +248,7 @@ def figure_km(comparisons: list):
     n = len(comparisons)
     cols = 2 if n > 1 else 1
     rows = int(np.ceil(n / cols))
-    fig = _figure(5.2 * cols, 3.6 * rows)
+    fig = _figure(5.2 * cols, 4.4 * rows)
     axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
     colors = ("#377eb8", "#e41a1c")
     for ax, c in zip(axes, comparisons):
@@ -270,9 +270,29 @@ def figure_km(comparisons: list):
         ax.set_ylabel(f"{c.endpoint} probability")
         ax.set_ylim(0, 1.05)
         ax.legend(fontsize=7, loc="lower left")
+        _at_risk_table(ax, c.groups, colors)
     for ax in axes[n:]:
         ax.set_axis_off()
     return fig
+
+
+def _at_risk_table(ax, groups, colors) -> None:
+    """Number-at-risk rows under a Kaplan–Meier axis, one per group, at the axis' x ticks
+    (the layout of lifelines' ``add_at_risk_counts``, drawn here because that helper needs pyplot,
+    which this module never imports)."""
+    from matplotlib.transforms import blended_transform_factory
+
+    lo, hi = ax.get_xlim()
+    ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
+    tr = blended_transform_factory(ax.transData, ax.transAxes)
+    kw = {"textcoords": "offset points", "va": "top", "fontsize": 7}
+    ax.annotate("Number at risk", (0.0, 0.0), xycoords="axes fraction", xytext=(0, -36), ha="left",
+                fontweight="bold", **kw)
+    for k, (g, col) in enumerate(zip(groups, colors)):
+        dy = -46 - 9 * k
+        ax.annotate(g.label[:20], (0.0, 0.0), xycoords="axes fraction", xytext=(-4, dy), ha="right", color=col, **kw)
+        for t, n in zip(ticks, g.n_at_risk(ticks)):
+            ax.annotate(str(n), (t, 0.0), xycoords=tr, xytext=(0, dy), ha="center", color=col, **kw)
 
 
 def figure_landmark(landmarks: list):
@@ -392,10 +412,17 @@ def figure_lesions(ad_Gy, dv_percent, lin=None, tcp=None):
     ax = axes[0]
     ax.scatter(ad[ok], dv[ok], s=14, color="#377eb8", edgecolor="black", linewidth=0.3)
     if lin is not None:
-        ax.plot(lin.grid_Gy, lin.fit_percent, color="black")
-        ax.fill_between(lin.grid_Gy, *lin.mean_band_percent, color="#377eb8", alpha=0.25, label="95 % CI of the mean")
-        ax.plot(lin.grid_Gy, lin.prediction_band_percent[0], color="grey", ls=":", lw=0.8)
-        ax.plot(lin.grid_Gy, lin.prediction_band_percent[1], color="grey", ls=":", lw=0.8, label="95 % prediction")
+        # over the lesions' AD range only, and never below -100 % (a lesion cannot lose more than its volume)
+        in_range = (lin.grid_Gy >= np.min(ad[ok])) & (lin.grid_Gy <= np.max(ad[ok])) if ok.any() else lin.grid_Gy > 0
+        g = lin.grid_Gy[in_range]
+        fit = lin.fit_percent[in_range]
+        ax.plot(g[fit >= -100], fit[fit >= -100], color="black")
+        ax.fill_between(g, *(np.maximum(b[in_range], -100.0) for b in lin.mean_band_percent), color="#377eb8",
+                        alpha=0.25, label="95 % CI of the mean")
+        ax.plot(g, np.maximum(lin.prediction_band_percent[0][in_range], -100.0), color="grey", ls=":", lw=0.8)
+        ax.plot(g, lin.prediction_band_percent[1][in_range], color="grey", ls=":", lw=0.8, label="95 % prediction")
+        ax.axhline(-100, color="grey", lw=0.6)
+        ax.set_ylim(bottom=min(-105.0, float(np.min(dv[ok])) - 5.0) if ok.any() else -105.0)
         ax.legend(fontsize=7)
         ax.set_title(f"ΔV vs AD: slope {lin.slope_percent_per_Gy:.3f} %/Gy (p={lin.slope_p:.2g})", loc="left",
                      fontsize=9)

@@ -313,7 +313,7 @@ def build_report_html(results, figure_png: dict[str, tuple[str, bytes]]) -> str:
         rows = []
         for s in d["survival"]:
             g0, g1 = s["groups"]
-            med = lambda g: "NR" if g["median_months"] is None else _fmt(g["median_months"])
+            med = lambda g: "not reached" if g["median_months"] is None else f"{_fmt(g['median_months'])} months"
             rows.append([s["endpoint"], html.escape(s["rule"]), str(s["n_used"]),
                          f"{html.escape(g0['label'])}: {g0['n']} ({g0['n_events']} ev), median {med(g0)}",
                          f"{html.escape(g1['label'])}: {g1['n']} ({g1['n_events']} ev), median {med(g1)}",

@@ -68,8 +68,10 @@ def add_cohort_arguments(p: argparse.ArgumentParser) -> None:
                     help="dAD/AA cut-off of the rule (default -50 %%)")
     st.add_argument("--cutoff", type=_pair, action="append", default=[], metavar="CAD_GY,DELTA_PERCENT",
                     help="extra cut-off rule to evaluate, e.g. 120,-40; repeatable")
-    st.add_argument("--survival-thresholds", choices=["seed", "median"], default="seed",
-                    help="dose thresholds for KM/Cox: Hebert et al. (J Nucl Med 2024) values (91.36 / 52.52 Gy) or cohort medians")
+    st.add_argument("--survival-thresholds", type=_thresholds, choices=["seed", "median"], default="seed",
+                    metavar="{published,median}",
+                    help="dose thresholds for KM/Cox: 'published' = the values of Hebert et al. (J Nucl Med 2024: "
+                         "91.36 / 52.52 Gy, default) or 'median' = the cohort's medians")
     st.add_argument("--landmark-days", type=_landmark, action="append", default=None, metavar="DAYS",
                     help="landmark time(s) in days for the shrinkage analysis, 'none' = no limit; repeatable "
                          "(default as Pavel et al., Cancer Med 2025: 150, 180, 252, 336, 504 days and none)")
@@ -92,6 +94,11 @@ def add_cohort_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--overwrite", action="store_true",
                    help="replace a cohort result set already in --out (atomically); without it such a folder is "
                         "refused before any computation")
+
+
+def _thresholds(text: str) -> str:
+    """'published' (the earlier name 'seed' is still accepted) or 'median'."""
+    return "seed" if text in ("published", "seed") else text
 
 
 def _landmark(text: str):

@@ -8,7 +8,6 @@ import time
 
 import numpy as np
 import pytest
-
 from LuResponseLib.cli import add_cohort_arguments
 from LuResponseLib.model_schema import ModelFileError
 from LuResponseLib.models import ResponseModel, fit_response_model
@@ -95,8 +94,8 @@ def test_saved_replicates_round_trip_and_are_validated(saved_models, tmp_path):
 
 
 def test_models_dir_predicts_fast_without_reanalysis(saved_models, tmp_path, monkeypatch, capsys):
-    import LuResponseLib.analysis as analysis
     from LuDosimetryLib.cli import main
+    from LuResponseLib import analysis
 
     monkeypatch.setattr(analysis, "run_cohort_analysis", lambda *a, **k: pytest.fail("re-analysis"))
     out = tmp_path / "pred"

@@ -48,7 +48,13 @@ def bootstrap_replicates(kind: str, X, y, n_resamples: int, seed: int = 0, setti
     :data:`SVM_MAX_REPLICATES` resamples."""
     from dataclasses import replace
 
-    from .models import ModelSettings, _not_converged, _parallel, make_pipeline, model_from_pipeline
+    from .models import (
+        ModelSettings,
+        _not_converged,
+        _parallel,
+        make_pipeline,
+        model_from_pipeline,
+    )
 
     settings = settings or ModelSettings()
     X = np.asarray(X, dtype=float)

@@ -55,7 +55,11 @@ def write_prediction_outputs(models_dir, patients, writer, make_plots: bool = Tr
     tmp = writer.staging
     figure_png: dict[str, tuple[str, bytes]] = {}
     if make_plots:
-        from .plots import figure_cutoff_scatter, figure_probability_surfaces, save_figure
+        from .plots import (
+            figure_cutoff_scatter,
+            figure_probability_surfaces,
+            save_figure,
+        )
 
         (tmp / "figures").mkdir()
         marks = [(p["cumulative_tumor_dose_Gy"], p["delta_ad_per_aa_percent"]) for p in preds]

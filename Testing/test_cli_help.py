@@ -88,12 +88,15 @@ def test_phantom_progress_and_logging_switch(tmp_path, monkeypatch):
     'LuDosimetryLib' logger, shown by LuDosimetryLib.enable_logging()."""
     from LuDosimetryLib.synthetic import phantom
 
-    cfg = phantom.PhantomConfig(n_cycles=1, hours=(24.0,), shape_xyz=(24, 24, 16), spacing_mm=19.2)
-    calls = []
-    phantom.write_phantom_study(tmp_path / "a", cfg, progress=lambda f, m: calls.append((f, m)))
-    fr = [f for f, _ in calls]
-    assert fr[0] == 0.0 and fr[-1] == 1.0 and fr == sorted(fr)
-    assert any("scan 1/1" in m for _, m in calls)
+    from LuDosimetryLib.synthetic.phantom_dicom import write_phantom_dicom
+
+    cfg = phantom.PhantomConfig(n_cycles=1, hours=(24.0,), shape_xyz=(64, 64, 48), spacing_mm=9.6)
+    for writer, folder in ((phantom.write_phantom_study, "a"), (write_phantom_dicom, "dicom")):
+        calls = []
+        writer(tmp_path / folder, cfg, progress=lambda f, m: calls.append((f, m)))  # noqa: B023
+        fr = [f for f, _ in calls]
+        assert fr[0] == 0.0 and fr[-1] == 1.0 and fr == sorted(fr) and len(calls) >= 3
+        assert any("scan 1/1" in m for _, m in calls)
     buf = io.StringIO()
     h = LuDosimetryLib.enable_logging("INFO", buf)
     try:

@@ -35,7 +35,7 @@ def _cmd_phantom(args: argparse.Namespace) -> int:
     if args.dicom:
         from .synthetic.phantom_dicom import write_phantom_dicom
 
-        manifest = write_phantom_dicom(Path(args.out_dir), PhantomConfig(seed=args.seed))
+        manifest = write_phantom_dicom(Path(args.out_dir), PhantomConfig(seed=args.seed), progress=_progress_logger)
     else:
         manifest = write_phantom_study(Path(args.out_dir), PhantomConfig(seed=args.seed), progress=_progress_logger)
     print(f"Synthetic patient written: {manifest}")

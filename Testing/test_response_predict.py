@@ -197,3 +197,36 @@ def test_km_figure_has_at_risk_rows_and_lesion_fit_within_range():
     assert np.min(fit_line.get_xdata()) >= ad.min() - 1e-9 and np.max(fit_line.get_xdata()) <= ad.max() + 1e-9
     assert min(np.min(ln.get_ydata()) for ln in ax.lines if len(ln.get_xdata()) > 2) >= -100
     assert ax.get_ylim()[0] >= -105 - 1e-9
+
+
+@pytest.mark.slow
+def test_full_analysis_writes_prediction_to_json_report_figures_and_models(tmp_path):
+    """`cohort TABLE --predict`: the prediction (with interval) in cohort_results.json and the
+    report, the star on Figs. 5 and 6, and the replicates in the saved models, which then give
+    the same answer through `--models` without the analysis."""
+    from LuDosimetryLib.cli import main
+
+    csv = tmp_path / "cohort.csv"
+    make_demo_cohort(1).table.write_csv(csv)
+    out = tmp_path / "res"
+    assert main(["cohort", str(csv), "--out", str(out), "--bootstrap", "40", "--cv-repeats", "0",
+                 "--predict=-40,120", "--predict", "150,-60"]) == 0
+    d = json.loads((out / "cohort_results.json").read_text())
+    a, b = d["predictions"]
+    assert (a["cumulative_tumor_dose_Gy"], a["delta_ad_per_aa_percent"]) == (-40.0, 120.0)
+    assert any("outside the training range" in w for w in a["models"]["logistic"]["warnings"])
+    for name in ("logistic", "svm", "logistic_cAD", "logistic_delta"):
+        e = b["models"][name]
+        assert e["ci"][0] <= e["probability"] <= e["ci"][1] and e["n_resamples"] == 40
+    assert b["models"]["sigmoid_eq2"]["ci"] is None
+    html = (out / "cohort_report.html").read_text()
+    assert "New patient: cAD 150 Gy" in html and "New patient: cAD -40 Gy" in html
+    for stem in ("fig5_cutoff_scatter", "fig6_probability_surfaces"):
+        svg = (out / "figures" / f"{stem}.svg").read_text()
+        assert "<!-- 150 Gy, -60 % -->" in svg and "<!-- -40 Gy, +120 % -->" in svg, stem
+    out2 = tmp_path / "again"
+    assert main(["cohort", "--models", str(out), "--predict", "150,-60", "--out", str(out2), "--no-plots"]) == 0
+    (again,) = json.loads((out2 / "cohort_results.json").read_text())["predictions"]
+    for name in ("logistic", "svm", "logistic_cAD", "logistic_delta"):
+        assert again["models"][name]["probability"] == pytest.approx(b["models"][name]["probability"], abs=1e-12)
+        assert again["models"][name]["ci"] == pytest.approx(b["models"][name]["ci"], abs=1e-12)

@@ -87,7 +87,6 @@ def test_phantom_progress_and_logging_switch(tmp_path, monkeypatch):
     """Phantom generation reports every stage to a callback; without one the messages go to the
     'LuDosimetryLib' logger, shown by LuDosimetryLib.enable_logging()."""
     from LuDosimetryLib.synthetic import phantom
-
     from LuDosimetryLib.synthetic.phantom_dicom import write_phantom_dicom
 
     cfg = phantom.PhantomConfig(n_cycles=1, hours=(24.0,), shape_xyz=(64, 64, 48), spacing_mm=9.6)

@@ -230,3 +230,14 @@ def test_full_analysis_writes_prediction_to_json_report_figures_and_models(tmp_p
     for name in ("logistic", "svm", "logistic_cAD", "logistic_delta"):
         assert again["models"][name]["probability"] == pytest.approx(b["models"][name]["probability"], abs=1e-12)
         assert again["models"][name]["ci"] == pytest.approx(b["models"][name]["ci"], abs=1e-12)
+
+
+def test_replicate_count_bounded_on_large_cohorts():
+    from LuResponseLib.prediction import replicate_count
+
+    assert replicate_count("logistic", 1000, 73) == 1000 and replicate_count("svm", 1000, 73) == 200
+    assert replicate_count("logistic", 1000, 10_000) == 200 and replicate_count("svm", 1000, 10_000) == 10
+    assert replicate_count("svm", 50, 73) == 50
+    X, y, _ = simulate_logistic_cohort(3000, seed=2)
+    b = bootstrap_replicates("svm", X, y, 1000, seed=0)
+    assert b["n_resamples"] == len(b["replicates"]) == 10 and "10 resamples (not 1000)" in b["notes"][0]

@@ -329,6 +329,7 @@ def run_cohort_analysis(table: CohortTable, options: CohortAnalysisOptions | Non
                     warn.append(f"model '{name}': {note}")
             res.models[name] = fit_response_model(X[:, cols], y, kind, list(feats), opt.seed, opt.model_settings)
             res.models[name].bootstrap = _prediction_bootstrap(res.models[name], X[:, cols], y, opt)
+            warn.extend(f"model '{name}' prediction interval: {n}" for n in res.models[name].bootstrap["notes"])
             if res.models[name].settings.get("svm_trained_on"):
                 warn.append(f"model '{name}' (all patients): SVM trained on {res.models[name].settings['svm_trained_on']}")
             warn.extend(f"model '{name}' cross-validation: {n}" for n in res.cv[name].notes)

@@ -13,8 +13,9 @@ The interval is the percentile interval of the replicates' predicted probabiliti
 patient's (cAD, ΔAD/AA): it shows how much the fitted model moves with the sample of patients
 (the uncertainty of the *model*, not the chance of a single patient's response). The SVM is
 refitted on fewer resamples (:data:`SVM_MAX_REPLICATES`, each fit has an internal Platt
-cross-validation and the replicates are stored with their support vectors); the number used is
-recorded in the file and in the prediction.
+cross-validation and the replicates are stored with their support vectors), and large cohorts
+use fewer resamples (:func:`replicate_count`); the number used is recorded in the file and in
+the prediction.
 """
 
 from __future__ import annotations
@@ -27,10 +28,22 @@ import numpy as np
 from .errors import AnalysisError
 
 SVM_MAX_REPLICATES = 200
+SVM_PATIENT_FITS = 20_000
+LOGISTIC_PATIENT_FITS = 2_000_000
 FEATURE_KEYS = ("cumulative_tumor_dose_Gy", "delta_ad_per_aa_percent")
 MODEL_LABELS = {"logistic": "Logistic regression 2D (Eq. 5)", "svm": "SVM (RBF) 2D",
                 "logistic_cAD": "Logistic, cAD only", "logistic_delta": "Logistic, ΔAD/AA only",
                 "sigmoid_eq2": "Eq. 2 sigmoid on cAD"}
+
+
+def replicate_count(kind: str, n_resamples: int, n_patients: int) -> int:
+    """Resamples used for the prediction interval: ``n_resamples`` for the logistic model up to
+    2,000,000 patient-fits (at least 200 on large cohorts); for the SVM at most
+    :data:`SVM_MAX_REPLICATES` and 20,000 patient-fits (at least 10), which bounds both the time
+    (an SVM refit grows about quadratically with the patients) and the model file (support vectors)."""
+    if kind == "logistic":
+        return min(n_resamples, max(200, LOGISTIC_PATIENT_FITS // max(n_patients, 1)))
+    return min(n_resamples, SVM_MAX_REPLICATES, max(10, SVM_PATIENT_FITS // max(n_patients, 1)))
 
 
 def _stratified_resample(rng, y: np.ndarray) -> np.ndarray:
@@ -61,7 +74,7 @@ def bootstrap_replicates(kind: str, X, y, n_resamples: int, seed: int = 0, setti
     if X.ndim == 1:
         X = X[:, None]
     y = np.asarray(y).astype(int)
-    n = int(n_resamples) if kind == "logistic" else min(int(n_resamples), SVM_MAX_REPLICATES)
+    n = replicate_count(kind, int(n_resamples), y.size)
     if n < 1:
         raise AnalysisError("the prediction bootstrap needs at least 1 resample")
     rng = np.random.default_rng(seed)
@@ -83,9 +96,10 @@ def bootstrap_replicates(kind: str, X, y, n_resamples: int, seed: int = 0, setti
     n_pen = sum(p for _, p in out)
     if n_pen:
         notes.append(f"{n_pen} of {n} resamples were separated: L2-penalised fit (C = {settings.logistic_C:g})")
-    if kind == "svm" and n < n_resamples:
-        notes.append(f"SVM: {n} resamples (not {n_resamples}): each refit includes the Platt cross-validation and "
-                     "is stored with its support vectors")
+    if n < n_resamples:
+        notes.append(f"{n} resamples (not {n_resamples}): " +
+                     ("each SVM refit includes the Platt cross-validation and is stored with its support vectors"
+                      if kind == "svm" else f"large cohort ({y.size} patients)"))
     return {"n_resamples": n, "seed": int(seed),
             "method": "stratified bootstrap over patients (classes resampled separately), pipeline refitted on each "
                       "resample; percentile interval of the predicted probability",

@@ -453,20 +453,30 @@ def new_output_folder(out_dir, prefix: str = ".phantom-"):
         raise
 
 
-def write_phantom_study(out_dir, config: PhantomConfig | None = None) -> Path:
+def write_phantom_study(out_dir, config: PhantomConfig | None = None, progress=None) -> Path:
     """Write the synthetic patient as a study manifest (contract 1) with images, segmentation,
     recovery coefficients and ``ground_truth.json``. Returns the path of ``study.json``.
+
+    ``progress(fraction 0..1, message)`` (optional, :mod:`LuDosimetryLib.progress`) is called at
+    each stage: ground truth, every simulated scan, segmentation, manifest.
 
     The folder is written completely or not at all (built in a temporary folder, then moved).
     An existing non-empty ``out_dir`` is refused rather than overwritten.
     """
     cfg = config or PhantomConfig()
     out = Path(out_dir)
+    from ..progress import report_progress
+
+    n_scans = cfg.n_cycles * len(cfg.hours)
     with new_output_folder(out) as tmp:
+        report_progress(progress, 0.0, "synthetic patient: ground truth and activity plan")
         truth = ground_truth(cfg)
         cycles = []
-        for scan in iter_scans(cfg, truth):
+        report_progress(progress, 0.02, f"synthetic patient: simulating {n_scans} SPECT/CT scans")
+        for k, scan in enumerate(iter_scans(cfg, truth)):
             c, h = scan.cycle, scan.hours
+            report_progress(progress, 0.02 + 0.93 * (k + 1) / n_scans,
+                            f"synthetic patient: scan {k + 1}/{n_scans} (cycle {c}, {h:g} h p.i.) simulated")
             if not cycles or cycles[-1]["cycle"] != c:
                 (tmp / f"cycle{c}").mkdir()
                 cycles.append({"cycle": c, "administered_activity_MBq": round(truth["administered_activity_MBq"][c - 1], 1),
@@ -482,10 +492,12 @@ def write_phantom_study(out_dir, config: PhantomConfig | None = None) -> Path:
                 tp.update(calibration_cps_per_MBq=cfg.calibration_cps_per_MBq,
                           acquisition_duration_s=cfg.acquisition_duration_s)
             cycles[-1]["timepoints"].append(tp)
+        report_progress(progress, 0.96, "synthetic patient: segmentation and manifest")
         sitk.WriteImage(phantom_image(segmentation_labelmap(cfg), cfg), str(tmp / "segmentation.nii.gz"), True)
         manifest = {"patient_id": cfg.patient_id, "radionuclide": cfg.radionuclide, "cycles": cycles,
                     "segmentation": {"file": "segmentation.nii.gz", "labels": voi_labels(cfg)},
                     "recovery_coefficients": recovery_coefficient_table(cfg)}
         (tmp / "study.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         (tmp / "ground_truth.json").write_text(json.dumps(truth, indent=2), encoding="utf-8")
+    report_progress(progress, 1.0, f"synthetic patient written: {out}")
     return out / "study.json"

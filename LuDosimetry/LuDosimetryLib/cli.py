@@ -52,6 +52,7 @@ def _run_options(args: argparse.Namespace):
         min_tumor_volume_ml=args.min_volume_ml,
         save_maps=args.save_maps,
         resegment_each_cycle=args.resegment_each_cycle,
+        use_cache=not getattr(args, "no_cache", False),
     )
 
 
@@ -184,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--min-volume-ml", type=float, default=10.0,
                        help="minimum tumour volume on the cycle-1 reference scan (default 10 mL, seed 000)")
         q.add_argument("--save-maps", action="store_true", help="also write dose and TIA maps (NRRD)")
+        q.add_argument("--no-cache", action="store_true",
+                       help="neither read nor write the cache of registrations and VSV kernels (a user cache "
+                            "folder; LU_DOSIMETRY_CACHE_DIR overrides its location)")
         q.add_argument("--overwrite", action="store_true",
                        help="replace a result set already in --out (atomically); without it such a folder is refused "
                             "before any computation")

@@ -18,6 +18,7 @@ The runner reads like the data flow of ARCHITECTURE.md; each step is one functio
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -74,6 +75,8 @@ class PipelineOptions:
         contour is copied to every scan (seed 000).
     apply_pvc_to: VOI kinds corrected with recovery coefficients (seed 000: tumours and kidneys).
     planned_cycles: cycles in the course (4 in seed 000), for the suggested next-cycle activity.
+    use_cache: registration transforms and voxel S-value kernels are read from and written to the
+        user cache folder (:mod:`.cache`; ``--no-cache`` switches it off).
     registration_check_mm: every registration is verified on the SPECT per VOI; a VOI whose residual
         shift exceeds this is refined locally and flagged (``registration:refined`` or, if that is
         impossible, ``registration:check_failed``).
@@ -93,6 +96,7 @@ class PipelineOptions:
     resegment_each_cycle: bool = False  # adaptive-threshold tumours contoured again on each cycle's reference
     planned_cycles: int = 4  # length of the treatment course, for the next-cycle activity
     registration_check_mm: float = 2.0  # residual SPECT shift per VOI above which it is refined locally and flagged
+    use_cache: bool = True  # registrations and VSV kernels from/to the user cache folder (LuDosimetryLib.cache)
 
     def __post_init__(self):
         problems = []
@@ -154,6 +158,13 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
     instead of registering those scans (e.g. registrations accepted in Slicer).
     """
     options = options or PipelineOptions()
+    if not options.use_cache:
+        from .cache import disabled
+
+        with disabled():
+            result = run_study(study, images, dataclasses.replace(options, use_cache=True), progress, cancel, transforms)
+        result.summary["options"]["use_cache"] = False
+        return result
     nuclide = get_nuclide(study.radionuclide)
     units = _units(study)
     warnings = list(study.warnings)
@@ -174,7 +185,7 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
     boxes = local_boxes(vois, reference, options.local_box_margin_mm) if options.registration == "local" else None
     reg_qc = register_study(study, images, ref_key, options.registration, vois=vois, progress=progress,
                             cancel=cancel, transforms=transforms, boxes=boxes, reference_hours=options.reference_hours,
-                            check_mm=options.registration_check_mm)
+                            check_mm=options.registration_check_mm, use_cache=options.use_cache)
     regs, registered, local = reg_qc.registrations, reg_qc.registered, reg_qc.local
     for key, r in regs.items():
         if r is not None:

@@ -116,7 +116,9 @@ def cached(function: str, images: tuple, options: dict, compute) -> tuple[regist
     stored = cache.read_json(NAMESPACE, key)
     if stored is not None:
         try:
-            return result_from_json(stored), True
+            res = result_from_json(stored)
+            res.elapsed_s = 0.0  # seconds spent in this run
+            return res, True
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError):
             pass  # an entry of another layout: recompute
     res = compute()

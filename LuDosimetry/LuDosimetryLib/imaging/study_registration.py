@@ -23,7 +23,6 @@ from ..io import images as image_io
 from ..io.study import Study
 from ..io.study_images import StudyImages
 from ..progress import check_cancel as _check_cancel
-from ..progress import report_progress as _report
 from . import parallel, registration, registration_cache, registration_check
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-
 from LuDosimetryLib import cache
 from LuDosimetryLib.pipeline import PipelineOptions, run_manifest
 
@@ -67,8 +66,8 @@ def _matrices(result):
 
 def test_rerun_with_other_dose_method_uses_cached_registrations(monkeypatch, tmp_path, coarse_patient):
     monkeypatch.setenv(cache.ENV_VAR, str(tmp_path / "cache"))
-    hits = lambda: cache.stats.get("registration:hits", 0)  # noqa: E731
-    writes = lambda: cache.stats.get("registration:writes", 0)  # noqa: E731
+    hits = lambda: cache.stats.get("registration:hits", 0)
+    writes = lambda: cache.stats.get("registration:writes", 0)
     h0, w0 = hits(), writes()
     first = run_manifest(coarse_patient, tmp_path / "a", PipelineOptions(registration="auto"))
     n = len([r for r in first.registrations.values() if r is not None])

@@ -39,7 +39,6 @@ def _peak_rss_mib() -> float:
 def _pose_error_mm(study_json: Path, transforms: dict) -> float:
     """Largest distance (mm) between where a transform puts a VOI centre and the true pose."""
     import numpy as np
-
     from LuDosimetryLib.synthetic.phantom import PhantomConfig, make_poses
 
     truth = json.loads((study_json.parent / "ground_truth.json").read_text())
@@ -78,7 +77,6 @@ def _child_run(manifest: Path, out: Path, registration: str, dose_method: str, u
 def _child_peer(manifest: Path) -> dict:
     """A minimal per-scan rigid registration (what a peer script would do) + linear resampling."""
     import SimpleITK as sitk
-
     from LuDosimetryLib.io.study import load_study
     from LuDosimetryLib.io.study_images import load_study_images
 
@@ -126,7 +124,7 @@ def _child(args) -> None:
 def _spawn(kind: str, manifest: Path, out: Path, args, env: dict) -> dict:
     cmd = [sys.executable, __file__, "--child", kind, "--manifest", str(manifest), "--out", str(out),
            "--registration", args.registration, "--dose-method", args.dose_method]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     for line in proc.stdout.splitlines():
         if line.startswith("BENCH-JSON "):
             return json.loads(line[len("BENCH-JSON "):])

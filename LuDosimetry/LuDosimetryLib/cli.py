@@ -53,6 +53,7 @@ def _run_options(args: argparse.Namespace):
         save_maps=args.save_maps,
         resegment_each_cycle=args.resegment_each_cycle,
         planning_rule=getattr(args, "planning_rule", "kidney_23Gy"),
+        use_cache=not getattr(args, "no_cache", False),
     )
 
 
@@ -214,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="minimum tumour volume on the cycle-1 reference scan "
                             "(default 10 mL, as Macsuka et al., J Nucl Med 2026)")
         q.add_argument("--save-maps", action="store_true", help="also write dose and TIA maps (NRRD)")
+        q.add_argument("--no-cache", action="store_true",
+                       help="neither read nor write the cache of registrations and VSV kernels (a user cache "
+                            "folder; LU_DOSIMETRY_CACHE_DIR overrides its location)")
         q.add_argument("--overwrite", action="store_true",
                        help="replace a result set already in --out (atomically); without it such a folder is refused "
                             "before any computation")

@@ -18,6 +18,7 @@ The runner reads like the data flow of ARCHITECTURE.md; each step is one functio
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -81,6 +82,8 @@ class PipelineOptions:
         DOTATATE); ``pvc_per_voi`` (VOI name -> bool) overrides it per VOI. Above the largest calibration
         sphere the RC comes from a model fitted to the table (:mod:`imaging.recovery_model`, flagged).
     planned_cycles: cycles in the course (4 in Macsuka et al. 2026), for the suggested next-cycle activity.
+    use_cache: registration transforms and voxel S-value kernels are read from and written to the
+        user cache folder (:mod:`.cache`; ``--no-cache`` switches it off).
     registration_check_mm: every registration is verified on the SPECT per VOI; a VOI whose residual
         shift exceeds this is refined locally and flagged (``registration:refined`` or, if that is
         impossible, ``registration:check_failed``).
@@ -108,6 +111,7 @@ class PipelineOptions:
     stp_method: str = "auto"  # one-scan cycles: auto | ratio | madsen | hanscheid (physics/stp_cycle.py)
     hanscheid_window_h: tuple = HANSCHEID_WINDOW_H  # scan times (h) where Hänscheid 2018 is used unflagged
     planning_rule: str = "kidney_23Gy"  # the next-cycle rule that recommends; the other is shown for comparison
+    use_cache: bool = True  # registrations and VSV kernels from/to the user cache folder (LuDosimetryLib.cache)
 
     def __post_init__(self):
         problems = []
@@ -184,6 +188,13 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
     """
     options = options or PipelineOptions()
     plausibility.check_requests(study, options)  # impossible requests refused before any image computation
+    if not options.use_cache:
+        from .cache import disabled
+
+        with disabled():
+            result = run_study(study, images, dataclasses.replace(options, use_cache=True), progress, cancel, transforms)
+        result.summary["options"]["use_cache"] = False
+        return result
     nuclide = get_nuclide(study.radionuclide)
     units = _units(study)
     warnings = list(study.warnings)
@@ -204,7 +215,7 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
     boxes = local_boxes(vois, reference, options.local_box_margin_mm) if options.registration == "local" else None
     reg_qc = register_study(study, images, ref_key, options.registration, vois=vois, progress=progress,
                             cancel=cancel, transforms=transforms, boxes=boxes, reference_hours=options.reference_hours,
-                            check_mm=options.registration_check_mm)
+                            check_mm=options.registration_check_mm, use_cache=options.use_cache)
     regs, registered, local = reg_qc.registrations, reg_qc.registered, reg_qc.local
     for key, r in regs.items():
         if r is not None:

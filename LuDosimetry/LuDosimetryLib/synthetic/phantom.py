@@ -247,10 +247,32 @@ def paint(cfg: PhantomConfig, values, background: float, pose: Pose | None = Non
     x, y, z = _pose_grid(cfg, pose)
     out = np.full(x.shape, float(background))
     for comp, value in zip(cfg.compartments, values):
-        occ = _occupancy(comp, x, y, z, cfg.spacing_mm)
+        box = _box(cfg, comp, pose)
+        occ = _occupancy(comp, x[box], y[box], z[box], cfg.spacing_mm)
         inside = occ > 0
-        out[inside] = out[inside] * (1.0 - occ[inside]) + value * occ[inside]
+        sub = out[box]
+        sub[inside] = sub[inside] * (1.0 - occ[inside]) + value * occ[inside]
     return out
+
+
+def _box(cfg: PhantomConfig, comp: Compartment, pose: Pose | None, pad_voxels: int = 3) -> tuple:
+    """Slices [z, y, x] of the voxels that can be (partly) inside ``comp`` in a scan with ``pose``:
+    the compartment's bounding box in canonical coordinates, mapped to the image, plus
+    ``pad_voxels`` (the anti-aliased occupancy is 0 more than half a voxel outside the surface).
+    Painting inside this box only gives the same image as painting the whole grid, much faster."""
+    n_xyz = np.asarray(cfg.shape_xyz)
+    c = np.asarray(comp.centre_mm, float)
+    # a cylinder along z (body, spine) is unbounded along z, and tilted by the pose: the whole grid
+    semi = np.asarray(comp.semi_axes_mm, float) if comp.shape != "cylinder_z" else np.full(3, np.inf)
+    lo_idx, hi_idx = np.zeros(3, int), n_xyz - 1
+    if np.all(np.isfinite(semi)):
+        corners = c + semi * np.array(np.meshgrid([-1, 1], [-1, 1], [-1, 1])).T.reshape(-1, 3)
+        if pose is not None:  # image point p = R q + t
+            corners = corners @ pose.matrix().T + np.asarray(pose.translation_mm)
+        idx = corners / cfg.spacing_mm + (n_xyz - 1) / 2.0
+        lo_idx = np.clip(np.floor(idx.min(axis=0)).astype(int) - pad_voxels, 0, n_xyz - 1)
+        hi_idx = np.clip(np.ceil(idx.max(axis=0)).astype(int) + pad_voxels, 0, n_xyz - 1)
+    return tuple(slice(int(lo_idx[k]), int(hi_idx[k]) + 1) for k in (2, 1, 0))
 
 
 def region_map(cfg: PhantomConfig, pose: Pose | None = None) -> np.ndarray:
@@ -258,7 +280,8 @@ def region_map(cfg: PhantomConfig, pose: Pose | None = None) -> np.ndarray:
     x, y, z = _pose_grid(cfg, pose)
     region = np.zeros(x.shape, dtype=np.int16)
     for i, comp in enumerate(cfg.compartments, start=1):
-        region[_occupancy(comp, x, y, z, cfg.spacing_mm) >= 0.5] = i
+        box = _box(cfg, comp, pose)
+        region[box][_occupancy(comp, x[box], y[box], z[box], cfg.spacing_mm) >= 0.5] = i
     return region
 
 

@@ -120,3 +120,18 @@ def test_readme_quick_start_starts_from_clone():
     qs = qs[: qs.index("\n## ", 5)] if "\n## " in qs[5:] else qs
     assert qs.index("git clone") < qs.index("cd ") < qs.index("python3 -m venv")
     assert "python3-venv" in qs and "enable_logging" in text
+
+
+def test_pvc_and_stp_options_reach_the_pipeline_options():
+    from LuDosimetryLib.cli import _run_options, build_parser
+    from LuDosimetryLib.errors import InputDataError
+
+    base = ["run", "study.json", "--out", "o"]
+    opts = _run_options(build_parser().parse_args(base))
+    assert opts.apply_pvc_to == ("tumor", "kidney", "spleen") and opts.stp_method == "auto"
+    opts = _run_options(build_parser().parse_args(base + ["--pvc", "tumor,kidney,spleen,liver", "--stp-method",
+                                                          "hanscheid"]))
+    assert opts.apply_pvc_to == ("tumor", "kidney", "spleen", "liver") and opts.stp_method == "hanscheid"
+    assert _run_options(build_parser().parse_args(base + ["--pvc", ""])).apply_pvc_to == ()
+    with pytest.raises(InputDataError, match="apply_pvc_to: unknown VOI kind"):
+        _run_options(build_parser().parse_args(base + ["--pvc", "tumour"]))

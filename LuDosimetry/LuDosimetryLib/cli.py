@@ -54,6 +54,9 @@ def _run_options(args: argparse.Namespace):
         resegment_each_cycle=args.resegment_each_cycle,
         planning_rule=getattr(args, "planning_rule", "kidney_23Gy"),
         use_cache=not getattr(args, "no_cache", False),
+        **({"apply_pvc_to": tuple(k.strip() for k in args.pvc.split(",") if k.strip())}
+           if getattr(args, "pvc", None) is not None else {}),
+        **({"stp_method": args.stp_method} if getattr(args, "stp_method", None) else {}),
     )
 
 
@@ -215,6 +218,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="minimum tumour volume on the cycle-1 reference scan "
                             "(default 10 mL, as Macsuka et al., J Nucl Med 2026)")
         q.add_argument("--save-maps", action="store_true", help="also write dose and TIA maps (NRRD)")
+        q.add_argument("--pvc", metavar="KINDS", default=None,
+                       help="comma-separated VOI kinds or organ names given partial-volume correction (default "
+                            "tumor,kidney,spleen; '' for none; e.g. tumor,kidney,spleen,liver)")
+        q.add_argument("--stp-method", default=None, choices=["auto", "ratio", "madsen", "hanscheid"],
+                       help="single-time-point cycles: auto (ratio method of Hebert et al., J Nucl Med 2024 when "
+                            "the VOI has a fully imaged cycle, else Madsen with a stated T_eff), ratio, madsen, or "
+                            "hanscheid (Hänscheid et al., J Nucl Med 2018; flagged outside 72-120 h p.i.)")
         q.add_argument("--no-cache", action="store_true",
                        help="neither read nor write the cache of registrations and VSV kernels (a user cache "
                             "folder; LU_DOSIMETRY_CACHE_DIR overrides its location)")

@@ -169,7 +169,7 @@ def single_time_point_dose(cyc, v, y: np.ndarray, y_units: str, options, nuclide
             warnings.append(f"{where}: Hänscheid single-time-point method at {t:g} h, outside its validity window "
                             f"{window[0]:g}–{window[1]:g} h (Hänscheid et al. 2018: one scan after ~4 d); "
                             f"the integral may be biased by tens of per cent")
-        source = "Hänscheid 2018, T_eff = scan time"
+        source = "Hänscheid et al., J Nucl Med 2018, T_eff = scan time"
     else:
         if ref is not None:
             t_eff_h = float(ref.effective_half_life_h)

@@ -57,7 +57,8 @@ def test_version(capsys):
 
 def test_survival_thresholds_published_alias():
     p = cli.build_parser()
-    assert p.parse_args(["cohort", "--survival-thresholds", "published"]).survival_thresholds == "seed"
+    assert p.parse_args(["cohort", "--survival-thresholds", "published"]).survival_thresholds == "published"
+    assert p.parse_args(["cohort", "--survival-thresholds", "seed"]).survival_thresholds == "published"
     assert p.parse_args(["cohort", "--survival-thresholds", "median"]).survival_thresholds == "median"
 
 

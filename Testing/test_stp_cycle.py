@@ -1,16 +1,20 @@
 """Single-time-point cycles (issue 12 item 2): ratio method of Hebert et al. 2024 with the VOI's fully
 imaged cycle; Madsen with a stated T_eff; Hänscheid only inside its validity window (else flagged)."""
 
+from pathlib import Path
 from types import SimpleNamespace as NS
 
 import numpy as np
 import pytest
-
 from LuDosimetryLib.errors import InputDataError
 from LuDosimetryLib.physics import kinetics
 from LuDosimetryLib.physics.cycle_dose import voi_cycle_dose
 from LuDosimetryLib.physics.radionuclides import get_nuclide
-from LuDosimetryLib.physics.stp_cycle import HANSCHEID_WINDOW_H, POPULATION_T_EFF_H
+from LuDosimetryLib.physics.stp_cycle import (
+    HANSCHEID_WINDOW_H,
+    POPULATION_T_EFF_H,
+    POPULATION_T_EFF_SOURCE,
+)
 from LuDosimetryLib.pipeline import PipelineOptions
 
 LU = get_nuclide("Lu-177")
@@ -95,3 +99,43 @@ def test_stp_options_validated():
         PipelineOptions(stp_method="guess")
     with pytest.raises(InputDataError, match="hanscheid_window_h"):
         PipelineOptions(hanscheid_window_h=(120.0, 72.0))
+
+
+# Macsuka et al., J Nucl Med 2026, Table 2 (seed 000, lines 173 and 175), copied so the check runs without
+# the seeds: "Tumor washout rate (h)\t79.5 ± 3.2\t..." and "Kidney washout rate (h)\t47.2 ± 2.1\t...";
+# 73 patients ("Data from 73 patients", line 9).
+MACSUKA_TABLE2_LINES = {"tumor": "Tumor washout rate (h)\t79.5 ± 3.2", "kidney": "Kidney washout rate (h)\t47.2 ± 2.1"}
+
+
+@pytest.mark.parametrize("key", sorted(MACSUKA_TABLE2_LINES))
+def test_population_t_eff_from_macsuka_table_2(key):
+    median_h, se_h = (float(x) for x in MACSUKA_TABLE2_LINES[key].split("\t")[1].split(" ± "))
+    t_eff, sigma = POPULATION_T_EFF_H[key]
+    assert t_eff == median_h
+    assert sigma == pytest.approx(se_h * np.sqrt(73), rel=1e-12)  # between-patient spread from the SE
+    assert "Macsuka et al., J Nucl Med 2026, Table 2" in POPULATION_T_EFF_SOURCE[key]
+
+
+@pytest.mark.skipif(not Path("/work/shared/seeds").is_dir(), reason="seed papers not available")
+def test_macsuka_table_2_lines_are_in_the_seed():
+    text = next(Path("/work/shared/seeds").glob("000_*.txt")).read_text(encoding="utf-8")
+    for line in MACSUKA_TABLE2_LINES.values():
+        assert line in text, line
+    assert "Data from 73 patients" in text
+
+
+def test_every_population_t_eff_states_its_source():
+    assert set(POPULATION_T_EFF_SOURCE) == set(POPULATION_T_EFF_H)
+    unverified = {k for k, s in POPULATION_T_EFF_SOURCE.items() if s == "approximate, unverified"}
+    assert unverified == {"spleen", "liver", "organ"}
+    out = _run(_cycle(2, (24.0,)), _voi(name="spleen", kind="organ"), _tac([24.0]), PipelineOptions(), {})
+    assert "approximate, unverified" in " ".join(out["warnings"])
+
+
+@pytest.mark.parametrize("key", sorted(MACSUKA_TABLE2_LINES))
+def test_hanscheid_window_bias_for_sourced_t_eff(key):
+    """Hänscheid's A(t)·2t/ln2 against the mono-exponential A(t)·T/ln2·2^(t/T) over the window: within 15 %."""
+    t_eff = POPULATION_T_EFF_H[key][0]
+    for t in np.linspace(*HANSCHEID_WINDOW_H, 49):
+        ratio = kinetics.hanscheid_tia(1.0, t) / kinetics.madsen_tia(1.0, t, t_eff)
+        assert abs(ratio - 1.0) < 0.15, (key, t, ratio)

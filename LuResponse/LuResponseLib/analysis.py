@@ -92,8 +92,8 @@ MODEL_FEATURES = {
 class CohortAnalysisOptions:
     """Settings of :func:`run_cohort_analysis` (defaults follow seed 000 and the issue).
 
-    survival_thresholds: ``"seed"`` (seed 001: 91.36 Gy mean lesion AD = cAD, 52.52 Gy min
-    lesion AD) or ``"median"`` (cohort medians).  user_cutoffs: extra (cAD Gy, ΔAD/AA %) rules.
+    survival_thresholds: ``"published"`` (Hebert et al., J Nucl Med 2024: 91.36 Gy mean lesion AD = cAD,
+    52.52 Gy min lesion AD; the earlier name ``"seed"`` is still accepted) or ``"median"`` (cohort medians).  user_cutoffs: extra (cAD Gy, ΔAD/AA %) rules.
     """
 
     seed: int = 0
@@ -105,7 +105,7 @@ class CohortAnalysisOptions:
     cad_cutoff_Gy: float = SEED000_CAD_CUTOFF_GY
     delta_cutoff_percent: float = SEED000_DELTA_CUTOFF_PERCENT
     user_cutoffs: tuple[tuple[float, float], ...] = ()
-    survival_thresholds: str = "seed"
+    survival_thresholds: str = "published"
     shrinkage_cutoff_percent: float = SEED004_SHRINKAGE_CUTOFF_PERCENT
     landmark_days: tuple[float | None, ...] = PAVEL_LANDMARKS_DAYS
     model_settings: ModelSettings = field(default_factory=ModelSettings)
@@ -417,7 +417,7 @@ def _survival(table: CohortTable, opt: CohortAnalysisOptions, res: CohortResults
         res.landmark_not_run = "no PFS columns (pfs_months, pfs_event) in the cohort table"
         return
     ids = table.patient_ids
-    seed_thr = opt.survival_thresholds == "seed"
+    seed_thr = opt.survival_thresholds in ("published", "seed")
 
     def threshold(name: str, seed_value: float | None):
         v = table.column(name)

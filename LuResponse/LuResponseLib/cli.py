@@ -68,7 +68,7 @@ def add_cohort_arguments(p: argparse.ArgumentParser) -> None:
                     help="dAD/AA cut-off of the rule (default -50 %%)")
     st.add_argument("--cutoff", type=_pair, action="append", default=[], metavar="CAD_GY,DELTA_PERCENT",
                     help="extra cut-off rule to evaluate, e.g. 120,-40; repeatable")
-    st.add_argument("--survival-thresholds", type=_thresholds, choices=["seed", "median"], default="seed",
+    st.add_argument("--survival-thresholds", type=_thresholds, choices=["published", "median"], default="published",
                     metavar="{published,median}",
                     help="dose thresholds for KM/Cox: 'published' = the values of Hebert et al. (J Nucl Med 2024: "
                          "91.36 / 52.52 Gy, default) or 'median' = the cohort's medians")
@@ -98,7 +98,7 @@ def add_cohort_arguments(p: argparse.ArgumentParser) -> None:
 
 def _thresholds(text: str) -> str:
     """'published' (the earlier name 'seed' is still accepted) or 'median'."""
-    return "seed" if text in ("published", "seed") else text
+    return "published" if text in ("published", "seed") else text
 
 
 def _landmark(text: str):

@@ -38,21 +38,56 @@ import numpy as np
 from ..errors import InputDataError
 from . import kinetics
 
-__all__ = ["HANSCHEID_WINDOW_H", "POPULATION_T_EFF_H", "STP_METHODS", "population_t_eff", "single_time_point_dose"]
+__all__ = ["HANSCHEID_WINDOW_H", "POPULATION_T_EFF_H", "POPULATION_T_EFF_SOURCE", "STP_METHODS", "population_t_eff",
+           "single_time_point_dose"]
 
 STP_METHODS = ("auto", "ratio", "madsen", "hanscheid")
-#: Hänscheid et al. 2018 (J Nucl Med 59:75): one measurement after ~4 days (96 h); window 4 d ± 1 d (h).
+#: Scan-time window (h) in which the Hänscheid method is used unflagged. Centre: the paper's single
+#: measurement "after 4 days" (96 h; title of Hänscheid et al., J Nucl Med 2018;59(1):75–81, as cited in
+#: Sundlöv et al., Eur J Nucl Med Mol Imaging 2022, ref. 31). The ±1 d width is this project's choice
+#: (approximate, unverified against the paper): with the kidney and tumour T_eff of
+#: :data:`POPULATION_T_EFF_H` the 2t/ln2 integral stays within 15 % of the mono-exponential one over
+#: 72–120 h (tested in Testing/test_stp_cycle.py).
 HANSCHEID_WINDOW_H = (72.0, 120.0)
-#: Population effective half-lives of [177Lu]Lu-DOTATATE, (T_eff h, 1σ spread h), per VOI kind or organ name.
-#: Approximate values from the single-time-point literature (Hänscheid et al., J Nucl Med 2018: kidney
-#: ≈ 50 h, tumours and spleen longer; Hou et al., J Nucl Med 2021: log-normal population spread, optimal
-#: STP scan ≈ 72 h for DOTATATE). Replace with the local population where it is known.
+
+#: Macsuka et al., J Nucl Med 2026, Table 2, cycle 1 (all 73 patients of the study): median ± SE (h) of
+#: the washout half-time of the bi-exponential dose-rate fit (Eq. 1). The table labels it "washout rate
+#: (h)"; it is read as a half-time because the Methods constrain the "washout half-time" against the
+#: physical 159.5 h. Being the late-phase half-time of a dose-rate curve, it includes physical decay (an
+#: effective half-life). Cycles 2–4: tumour 82.8, 79.2, 77.1 h; kidney 48.1, 46.9, 46.8 h (no significant
+#: change between cycles, Table 2).
+MACSUKA_2026_WASHOUT_HALF_TIME_H = {"kidney": (47.2, 2.1), "tumor": (79.5, 3.2)}
+MACSUKA_2026_N_PATIENTS = 73
+
+
+def _population_sd_h(se_h: float, n: int) -> float:
+    """Between-patient 1σ (h) from the standard error of a summary over ``n`` patients: SE·√n.
+
+    Approximate: treats the reported SE of the median as σ/√n (for a normal population the SE of the
+    median is ≈ 1.25 σ/√n, so this overstates σ by up to 25 %, the conservative side)."""
+    return float(se_h) * math.sqrt(n)
+
+
+#: Population effective half-lives of [177Lu]Lu-DOTATATE, (T_eff h, 1σ spread h), per VOI kind or organ
+#: name, used by the Madsen method when a VOI has no fully imaged cycle. Kidney and tumour: Macsuka et
+#: al. 2026 (above), σ computed from the SE. Spleen, liver and other organs: approximate, unverified
+#: (no value found in the seed papers or a retrieved source; Hou et al., J Nucl Med 2021;62(7):1006–1011
+#: model T_eff distributions as log-normal and find ~72 h the best single scan time for DOTATATE, but
+#: their per-organ values were not retrieved). Replace with the local population where it is known.
 POPULATION_T_EFF_H = {
-    "kidney": (50.0, 12.0),
-    "spleen": (70.0, 15.0),
-    "liver": (75.0, 20.0),
-    "tumor": (80.0, 20.0),
-    "organ": (70.0, 20.0),
+    **{k: (t, _population_sd_h(se, MACSUKA_2026_N_PATIENTS))
+       for k, (t, se) in MACSUKA_2026_WASHOUT_HALF_TIME_H.items()},
+    "spleen": (70.0, 15.0),  # approximate, unverified
+    "liver": (75.0, 20.0),  # approximate, unverified
+    "organ": (70.0, 20.0),  # approximate, unverified
+}
+#: Where each :data:`POPULATION_T_EFF_H` entry comes from (printed in the warning of every row that uses it).
+POPULATION_T_EFF_SOURCE = {
+    "kidney": "Macsuka et al., J Nucl Med 2026, Table 2, cycle 1 median; σ = SE·√73",
+    "tumor": "Macsuka et al., J Nucl Med 2026, Table 2, cycle 1 median; σ = SE·√73",
+    "spleen": "approximate, unverified",
+    "liver": "approximate, unverified",
+    "organ": "approximate, unverified",
 }
 _LN2 = math.log(2.0)
 
@@ -134,7 +169,7 @@ def single_time_point_dose(cyc, v, y: np.ndarray, y_units: str, options, nuclide
             warnings.append(f"{where}: Hänscheid single-time-point method at {t:g} h, outside its validity window "
                             f"{window[0]:g}–{window[1]:g} h (Hänscheid et al. 2018: one scan after ~4 d); "
                             f"the integral may be biased by tens of per cent")
-        source = "Hänscheid 2018, T_eff = scan time"
+        source = "Hänscheid et al., J Nucl Med 2018, T_eff = scan time"
     else:
         if ref is not None:
             t_eff_h = float(ref.effective_half_life_h)
@@ -143,7 +178,7 @@ def single_time_point_dose(cyc, v, y: np.ndarray, y_units: str, options, nuclide
         else:
             t_eff_h, s_t, key = population_t_eff(v)
             flags.append("stp:population_t_eff")
-            source = f"population T_eff {t_eff_h:g} ± {s_t:g} h ({key}; Hänscheid et al. 2018, Hou et al. 2021)"
+            source = f"population T_eff {t_eff_h:g} ± {s_t:.1f} h ({key}; {POPULATION_T_EFF_SOURCE[key]})"
         t_eff_assumed = t_eff_h
     fit = kinetics.fit_single_time_point(t, value, physical_half_life_h=nuclide.half_life_h,
                                          effective_half_life_h=t_eff_h, value_uncertainty=options.value_uncertainty)

@@ -182,7 +182,9 @@ def methods_text(result) -> str:
         parts.append("No partial-volume correction (no recovery coefficients given).")
     parts.append("Time-activity fit: bi-exponential model of Macsuka et al., J Nucl Med 2026 (Eq. 1) with "
                  f"documented fallbacks (model '{opts.get('fit_model', 'auto')}'); single-time-point cycles after "
-                 "Hänscheid et al., J Nucl Med 2018 and Hebert et al., J Nucl Med 2024.")
+                 "Hebert et al., J Nucl Med 2024 (ratio to a fully imaged cycle), Madsen et al., Med Phys 2018 "
+                 "(population T_eff of kidneys and tumours from Macsuka et al., J Nucl Med 2026, Table 2) or "
+                 "Hänscheid et al., J Nucl Med 2018.")
     if units == {"Gy/h"}:
         parts.append("Dose-rate maps were integrated directly (no activity-to-dose step).")
     elif opts.get("dose_method") == "voxel_s_value":

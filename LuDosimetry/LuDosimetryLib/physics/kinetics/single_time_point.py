@@ -24,7 +24,7 @@ def hanscheid_tia(value, time_h) -> float:
 
 
 def madsen_tia(value, time_h, effective_half_life_h) -> float:
-    """Single-time-point integral after Madsen et al. 2018 (Med Phys 45:2318): value·e^(kt)/k.
+    """Single-time-point integral after Madsen et al., Med Phys 2018 (doi:10.1002/mp.12886): value·e^(kt)/k.
 
     k = ln2/``effective_half_life_h`` (a population value, h); ``value`` at ``time_h`` (h).
     Returns value·h. Exact for a mono-exponential with that half-life.
@@ -53,10 +53,10 @@ def fit_single_time_point(time_h, value, *, physical_half_life_h: float, effecti
     t_phys = _positive_scalar(physical_half_life_h, "physical_half_life_h", "h")
     if effective_half_life_h is None:
         t_eff, method = t, "hanscheid"
-        notes = [f"single time point at {t:g} h: Hänscheid 2018 (T_eff taken equal to the scan time)"]
+        notes = [f"single time point at {t:g} h: Hänscheid et al., J Nucl Med 2018 (T_eff taken equal to the scan time)"]
     else:
         t_eff, method = _positive_scalar(effective_half_life_h, "effective_half_life_h", "h"), "madsen"
-        notes = [f"single time point at {t:g} h: Madsen 2018 with T_eff {t_eff:.1f} h"]
+        notes = [f"single time point at {t:g} h: Madsen et al., Med Phys 2018 with T_eff {t_eff:.1f} h"]
     if t_eff > t_phys:
         notes.append(f"T_eff {t_eff:.1f} h longer than physical decay: {t_phys:.1f} h used")
         t_eff = t_phys

@@ -87,6 +87,11 @@ def test_rerun_with_other_dose_method_uses_cached_registrations(monkeypatch, tmp
     reg_a = json.loads((tmp_path / "a" / "summary.json").read_text())["registration"]
     reg_b = json.loads((tmp_path / "b" / "summary.json").read_text())["registration"]
     assert _without_times(reg_a) == _without_times(reg_b)
+    # the per-VOI SPECT checks and the resampled scans came from the cache too, with the same numbers
+    assert cache.stats.get("scan_check:hits", 0) >= 2 * n
+    rows_a = (tmp_path / "a" / "voi_cycle_doses.csv").read_text().splitlines()
+    third_cached = run_manifest(coarse_patient, tmp_path / "d", PipelineOptions(registration="auto"))
+    assert third_cached.rows and (tmp_path / "d" / "voi_cycle_doses.csv").read_text().splitlines() == rows_a
     # --no-cache: neither read nor written, recorded in the summary
     h1, w1 = hits(), writes()
     third = run_manifest(coarse_patient, tmp_path / "c", PipelineOptions(registration="auto", use_cache=False))

@@ -5,6 +5,8 @@ What is cached (each entry keyed by a SHA-256 of everything it depends on):
 * registration transforms per scan pair, keyed by the content hashes of the images used and
   the registration options (:mod:`.imaging.registration_cache`);
 * voxel S-value kernels per nuclide, voxel size and kernel options (:mod:`.physics.dose.kernels`).
+* the per-VOI SPECT check of each scan and the scan resampled onto the reference grid, keyed by
+  the images, the transform, the VOI boxes and the code (:func:`.imaging.registration_cache.cached_object`).
 
 Location (never the study folder, never the result folder):
 

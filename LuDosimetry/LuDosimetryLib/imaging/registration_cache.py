@@ -3,8 +3,8 @@
 A registration of one scan pair is keyed by the content hashes (SHA-256 of voxels and geometry)
 of the images it used (fixed/moving SPECT and CT), the function and its options, and a hash of
 the registration code itself (a changed algorithm never reuses an old result). A re-run of the
-same study with another dose method or ``--save-maps`` then reuses every transform; the
-per-VOI SPECT check and the resampling still run (they are cheap and depend on the VOIs).
+same study with another dose method or ``--save-maps`` then reuses every transform, and (through
+:func:`cached_object`, keyed also by the VOI boxes) every per-VOI SPECT check and resampled scan.
 Only transforms SimpleITK can rebuild from their parameters (Euler 3-D, translation, affine,
 identity) are stored; anything else is recomputed.
 """
@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import math
+import pickle
 from functools import lru_cache
 from pathlib import Path
 
@@ -23,7 +25,10 @@ import SimpleITK as sitk
 from .. import cache
 from . import registration
 
+log = logging.getLogger(__name__)
+
 NAMESPACE = "registration"
+OBJECT_NAMESPACE = "scan_check"  # per-VOI SPECT checks and resampled scans (:func:`cached_object`)
 
 
 def image_digest(img: sitk.Image | None) -> str | None:
@@ -126,3 +131,49 @@ def cached(function: str, images: tuple, options: dict, compute) -> tuple[regist
     if d is not None:
         cache.write_json(NAMESPACE, key, d)
     return res, False
+
+
+def object_digest(obj) -> str | None:
+    """SHA-256 of the pickle of a SimpleITK transform, a numpy array or a tuple of them (None for None).
+
+    SimpleITK pickles a transform as its type and parameters, so equal transforms give equal digests."""
+    if obj is None:
+        return None
+    if isinstance(obj, np.ndarray):
+        return hashlib.sha256(repr((obj.shape, obj.dtype.str)).encode() + np.ascontiguousarray(obj).tobytes()).hexdigest()
+    if isinstance(obj, (tuple, list)):
+        return hashlib.sha256("|".join(str(object_digest(x)) for x in obj).encode()).hexdigest()
+    if isinstance(obj, (int, float, str)):
+        return hashlib.sha256(repr(obj).encode()).hexdigest()
+    return hashlib.sha256(pickle.dumps(obj)).hexdigest()
+
+
+@lru_cache(maxsize=1)
+def _check_code_digest() -> str:
+    h = hashlib.sha256(code_digest().encode())
+    here = Path(__file__).resolve().parent
+    for p in (here / "registration_check.py", here.parent / "io" / "images.py"):
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def cached_object(function: str, parts: list, compute):
+    """``compute()``, or its pickled result stored for the same ``parts`` (digests and options) and
+    the same code of the registration check and the resampling (``function``: e.g. ``"check_scan"``,
+    ``"resample"``). The per-VOI SPECT check and the resampling of every scan then cost a file read
+    on a re-run. The pickles are written and read only by this package, in the user's cache folder."""
+    if not cache.enabled():
+        return compute()
+    key = cache.key_of("object", function, _check_code_digest(), parts)
+    data = cache.read_bytes(OBJECT_NAMESPACE, key, ".pkl")
+    if data is not None:
+        try:
+            return pickle.loads(data)
+        except Exception as exc:  # noqa: BLE001 - an entry of another layout or a truncated file: recompute
+            log.info("cache: unreadable %s entry (%s); recomputed", function, exc)
+    value = compute()
+    try:
+        cache.write_bytes(OBJECT_NAMESPACE, key, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), ".pkl")
+    except (pickle.PicklingError, TypeError, AttributeError):
+        pass  # not storable: computed each run
+    return value

@@ -134,5 +134,9 @@ def test_pvc_and_stp_options_reach_the_pipeline_options():
                                                           "hanscheid"]))
     assert opts.apply_pvc_to == ("tumor", "kidney", "spleen", "liver") and opts.stp_method == "hanscheid"
     assert _run_options(build_parser().parse_args(base + ["--pvc", ""])).apply_pvc_to == ()
+    opts = _run_options(build_parser().parse_args(base + ["--pvc-voi", "liver=yes", "--pvc-voi", "spleen=no"]))
+    assert opts.pvc_per_voi == {"liver": True, "spleen": False}
+    with pytest.raises(InputDataError, match="--pvc-voi 'liver': expected NAME=yes or NAME=no"):
+        _run_options(build_parser().parse_args(base + ["--pvc-voi", "liver"]))
     with pytest.raises(InputDataError, match="apply_pvc_to: unknown VOI kind"):
         _run_options(build_parser().parse_args(base + ["--pvc", "tumour"]))

@@ -42,6 +42,20 @@ def _cmd_phantom(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pvc_per_voi(items: list[str]) -> dict:
+    """``["kidney_left=no", "tumor_3=yes"]`` -> {VOI name: bool}; a clear error for anything else."""
+    from .errors import InputDataError
+
+    out = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        flag = {"yes": True, "on": True, "true": True, "no": False, "off": False, "false": False}.get(value.lower())
+        if not name or flag is None:
+            raise InputDataError(f"--pvc-voi {item!r}: expected NAME=yes or NAME=no")
+        out[name] = flag
+    return out
+
+
 def _run_options(args: argparse.Namespace):
     from .pipeline import PipelineOptions
 
@@ -57,6 +71,7 @@ def _run_options(args: argparse.Namespace):
         **({"apply_pvc_to": tuple(k.strip() for k in args.pvc.split(",") if k.strip())}
            if getattr(args, "pvc", None) is not None else {}),
         **({"stp_method": args.stp_method} if getattr(args, "stp_method", None) else {}),
+        **({"pvc_per_voi": _pvc_per_voi(args.pvc_voi)} if getattr(args, "pvc_voi", None) else {}),
     )
 
 
@@ -221,6 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--pvc", metavar="KINDS", default=None,
                        help="comma-separated VOI kinds or organ names given partial-volume correction (default "
                             "tumor,kidney,spleen; '' for none; e.g. tumor,kidney,spleen,liver)")
+        q.add_argument("--pvc-voi", action="append", metavar="NAME=yes|no", default=None,
+                       help="switch partial-volume correction on or off for one VOI, overriding --pvc (repeatable)")
         q.add_argument("--stp-method", default=None, choices=["auto", "ratio", "madsen", "hanscheid"],
                        help="single-time-point cycles: auto (ratio method of Hebert et al., J Nucl Med 2024 when "
                             "the VOI has a fully imaged cycle, else Madsen with a stated T_eff), ratio, madsen, or "

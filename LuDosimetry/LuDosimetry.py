@@ -48,6 +48,8 @@ VOI_KINDS = ["tumor", "kidney", "organ"]  # LuDosimetryLib.io.study.VOI_KINDS
 VOI_MODES = ["as_drawn", "adaptive_threshold"]  # LuDosimetryLib.io.study.VOI_MODES
 SPECT_UNITS = ["Bq/mL", "counts", "Gy/h"]  # LuDosimetryLib.io.study.SPECT_UNITS
 RESPONSES = ["", "CR", "PR", "SD", "PD"]
+STP_METHODS = ["auto", "ratio", "madsen", "hanscheid"]  # LuDosimetryLib.physics.stp_cycle.STP_METHODS
+PLANNING_RULES = ["kidney_23Gy", "renal_BED_27Gy"]  # LuDosimetryLib.results.planning.PLANNING_RULES
 
 STATUS_NOT_STARTED = "not started"
 STATUS_DONE = "done"
@@ -239,7 +241,7 @@ class LuDosimetryParameterNode:
 
     studyTable - one row per time point (STUDY_COLUMNS) with node references to the SPECT, CT, transform and
         registered SPECT of each row; referenceRow - its cycle-1 reference row. segmentation - the VOIs (segment
-        tags: kind, mode, fit model). doseMethod, fitModel, referenceHours, saveMaps, usePvc, registrationMethod -
+        tags: kind, mode, fit model). doseMethod, fitModel, referenceHours, saveMaps, usePvc, stpMethod, planningRule, registrationMethod -
         LuDosimetryLib.pipeline.PipelineOptions. recoveryTable - columns volume_ml, rc. resultsTable, summaryTable,
         tacChart, adPerAaChart - outputs. response - RECIST response sent to LuResponse. *Status - wizard steps.
     """
@@ -258,6 +260,8 @@ class LuDosimetryParameterNode:
     referenceHours: Annotated[float, WithinRange(0.0, 1000.0)] = 24.0
     saveMaps: bool = True
     usePvc: bool = True
+    stpMethod: Annotated[str, Choice(STP_METHODS)] = "auto"
+    planningRule: Annotated[str, Choice(PLANNING_RULES)] = "kidney_23Gy"
     recoveryTable: vtkMRMLTableNode | None
     resultsTable: vtkMRMLTableNode | None
     summaryTable: vtkMRMLTableNode | None
@@ -1511,7 +1515,8 @@ class LuDosimetryLogic(ScriptedLoadableModuleLogic):
 
         return PipelineOptions(registration=registration, dose_method=parameterNode.doseMethod,
                                fit_model=parameterNode.fitModel, min_tumor_volume_ml=parameterNode.minTumorVolumeMl,
-                               save_maps=parameterNode.saveMaps, reference_hours=parameterNode.referenceHours)
+                               save_maps=parameterNode.saveMaps, reference_hours=parameterNode.referenceHours,
+                               stp_method=parameterNode.stpMethod, planning_rule=parameterNode.planningRule)
 
     def studyImages(self, rows, keys: dict, referenceRow: int, segmentationNode=None):
         """LuDosimetryLib.pipeline.StudyImages from the scene: SPECT (counts converted to Bq/mL) and CT per

@@ -338,6 +338,8 @@ def _module_constant(py_path: Path, name: str):
     ("LuDosimetry/LuDosimetry.py", "SPECT_UNITS", "LuDosimetryLib.io.study", "SPECT_UNITS"),
     ("LuDosimetry/LuDosimetry.py", "VOI_KINDS", "LuDosimetryLib.io.study", "VOI_KINDS"),
     ("LuDosimetry/LuDosimetry.py", "VOI_MODES", "LuDosimetryLib.io.study", "VOI_MODES"),
+    ("LuDosimetry/LuDosimetry.py", "STP_METHODS", "LuDosimetryLib.physics.stp_cycle", "STP_METHODS"),
+    ("LuDosimetry/LuDosimetry.py", "PLANNING_RULES", "LuDosimetryLib.results.planning", "PLANNING_RULES"),
     ("LuResponse/LuResponse.py", "MODEL_KINDS", "LuResponseLib.models", "MODEL_KINDS"),
     ("LuResponse/LuResponse.py", "RESPONSE_CODES", "LuResponseLib.table", "RESPONSE_CODES"),
 ])

@@ -3,8 +3,11 @@
 Rendered with matplotlib's ``PdfPages`` (a maintained library already required, installed from
 the package registries without system libraries; WeasyPrint would need Debian's pango). The PDF
 has the same content as the HTML page: every section's text (headings bold, tables as rows of
-cells separated by " | ", long lines wrapped) and every embedded figure (the same PNG, scaled to
-the text width). Each page carries the title, the run ID and "page n of N".
+cells separated by " | ", long lines wrapped) and every embedded figure (the same pixels as the
+HTML's PNG, scaled to the text width: taken from the report's rendering when given, else decoded
+from the PNG). Each page carries the title, the run ID and "page n of N". One axes spans each page;
+images are placed on it at their own resolution and consecutive text lines are set as one text
+block, so a page costs a few artists rather than one per line or figure.
 """
 
 from __future__ import annotations
@@ -44,36 +47,42 @@ def _text_lines(fragment: str) -> list[tuple[str, str]]:
     return out
 
 
-def _blocks(sections: list[str]) -> list:
-    """("h"|"t", text) and ("img", png bytes) in document order."""
+def _blocks(sections: list[str], pixels: dict | None = None) -> list:
+    """("h"|"t", text) and ("img", RGB(A) pixels) in document order (``pixels``: base64 PNG -> pixels
+    of the rendered figures, used instead of decoding the PNG)."""
+    import matplotlib.image as mpimg
+
     blocks = []
     for sec in sections:
         pos = 0
         for m in _IMG.finditer(sec):
             blocks += _text_lines(sec[pos:m.start()])
-            blocks.append(("img", base64.b64decode(m.group(1))))
+            img = (pixels or {}).get(m.group(1))
+            if img is None:
+                img = mpimg.imread(io.BytesIO(base64.b64decode(m.group(1))), format="png")
+            blocks.append(("img", img))
             pos = m.end()
         blocks += _text_lines(sec[pos:])
     return blocks
 
 
-def write_pdf(sections: list[str], path, title: str = "Dosimetry report", run_id: str = "") -> Path:
-    """Lay ``sections`` (HTML fragments of :func:`.report.build_report_sections`) out on A4 pages."""
+def write_pdf(sections: list[str], path, title: str = "Dosimetry report", run_id: str = "",
+              pixels: dict | None = None) -> Path:
+    """Lay ``sections`` (HTML fragments of :func:`.report.build_report_sections`) out on A4 pages;
+    ``pixels``: the figures' pixels by base64 PNG (:func:`.report_raster.collect_pixels`)."""
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.image as mpimg
-    import matplotlib.pyplot as plt
     from matplotlib.backends.backend_pdf import PdfPages
+    from matplotlib.figure import Figure
 
     w, h = A4_INCH
     usable_w = w - 2 * MARGIN_INCH
-    pages: list[list] = [[]]  # per page: (kind, y_inch_from_top, payload, height)
+    pages: list[list] = [[]]  # per page: (kind, y_inch_from_top, payload, (width, height))
     y = MARGIN_INCH
-    for kind, payload in _blocks(sections):
+    for kind, payload in _blocks(sections, pixels):
         if kind == "img":
-            img = mpimg.imread(io.BytesIO(payload), format="png")
-            ih, iw = img.shape[:2]
+            ih, iw = payload.shape[:2]
             dw = min(usable_w, iw / 100.0)
             dh = dw * ih / iw
             max_h = h - 2 * MARGIN_INCH - 0.3
@@ -82,11 +91,16 @@ def write_pdf(sections: list[str], path, title: str = "Dosimetry report", run_id
             need = dh + 0.1
         else:
             need = LINE_INCH * (2.0 if kind == "h" else 1.0)
-            img, dw, dh = None, 0, 0
+            dw, dh = 0, 0
         if y + need > h - MARGIN_INCH - 0.3:
             pages.append([])
             y = MARGIN_INCH
-        pages[-1].append((kind, y, img if kind == "img" else payload, (dw, dh)))
+        items = pages[-1]
+        if kind == "t" and items and items[-1][0] == "t" and abs(items[-1][1] + items[-1][3][1] - y) < 1e-9:
+            prev = items[-1]  # one text block for consecutive lines
+            items[-1] = ("t", prev[1], prev[2] + "\n" + payload, (0, prev[3][1] + need))
+        else:
+            items.append((kind, y, payload, (dw, need if kind == "t" else dh)))
         y += need
     p = Path(path)
     with PdfPages(p) as pdf:
@@ -95,18 +109,23 @@ def write_pdf(sections: list[str], path, title: str = "Dosimetry report", run_id
         meta["Creator"] = "lu-dosimetry"
         n = len(pages)
         for i, items in enumerate(pages):
-            fig = plt.figure(figsize=A4_INCH)
+            fig = Figure(figsize=A4_INCH)
+            fig.suppressComposite = True  # each image at its own resolution
+            ax = fig.add_axes((0, 0, 1, 1))
+            ax.set_axis_off()
+            ax.set_autoscale_on(False)
             for kind, top, payload, (dw, dh) in items:
                 if kind == "img":
-                    ax = fig.add_axes([MARGIN_INCH / w, 1 - (top + dh) / h, dw / w, dh / h])
-                    ax.imshow(payload)
-                    ax.set_axis_off()
-                else:
-                    baseline = top + LINE_INCH * (1.6 if kind == "h" else 1.0)
-                    fig.text(MARGIN_INCH / w, 1 - baseline / h, payload,
-                             fontsize=11 if kind == "h" else 6.5, weight="bold" if kind == "h" else "normal",
-                             family="DejaVu Sans")
-            fig.text(0.5, 0.25 / h, f"{title} — run ID {run_id} — page {i + 1} of {n}", ha="center", fontsize=7)
+                    ax.imshow(payload, extent=(MARGIN_INCH, MARGIN_INCH + dw, top + dh, top), aspect="auto",
+                              interpolation="nearest")
+                elif kind == "h":
+                    ax.text(MARGIN_INCH, top + LINE_INCH * 1.6, payload, fontsize=11, weight="bold",
+                            family="DejaVu Sans", va="baseline")
+                else:  # lines LINE_INCH apart: 6.5 pt type, line spacing in multiples of the font size
+                    ax.text(MARGIN_INCH, top + LINE_INCH * 1.0, payload, fontsize=6.5, family="DejaVu Sans",
+                            va="baseline", linespacing=LINE_INCH * 72 / 6.5 / 1.2)
+            ax.set_xlim(0, w)
+            ax.set_ylim(h, 0)
+            ax.text(w / 2, h - 0.25, f"{title} — run ID {run_id} — page {i + 1} of {n}", ha="center", fontsize=7)
             pdf.savefig(fig)
-            plt.close(fig)
     return p

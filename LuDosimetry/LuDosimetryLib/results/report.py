@@ -359,7 +359,10 @@ def build_report_sections(result) -> list[str]:
             fig = f"<p class='warn'>figure {name} failed: {html.escape(str(exc))}</p>"
         if fig:
             figs.append(f"<div>{fig}</div>")
-    sections.append("".join(figs))
+    from .report_figures import figure_cap_note
+
+    note = figure_cap_note(result)
+    sections.append((f"<p class='small'>{html.escape(note)}</p>" if note and figs else "") + "".join(figs))
     reg_rows = []
     for key, reg in sorted(result.registrations.items()):
         if reg is None:

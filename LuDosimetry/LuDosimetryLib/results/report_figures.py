@@ -21,6 +21,37 @@ import numpy as np
 import SimpleITK as sitk
 
 DPI = 100
+FIGURE_VOI_CAP = 8  # VOIs drawn in the per-VOI figures (dose on CT, TACs, registration checks); see figure_vois
+
+
+def figure_vois(result) -> list:
+    """The VOIs drawn in the per-VOI figures: all when there are at most :data:`FIGURE_VOI_CAP`,
+    else the kidneys, then the included tumours by decreasing volume, then the other VOIs, up to the
+    cap (in the run's order). The tables list every VOI; :func:`figure_cap_note` says which were left out."""
+    vois = list(result.vois)
+    if len(vois) <= FIGURE_VOI_CAP:
+        return vois
+
+    def rank(v):
+        if v.kind == "kidney":
+            return (0, 0.0)
+        if v.kind == "tumor" and v.included:
+            return (1, -float(v.volume_ml))
+        return (2 if v.included else 3, 0.0)
+
+    keep = {v.name for v in sorted(vois, key=rank)[:FIGURE_VOI_CAP]}
+    return [v for v in vois if v.name in keep]
+
+
+def figure_cap_note(result) -> str:
+    """A sentence naming the VOIs left out of the per-VOI figures ("" when none is)."""
+    shown = {v.name for v in figure_vois(result)}
+    left = [v.name for v in result.vois if v.name not in shown]
+    if not left:
+        return ""
+    return (f"Per-VOI figures (dose on anatomy, time-activity curves, registration checks) are drawn for "
+            f"{len(shown)} of {len(result.vois)} VOIs (at most {FIGURE_VOI_CAP}: the kidneys, then the largest "
+            f"included tumours, then the others); not drawn: {', '.join(left)}. Their numbers are in the tables.")
 
 
 def _figure(w_inch: float, h_inch: float):
@@ -50,8 +81,9 @@ def _anatomy(result) -> tuple[np.ndarray, str]:
 
 def _panels(result):
     """(title, union mask, [VOI]) per tumour and one for the kidneys."""
-    out = [(v.name, v.mask, [v]) for v in result.vois if v.kind == "tumor"]
-    kidneys = [v for v in result.vois if v.kind == "kidney"]
+    shown = figure_vois(result)
+    out = [(v.name, v.mask, [v]) for v in shown if v.kind == "tumor"]
+    kidneys = [v for v in shown if v.kind == "kidney"]
     if kidneys:
         m = np.zeros_like(kidneys[0].mask)
         for k in kidneys:
@@ -189,7 +221,7 @@ def tac_figure(result):
     import matplotlib
     from matplotlib.lines import Line2D
 
-    vois = list(result.vois)
+    vois = figure_vois(result)
     ncol = min(len(vois), 4)
     nrow = int(np.ceil(len(vois) / ncol))
     height = 2.5 * nrow + 0.75

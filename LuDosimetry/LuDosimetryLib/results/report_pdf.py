@@ -47,6 +47,16 @@ def _text_lines(fragment: str) -> list[tuple[str, str]]:
     return out
 
 
+_SPELLED = {"σ": "sigma", "Δ": "Delta ", "→": "->", "≤": "<=", "≥": ">=", "≈": "~", "α": "alpha", "β": "beta",
+            "λ": "lambda", "μ": "u", "γ": "gamma", "∑": "sum", "√": "sqrt", "−": "-", "₀": "0", "₁": "1", "₂": "2", "⁻": "^-"}
+
+
+def _latin(text: str) -> str:
+    """``text`` in the Windows-1252 set of the standard PDF fonts: Greek letters and arrows spelled out."""
+    out = "".join(_SPELLED.get(ch, ch) for ch in text)
+    return out.encode("cp1252", "replace").decode("cp1252")
+
+
 def _blocks(sections: list[str], pixels: dict | None = None) -> list:
     """("h"|"t", text) and ("img", RGB(A) pixels) in document order (``pixels``: base64 PNG -> pixels
     of the rendered figures, used instead of decoding the PNG)."""
@@ -103,7 +113,9 @@ def write_pdf(sections: list[str], path, title: str = "Dosimetry report", run_id
             items.append((kind, y, payload, (dw, need if kind == "t" else dh)))
         y += need
     p = Path(path)
-    with PdfPages(p) as pdf:
+    # the 14 standard PDF fonts (Helvetica): a line is written as one string; embedded TrueType text is
+    # laid out glyph by glyph (~60 us a character, most of the PDF's time)
+    with matplotlib.rc_context({"pdf.use14corefonts": True}), PdfPages(p) as pdf:
         meta = pdf.infodict()
         meta["Title"] = title
         meta["Creator"] = "lu-dosimetry"
@@ -119,13 +131,14 @@ def write_pdf(sections: list[str], path, title: str = "Dosimetry report", run_id
                     ax.imshow(payload, extent=(MARGIN_INCH, MARGIN_INCH + dw, top + dh, top), aspect="auto",
                               interpolation="nearest")
                 elif kind == "h":
-                    ax.text(MARGIN_INCH, top + LINE_INCH * 1.6, payload, fontsize=11, weight="bold",
-                            family="DejaVu Sans", va="baseline")
+                    ax.text(MARGIN_INCH, top + LINE_INCH * 1.6, _latin(payload), fontsize=11, weight="bold",
+                            family="Helvetica", va="baseline")
                 else:  # lines LINE_INCH apart: 6.5 pt type, line spacing in multiples of the font size
-                    ax.text(MARGIN_INCH, top + LINE_INCH * 1.0, payload, fontsize=6.5, family="DejaVu Sans",
+                    ax.text(MARGIN_INCH, top + LINE_INCH * 1.0, _latin(payload), fontsize=6.5, family="Helvetica", weight="medium",
                             va="baseline", linespacing=LINE_INCH * 72 / 6.5 / 1.2)
             ax.set_xlim(0, w)
             ax.set_ylim(h, 0)
-            ax.text(w / 2, h - 0.25, f"{title} — run ID {run_id} — page {i + 1} of {n}", ha="center", fontsize=7)
+            ax.text(w / 2, h - 0.25, _latin(f"{title} — run ID {run_id} — page {i + 1} of {n}"), ha="center",
+                    fontsize=7, family="Helvetica", weight="medium")
             pdf.savefig(fig)
     return p

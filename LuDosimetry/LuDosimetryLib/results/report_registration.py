@@ -129,8 +129,13 @@ def registration_section(result) -> str:
              "in the VOI's box before -> after registration.</p>",
              _table(result)]
     ct_ref = _ct_on(result.reference_spect, getattr(qc, "reference_ct", None))
+    from .report_figures import figure_cap_note, figure_vois
+
     keys = ordered_scans(result)
-    for voi in result.vois:
+    note = figure_cap_note(result)
+    if note:
+        parts.append(f"<p class='small'>{html.escape(note)}</p>")
+    for voi in figure_vois(result):
         if not any(voi.name in qc.checks[k].vois for k in keys):
             continue
         try:

@@ -117,9 +117,10 @@ def _dvh_figure(result) -> str:
 
     cycles = sorted({c for (_, c) in stats})
     shown = [cycles[0], cycles[-1]] if len(cycles) > 1 else cycles
-    fig = Figure(figsize=(5.2 * len(shown), 3.4))
+    extra = 1.4 * (1 + (len(stats) // len(cycles) - 1) // 16)  # inches for the VOI key on the right
+    fig = Figure(figsize=(5.2 * len(shown) + extra, 3.4))
     axes = fig.subplots(1, len(shown), squeeze=False)
-    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.14, top=0.9, wspace=0.2)
+    fig.subplots_adjust(left=0.07, right=1 - extra / (5.2 * len(shown) + extra), bottom=0.14, top=0.9, wspace=0.2)
     names = list(dict.fromkeys(n for (n, _) in stats))
     for ax, c in zip(axes[0], shown):
         for name, colour in zip(names, _colours(len(names))):
@@ -129,7 +130,8 @@ def _dvh_figure(result) -> str:
         ax.set_xlabel("absorbed dose (Gy)")
         ax.set_ylabel("volume (%)")
         ax.set_title(f"cumulative DVH, cycle {c} (voxel-wise LED, no PVC)", fontsize=9)
-        ax.legend(fontsize=6)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=6, loc="center right", ncol=1 + (len(labels) - 1) // 16)
     return _fig_to_img_tag(fig, "DVH")
 
 

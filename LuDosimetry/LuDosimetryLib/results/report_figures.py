@@ -142,8 +142,8 @@ def dose_on_ct_figures(result) -> list:
             for j, (ctitle, _) in enumerate(columns):
                 dd = crops[(ctitle, view)]
                 cyc = cycles[min(j, len(cycles) - 1)] if ctitle != "cumulative" else cycles[0]
-                lines = [(dd >= f * vmax, c, "thin") for f, c in iso if dd.max() > 0] + voi_lines[cyc]
-                row.append(rr.fused_panel(grey, dd / vmax, 0.02, "inferno", 0.6, lines, k, aspect, flip,
+                row.append(rr.fused_panel(grey, dd / vmax, 0.02, "inferno", 0.6, voi_lines[cyc], k, aspect, flip,
+                                          levels=iso if dd.max() > 0 else (),
                                           letters=("R", "L", "A", "P") if view == "axial" else ("R", "L", "S", "I"),
                                           scale_bar_mm=20.0 if j == 0 and view == "axial" else None,
                                           mm_per_px=sp[0] / k, cache=cache))

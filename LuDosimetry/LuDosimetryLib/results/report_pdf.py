@@ -129,7 +129,7 @@ def write_pdf(sections: list[str], path, title: str = "Dosimetry report", run_id
             for kind, top, payload, (dw, dh) in items:
                 if kind == "img":
                     ax.imshow(payload, extent=(MARGIN_INCH, MARGIN_INCH + dw, top + dh, top), aspect="auto",
-                              interpolation="nearest")
+                              interpolation="none")  # "none": the pixels go into the PDF as they are
                 elif kind == "h":
                     ax.text(MARGIN_INCH, top + LINE_INCH * 1.6, _latin(payload), fontsize=11, weight="bold",
                             family="Helvetica", va="baseline")

@@ -55,7 +55,7 @@ class Raster:
         from PIL import Image
 
         buf = io.BytesIO()
-        Image.fromarray(self.rgb).save(buf, format="png", compress_level=3)
+        Image.fromarray(self.rgb).save(buf, format="png", compress_level=1)
         return buf.getvalue()
 
     def img_tag(self, alt: str) -> str:
@@ -127,13 +127,14 @@ def edge(region: np.ndarray, width: int = 1) -> np.ndarray:
 
 def fused_panel(grey, frac, threshold: float, cmap: str, alpha: float, lines, k: int, aspect: float = 1.0,
                 flip: bool = False, letters=None, scale_bar_mm: float | None = None, mm_per_px: float = 1.0,
-                grey_is_rgb: bool = False, cache: dict | None = None, ink=(255, 255, 0)):
+                grey_is_rgb: bool = False, cache: dict | None = None, ink=(255, 255, 0), levels=()):
     """One panel as a PIL image: ``grey`` (0..1, or RGB with ``grey_is_rgb``) with ``frac`` (0..1,
     None for no wash) as a ``cmap`` colour wash of opacity ``alpha`` where ``frac > threshold``;
     ``lines``: [(boolean region on the same grid, RGB colour[, "dashed"])] drawn as boundary lines
     (level 0.5); ``k`` px per voxel along x, ``k * aspect`` along y; ``flip`` puts row 0 at the
     bottom; ``letters``: (left, right, top, bottom) orientation letters; a white scale bar of
-    ``scale_bar_mm`` (letters and bar in ``ink``). ``cache``: a dict shared by panels of the same background and lines (the
+    ``scale_bar_mm`` (letters and bar in ``ink``); ``levels``: [(fraction, RGB)] lines (1 px) where the
+    upsampled ``frac`` crosses ``fraction`` (isodose lines). ``cache``: a dict shared by panels of the same background and lines (the
     upsampled background and line pixels are computed once)."""
     from PIL import Image, ImageDraw
 
@@ -151,6 +152,8 @@ def fused_panel(grey, frac, threshold: float, cmap: str, alpha: float, lines, k:
         on = f > threshold
         colour = lut(cmap)[np.clip((f * 255).astype(int), 0, 255)].astype(np.float64)
         rgb[on] = (1 - alpha) * rgb[on] + alpha * colour[on]
+        for level, lc in levels:
+            rgb[edge(f >= level, 1)] = lc
     for line in lines:
         region, colour = line[0], line[1]
         style = line[2] if len(line) > 2 else ""

@@ -1,18 +1,26 @@
-"""Figures of the per-patient report (matplotlib, Agg backend): dose on the CT, the recovery-coefficient
-curve, AD/AA across cycles and the time-activity curves.
+"""Figures of the per-patient report: dose on the CT, the recovery-coefficient curve, AD/AA across
+cycles and the time-activity curves.
 
-Every function returns a matplotlib Figure (the caller saves it as PNG); sizes are chosen so that
-a figure saved at :data:`DPI` is at least 300 px wide. Axes carry units; colours follow one
-VOI -> colour key (:func:`voi_colours`) in all figures.
+The plots (RC curve, AD/AA, TACs) return a matplotlib Figure (outside pyplot, rendered once by
+:func:`.report_raster.from_figure`); the dose-on-CT figures are composed as pixels
+(:mod:`.report_raster`, ~1 ms a panel instead of ~30 ms for a matplotlib axes). Sizes are chosen so
+that every figure is at least 300 px wide. Axes carry units; colours follow one VOI -> colour key
+(:func:`voi_colours`) in all figures.
 
-Dose on anatomy (:func:`dose_on_ct_figure`): for each tumour and for the kidneys, an axial and a
+Dose on anatomy (:func:`dose_on_ct_figures`): for each tumour and for the kidneys, an axial and a
 coronal slice through the VOI's centre of mass showing the CT (grey, HU window -160..240; the
 reference SPECT when there is no CT), the voxel-wise absorbed dose (Gy) of each cycle and the
-cumulative dose as a colour wash with isodose lines at 25/50/75 % of the panel's maximum, the VOI
+cumulative dose as a colour wash with isodose lines at 25/50/75 % of the figure's maximum, the VOI
 contours, a colour bar in Gy, a 20 mm scale bar and orientation letters (R/L, A/P, S/I; the images
 are LPS).
 The voxel dose maps are not partial-volume corrected and exist only inside the VOIs (the run
 computes them there unless maps are saved).
+
+Per-VOI figures (dose on anatomy, TAC panels, registration checks) are drawn for at most
+:data:`FIGURE_VOI_CAP` VOIs (:func:`figure_vois`: kidneys, then the largest included tumours, then
+the others); the report names the VOIs left out, whose numbers stay in the tables. This keeps the
+cost of a VOI beyond the cap to its table rows and its lines in the shared plots (issue 17:
+<= 0.05 s a VOI, ``bench/bench_report.py``).
 """
 
 from __future__ import annotations

@@ -66,17 +66,21 @@ class Raster:
 
 
 def from_figure(fig, dpi: float = 100) -> Raster:
-    """Render a matplotlib figure once with Agg (no pyplot state kept: the figure is closed)."""
-    import matplotlib.pyplot as plt
+    """Render a matplotlib figure once with Agg (a pyplot figure is closed afterwards). The text of a
+    matplotlib figure is not collected (``labels`` stays empty; walking its artists costs more than
+    a panel)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
+    managed = getattr(fig.canvas, "manager", None) is not None
     fig.set_dpi(dpi)
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
     rgb = np.asarray(canvas.buffer_rgba())[..., :3].copy()
-    labels = [t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text")) if t.get_text()]
-    plt.close(fig)
-    return Raster(rgb, labels)
+    if managed:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    return Raster(rgb)
 
 
 @lru_cache(maxsize=8)

@@ -5,9 +5,10 @@ the package registries without system libraries; WeasyPrint would need Debian's 
 has the same content as the HTML page: every section's text (headings bold, tables as rows of
 cells separated by " | ", long lines wrapped) and every embedded figure (the same pixels as the
 HTML's PNG, scaled to the text width: taken from the report's rendering when given, else decoded
-from the PNG). Each page carries the title, the run ID and "page n of N". One axes spans each page;
-images are placed on it at their own resolution and consecutive text lines are set as one text
-block, so a page costs a few artists rather than one per line or figure.
+from the PNG). Each page carries the title, the run ID and "page n of N". One axes spans each page
+and images are placed on it at their own resolution (no axes per figure, no resampling); text is
+set in the standard PDF font Helvetica (one string per line; an embedded TrueType font costs
+~60 us a character), in its Windows-1252 character set with Greek letters and arrows spelled out.
 """
 
 from __future__ import annotations
@@ -105,12 +106,7 @@ def write_pdf(sections: list[str], path, title: str = "Dosimetry report", run_id
         if y + need > h - MARGIN_INCH - 0.3:
             pages.append([])
             y = MARGIN_INCH
-        items = pages[-1]
-        if kind == "t" and items and items[-1][0] == "t" and abs(items[-1][1] + items[-1][3][1] - y) < 1e-9:
-            prev = items[-1]  # one text block for consecutive lines
-            items[-1] = ("t", prev[1], prev[2] + "\n" + payload, (0, prev[3][1] + need))
-        else:
-            items.append((kind, y, payload, (dw, need if kind == "t" else dh)))
+        pages[-1].append((kind, y, payload, (dw, dh)))
         y += need
     p = Path(path)
     # the 14 standard PDF fonts (Helvetica): a line is written as one string; embedded TrueType text is
@@ -133,9 +129,9 @@ def write_pdf(sections: list[str], path, title: str = "Dosimetry report", run_id
                 elif kind == "h":
                     ax.text(MARGIN_INCH, top + LINE_INCH * 1.6, _latin(payload), fontsize=11, weight="bold",
                             family="Helvetica", va="baseline")
-                else:  # lines LINE_INCH apart: 6.5 pt type, line spacing in multiples of the font size
-                    ax.text(MARGIN_INCH, top + LINE_INCH * 1.0, _latin(payload), fontsize=6.5, family="Helvetica", weight="medium",
-                            va="baseline", linespacing=LINE_INCH * 72 / 6.5 / 1.2)
+                else:
+                    ax.text(MARGIN_INCH, top + LINE_INCH, _latin(payload), fontsize=6.5, family="Helvetica",
+                            weight="medium", va="baseline")
             ax.set_xlim(0, w)
             ax.set_ylim(h, 0)
             ax.text(w / 2, h - 0.25, _latin(f"{title} — run ID {run_id} — page {i + 1} of {n}"), ha="center",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import contextvars
 import html
 import io
 from dataclasses import dataclass, field
@@ -25,19 +26,21 @@ from functools import lru_cache
 
 import numpy as np
 
-_STORE: dict | None = None  # base64 PNG -> RGB pixels, while a report is being written
+# base64 PNG -> RGB pixels while a report is being written (per thread/context: reports written side by
+# side in threads of one process keep their own; a miss only means the PDF decodes that PNG)
+_STORE: contextvars.ContextVar = contextvars.ContextVar("report_pixels", default=None)
 
 
 @contextlib.contextmanager
 def collect_pixels():
     """Within the block, every :meth:`Raster.img_tag` records its pixels (yielded dict, keyed by
     the base64 PNG text of the tag) so :mod:`.report_pdf` places them without decoding the PNG."""
-    global _STORE
-    before, _STORE = _STORE, {}
+    store: dict = {}
+    token = _STORE.set(store)
     try:
-        yield _STORE
+        yield store
     finally:
-        _STORE = before
+        _STORE.reset(token)
 
 
 @dataclass
@@ -60,8 +63,9 @@ class Raster:
 
     def img_tag(self, alt: str) -> str:
         data = base64.b64encode(self.png()).decode("ascii")
-        if _STORE is not None:
-            _STORE[data] = self.rgb
+        store = _STORE.get()
+        if store is not None:
+            store[data] = self.rgb
         return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"/>'
 
 
@@ -251,7 +255,9 @@ def grid(title: str, column_titles, rows, colour_bar=None, row_label_px: int = 6
         for q in np.linspace(0, 1, 5):
             yy = y1 - q * (y1 - y0 - 1) - 1
             draw.line([(x0 + 12, yy), (x0 + 15, yy)], fill=(0, 0, 0))
-            draw.text((x0 + 17, yy - 6), f"{vmin + q * (vmax - vmin):.3g}", fill=(0, 0, 0), font=font(9))
+            tick = f"{vmin + q * (vmax - vmin):.3g}"
+            draw.text((x0 + 17, yy - 6), tick, fill=(0, 0, 0), font=font(9))
+            labels.append(tick)
         lab = Image.new("RGB", (int(f_text.getlength(label)) + 4, 13), (255, 255, 255))
         ImageDraw.Draw(lab).text((2, 0), label, fill=(0, 0, 0), font=f_text)
         lab = lab.rotate(90, expand=True)

@@ -5,7 +5,7 @@ the package registries without system libraries; WeasyPrint would need Debian's 
 has the same content as the HTML page: every section's text (headings bold, tables as rows of
 cells separated by " | ", long lines wrapped) and every embedded figure (the same pixels as the
 HTML's PNG, scaled to the text width: taken from the report's rendering when given, else decoded
-from the PNG). Each page carries the title, the run ID and "page n of N". One axes spans each page
+from the PNG; reduced by a whole factor where it has more than 200 pixels per printed inch). Each page carries the title, the run ID and "page n of N". One axes spans each page
 and images are placed on it at their own resolution (no axes per figure, no resampling); text is
 set in the standard PDF font Helvetica (one string per line; an embedded TrueType font costs
 ~60 us a character), in its Windows-1252 character set with Greek letters and arrows spelled out.
@@ -20,9 +20,12 @@ import re
 import textwrap
 from pathlib import Path
 
+import numpy as np
+
 A4_INCH = (8.27, 11.69)
 MARGIN_INCH = 0.6
 LINE_INCH = 0.16
+PDF_MAX_DPI = 200  # figures with more pixels than this per printed inch are reduced (box filter) in the PDF
 CHARS_PER_LINE = 118
 
 _IMG = re.compile(r'<img[^>]*src="data:image/png;base64,([^"]+)"[^>]*/?>')
@@ -77,6 +80,17 @@ def _blocks(sections: list[str], pixels: dict | None = None) -> list:
     return blocks
 
 
+def _at_most_dpi(img, width_inch: float):
+    """``img`` reduced by a whole factor (box filter, Pillow) when it has more than :data:`PDF_MAX_DPI`
+    pixels per printed inch (e.g. the 300 px panels of the registration checks printed 7 inches wide)."""
+    factor = int(img.shape[1] // (PDF_MAX_DPI * width_inch))
+    if factor < 2 or img.dtype != np.uint8:
+        return img
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(np.ascontiguousarray(img)).reduce(factor))
+
+
 def write_pdf(sections: list[str], path, title: str = "Dosimetry report", run_id: str = "",
               pixels: dict | None = None) -> Path:
     """Lay ``sections`` (HTML fragments of :func:`.report.build_report_sections`) out on A4 pages;
@@ -99,6 +113,7 @@ def write_pdf(sections: list[str], path, title: str = "Dosimetry report", run_id
             max_h = h - 2 * MARGIN_INCH - 0.3
             if dh > max_h:
                 dw, dh = dw * max_h / dh, max_h
+            payload = _at_most_dpi(payload, dw)
             need = dh + 0.1
         else:
             need = LINE_INCH * (2.0 if kind == "h" else 1.0)

@@ -121,7 +121,8 @@ def zoom_for(n_vox: int, target_px: int, lo: int = 2, hi: int = 10) -> int:
 def _up(a: np.ndarray, fy: float, fx: float, order: int = 1) -> np.ndarray:
     from scipy import ndimage
 
-    return ndimage.zoom(np.asarray(a, dtype=np.float64), (fy, fx), order=order, mode="nearest", grid_mode=True)
+    return ndimage.zoom(np.asarray(a, dtype=np.float32), (fy, fx), order=order, mode="nearest", grid_mode=True,
+                        output=np.float32)
 
 
 def edge(region: np.ndarray, width: int = 1) -> np.ndarray:
@@ -142,8 +143,8 @@ def fused_panel(grey, frac, threshold: float, cmap: str, alpha: float, lines, k:
     (level 0.5); ``k`` px per voxel along x, ``k * aspect`` along y; ``flip`` puts row 0 at the
     bottom; ``letters``: (left, right, top, bottom) orientation letters; a white scale bar of
     ``scale_bar_mm`` (letters and bar in ``ink``); ``levels``: [(fraction, RGB)] lines (1 px) where the
-    upsampled ``frac`` crosses ``fraction`` (isodose lines). ``cache``: a dict shared by panels of the same background and lines (the
-    upsampled background and line pixels are computed once)."""
+    upsampled ``frac`` crosses ``fraction`` (isodose lines). ``cache``: a dict shared by panels of the
+    same background and lines (the upsampled background and line pixels are computed once)."""
     from PIL import Image, ImageDraw
 
     fy, fx = k * aspect, float(k)
@@ -152,14 +153,14 @@ def fused_panel(grey, frac, threshold: float, cmap: str, alpha: float, lines, k:
     if key not in cache:
         g = (_up(grey, fy, fx, 1) if not grey_is_rgb else
              np.stack([_up(grey[..., i], fy, fx, 1) for i in range(3)], -1))
-        cache[key] = (grey, (np.clip(g, 0, 1) * 255.0)[..., None].repeat(3, -1) if not grey_is_rgb
-                      else np.clip(g, 0, 1) * 255.0)  # the source is kept so that its id is not reused
+        g = np.clip(g, 0, 1) * np.float32(255.0)
+        cache[key] = (grey, g[..., None].repeat(3, -1) if not grey_is_rgb else g)  # source kept: its id stays unique
     rgb = cache[key][1].copy()
     if frac is not None:
         f = _up(frac, fy, fx, 1)
         on = f > threshold
-        colour = lut(cmap)[np.clip((f * 255).astype(int), 0, 255)].astype(np.float64)
-        rgb[on] = (1 - alpha) * rgb[on] + alpha * colour[on]
+        idx = np.clip(f[on] * 255, 0, 255).astype(np.uint8)
+        rgb[on] = (1 - alpha) * rgb[on] + alpha * lut(cmap)[idx].astype(np.float32)
         for level, lc in levels:
             rgb[edge(f >= level, 1)] = lc
     for line in lines:
@@ -169,7 +170,7 @@ def fused_panel(grey, frac, threshold: float, cmap: str, alpha: float, lines, k:
         if lkey not in cache:
             e = None
             if np.any(region):
-                e = edge(_up(region.astype(np.float64), fy, fx, 1) >= 0.5, 1 if style == "thin" else 2)
+                e = edge(_up(region, fy, fx, 1) >= 0.5, 1 if style == "thin" else 2)
                 if style == "dashed":
                     yy, xx = np.indices(e.shape)
                     e &= ((yy + xx) // 4) % 2 == 0
@@ -177,8 +178,8 @@ def fused_panel(grey, frac, threshold: float, cmap: str, alpha: float, lines, k:
         e = cache[lkey][1]
         if e is None:
             continue
-        rgb[e] = np.asarray(colour[:3], dtype=np.float64) * (255.0 if max(colour[:3]) <= 1.0 else 1.0)
-    img = Image.fromarray(np.ascontiguousarray((rgb[::-1] if flip else rgb).round().astype(np.uint8)))
+        rgb[e] = np.asarray(colour[:3], dtype=np.float32) * (255.0 if max(colour[:3]) <= 1.0 else 1.0)
+    img = Image.fromarray(np.ascontiguousarray(((rgb[::-1] if flip else rgb) + 0.5).astype(np.uint8)))
     draw = ImageDraw.Draw(img)
     w, h = img.size
     if scale_bar_mm:

@@ -1,13 +1,11 @@
-"""Registration quality section of ``report.html`` (issue 10): per scan, the QC numbers (table) and,
-per VOI, the CT with the SPECT fused around the VOI with its contour: the reference scan, then every
-registered scan.
+"""Registration quality section of ``report.html`` (issue 10): per scan, the QC numbers and the CT
+with the SPECT fused around each VOI with its contour, reference scan vs registered scan.
 
-Scans whose SPECT check failed come first (title in red), then refined ones, then the others. The
-panels show every voxel of the box around the VOI at a whole number of pixels per voxel (>= 2;
-about 96 px per panel), composed as pixels (:mod:`.report_raster`) so a report with many VOIs
-and scans stays fast; each VOI's figure is >= 300 px wide. The named registration metric is in
-the table, the residual SPECT shift and box correlation per VOI above each panel.
-"""
+Scans whose SPECT check failed come first, then refined ones, then the others. Each panel is at
+least 300 px a side so a physicist can judge the alignment (the box around the VOI at a whole
+number of pixels per voxel); the named registration metric and the residual SPECT shift per VOI are
+printed with it. Panels are composed as pixels (:mod:`.report_raster`) and drawn for the VOIs of
+:func:`.report_figures.figure_vois` (at most ``FIGURE_VOI_CAP``; the section names any left out)."""
 
 from __future__ import annotations
 
@@ -17,6 +15,7 @@ import numpy as np
 import SimpleITK as sitk
 
 _ORDER = {"check_failed": 0, "refined": 1, "ok": 2}
+PANEL_PX = 300  # every panel at least this many pixels a side, so that a physicist can judge the alignment
 
 
 def _fmt(v, digits=2) -> str:
@@ -46,49 +45,66 @@ def _crop(mask: np.ndarray, margin_vox: int = 5):
     return zc, slice(lo[1], hi[1]), slice(lo[2], hi[2])
 
 
-def voi_figure(result, voi, keys, ct_ref: np.ndarray | None):
-    """One figure (:class:`~.report_raster.Raster`) for ``voi``: the reference scan, then the
-    registered SPECT of each scan in ``keys`` (failed checks first), fused on the reference CT,
-    axial slice through the VOI centre, VOI contour in cyan; above each panel the scan, its
-    check and the VOI's residual shift and box correlation. None if the VOI has no voxels."""
+def _pad_to(img, size: int):
+    """``img`` (PIL) centred on a black square canvas of at least ``size`` px a side."""
+    from PIL import Image
+
+    w, h = img.size
+    if w >= size and h >= size:
+        return img
+    out = Image.new("RGB", (max(w, size), max(h, size)), (0, 0, 0))
+    out.paste(img, ((out.size[0] - w) // 2, (out.size[1] - h) // 2))
+    out.info.update(img.info)
+    return out
+
+
+def scan_figure(result, key, ct_ref: np.ndarray | None, vois=None, caches: dict | None = None) -> str:
+    """One figure for scan ``key``: per VOI (columns) the reference (top) and registered (bottom) SPECT
+    fused on the reference CT, axial slice through the VOI centre, VOI contour in cyan; every panel
+    >= :data:`PANEL_PX` px a side (the box around the VOI at a whole number of pixels per voxel,
+    centred on black). Composed as pixels (:mod:`.report_raster`); ``caches`` (per VOI) keeps the
+    upsampled CT and contour of a VOI for the next scan."""
     from . import report_raster as rr
 
     qc = result.registration_qc
-    if not voi.mask.any():
-        return None
+    chk = qc.checks[key]
+    vois = [v for v in (vois if vois is not None else result.vois) if v.name in chk.vois and v.mask.any()]
+    if not vois:
+        return ""
+    caches = {} if caches is None else caches
     ref = sitk.GetArrayViewFromImage(result.reference_spect)
-    zc, sy, sx = _crop(voi.mask)
-    k = rr.zoom_for(sx.stop - sx.start, 96)
     sp = result.reference_spect.GetSpacing()
-    grey = None if ct_ref is None else np.clip((ct_ref[zc, sy, sx] + 300.0) / 700.0, 0, 1)
-    mask = voi.mask[zc, sy, sx]
-    lines = [(mask, (0, 255, 255))] if mask.any() and not mask.all() else []
-
-    cache = {}
-
-    def panel(spect, vmax):
-        s = np.asarray(spect[zc, sy, sx], dtype=np.float64)
-        g = grey if grey is not None else cache.setdefault("black", np.zeros_like(s))
-        return rr.fused_panel(g, s / vmax, 0.05, "hot", 0.55 if grey is not None else 1.0, lines, k, sp[1] / sp[0],
-                              cache=cache)
-
-    ref_max = float(ref[zc, sy, sx].max()) or 1.0
-    panels, titles = [panel(ref, ref_max)], ["reference scan\n\n"]
-    for key in keys:
-        c = qc.checks[key].vois.get(voi.name)
-        if c is None:
-            continue
-        own = qc.local.get((voi.name, key))
+    top, bottom, titles = [], [], []
+    for v in vois:
+        zc, sy, sx = _crop(v.mask)
+        cache = caches.setdefault(v.name, {})
+        if "grey" not in cache:
+            cache["grey"] = (np.clip((ct_ref[zc, sy, sx] + 300.0) / 700.0, 0, 1) if ct_ref is not None
+                             else np.zeros((sy.stop - sy.start, sx.stop - sx.start)))
+            m = v.mask[zc, sy, sx]
+            cache["lines"] = [(m, (0, 255, 255))] if m.any() and not m.all() else []
+        aspect = sp[1] / sp[0]
+        k = int(np.ceil(PANEL_PX / max(sx.stop - sx.start, (sy.stop - sy.start) * aspect)))
+        own = qc.local.get((v.name, key))
         mov = sitk.GetArrayViewFromImage(own if own is not None else result.registered_spect[key])
-        vmax = float(max(ref_max, mov[zc, sy, sx].max())) or 1.0
-        panels.append(panel(mov, vmax))
-        state = ("FAILED " if not c.passed else "") + ("refined" if c.refined else "")
-        text = (f"cycle {key[0]} scan {key[1] + 1} {state}\nresidual {_fmt(c.residual_mm, 1)}"
-                + (f"->{_fmt(c.residual_after_mm, 1)}" if c.refined else "") + " mm"
-                + f"\nr {_fmt(c.correlation_before)}->{_fmt(c.correlation_after)}")
+        r_box, m_box = np.asarray(ref[zc, sy, sx], dtype=np.float64), np.asarray(mov[zc, sy, sx], dtype=np.float64)
+        vmax = float(max(r_box.max(), m_box.max())) or 1.0
+        alpha = 0.55 if ct_ref is not None else 1.0
+        for box, out in ((r_box, top), (m_box, bottom)):
+            out.append(_pad_to(rr.fused_panel(cache["grey"], box / vmax, 0.05, "hot", alpha, cache["lines"], k, aspect,
+                                              cache=cache), PANEL_PX))
+        c = chk.vois[v.name]
+        state = ("FAILED " if not c.passed else "") + ("refined " if c.refined else "")
+        text = (f"{v.name}\n{state}residual {_fmt(c.residual_mm, 1)} mm"
+                + (f" -> {_fmt(c.residual_after_mm, 1)} mm" if c.refined else "")
+                + f"\nbox r {_fmt(c.correlation_before)} -> {_fmt(c.correlation_after)}")
         titles.append((text, (200, 0, 0)) if not c.passed else text)
-    return rr.grid(f"{voi.name}: SPECT (hot) on the reference CT, axial slice through the VOI centre, contour cyan",
-                   titles, [("", panels)], row_label_px=4)
+    res = qc.registrations.get(key)
+    metric = (f"{res.metric_name}: {_fmt(res.metric_value, 4)}" if res is not None and res.metric_name
+              else "no metric (not registered)")
+    fig = rr.grid(f"cycle {key[0]} scan {key[1] + 1} — check {chk.status}; {metric}", titles,
+                  [("reference", top), ("registered", bottom)], row_label_px=74)
+    return fig.img_tag(f"registration check cycle {key[0]} scan {key[1] + 1}")
 
 
 def _table(result) -> str:
@@ -124,25 +140,21 @@ def registration_section(result) -> str:
              f"around each VOI; above {qc.threshold_mm:g} mm the VOI was refined locally. "
              + (f"<b class='warn'>{len(failed)} scan(s) failed the check; their doses are flagged "
                 f"'registration:check_failed'.</b>" if failed else "All scans passed the check.") + "</p>"
-             "<p class='small'>Figures per VOI: the reference scan, then each registered scan (failed checks first, "
-             "in red) with the residual SPECT shift (mm, '->' after local refinement) and the SPECT correlation r "
-             "in the VOI's box before -> after registration.</p>",
+             "<p class='small'>One figure per scan (failed checks first): per VOI the reference scan (top) and the "
+             "registered scan (bottom), with the residual SPECT shift (mm, '->' after local refinement; failed in "
+             "red) and the SPECT correlation r in the VOI's box before -> after registration.</p>",
              _table(result)]
     ct_ref = _ct_on(result.reference_spect, getattr(qc, "reference_ct", None))
     from .report_figures import figure_cap_note, figure_vois
 
-    keys = ordered_scans(result)
     note = figure_cap_note(result)
     if note:
         parts.append(f"<p class='small'>{html.escape(note)}</p>")
-    for voi in figure_vois(result):
-        if not any(voi.name in qc.checks[k].vois for k in keys):
-            continue
+    vois, caches = figure_vois(result), {}
+    for key in ordered_scans(result):
         try:
-            fig = voi_figure(result, voi, keys, ct_ref)
-            if fig is not None:
-                parts.append(f"<div>{fig.img_tag(f'registration check {voi.name}')}</div>")
+            parts.append(f"<div>{scan_figure(result, key, ct_ref, vois, caches)}</div>")
         except Exception as exc:  # noqa: BLE001 - a figure must never cost the whole report
-            parts.append(f"<p class='warn'>registration figure of {html.escape(voi.name)} failed: "
+            parts.append(f"<p class='warn'>registration figure of cycle {key[0]} scan {key[1] + 1} failed: "
                          f"{html.escape(str(exc))}</p>")
     return "\n".join(parts)

@@ -5,7 +5,7 @@ the package registries without system libraries; WeasyPrint would need Debian's 
 has the same content as the HTML page: every section's text (headings bold, tables as rows of
 cells separated by " | ", long lines wrapped) and every embedded figure (the same pixels as the
 HTML's PNG, scaled to the text width: taken from the report's rendering when given, else decoded
-from the PNG; reduced by a whole factor where it has more than 200 pixels per printed inch). Each page carries the title, the run ID and "page n of N". One axes spans each page
+from the PNG; resized to 200 pixels per printed inch where it has more). Each page carries the title, the run ID and "page n of N". One axes spans each page
 and images are placed on it at their own resolution (no axes per figure, no resampling); text is
 set in the standard PDF font Helvetica (one string per line; an embedded TrueType font costs
 ~60 us a character), in its Windows-1252 character set with Greek letters and arrows spelled out.
@@ -25,7 +25,7 @@ import numpy as np
 A4_INCH = (8.27, 11.69)
 MARGIN_INCH = 0.6
 LINE_INCH = 0.16
-PDF_MAX_DPI = 200  # figures with more pixels than this per printed inch are reduced (box filter) in the PDF
+PDF_MAX_DPI = 200  # figures with more pixels than this per printed inch are resized (box filter) in the PDF
 CHARS_PER_LINE = 118
 
 _IMG = re.compile(r'<img[^>]*src="data:image/png;base64,([^"]+)"[^>]*/?>')
@@ -81,14 +81,15 @@ def _blocks(sections: list[str], pixels: dict | None = None) -> list:
 
 
 def _at_most_dpi(img, width_inch: float):
-    """``img`` reduced by a whole factor (box filter, Pillow) when it has more than :data:`PDF_MAX_DPI`
-    pixels per printed inch (e.g. the 300 px panels of the registration checks printed 7 inches wide)."""
-    factor = int(img.shape[1] // (PDF_MAX_DPI * width_inch))
-    if factor < 2 or img.dtype != np.uint8:
+    """``img`` resized (box filter, Pillow) to :data:`PDF_MAX_DPI` pixels per printed inch when it has
+    more than 1.2 times that (e.g. the 300 px panels of the registration checks printed 7 inches wide)."""
+    target = int(PDF_MAX_DPI * width_inch)
+    if img.shape[1] <= 1.2 * target or img.dtype != np.uint8:
         return img
     from PIL import Image
 
-    return np.asarray(Image.fromarray(np.ascontiguousarray(img)).reduce(factor))
+    size = (target, max(1, round(img.shape[0] * target / img.shape[1])))
+    return np.asarray(Image.fromarray(np.ascontiguousarray(img)).resize(size, Image.Resampling.BOX))
 
 
 def write_pdf(sections: list[str], path, title: str = "Dosimetry report", run_id: str = "",

@@ -136,7 +136,8 @@ def edge(region: np.ndarray, width: int = 1) -> np.ndarray:
 
 def fused_panel(grey, frac, threshold: float, cmap: str, alpha: float, lines, k: int, aspect: float = 1.0,
                 flip: bool = False, letters=None, scale_bar_mm: float | None = None, mm_per_px: float = 1.0,
-                grey_is_rgb: bool = False, cache: dict | None = None, ink=(255, 255, 0), levels=()):
+                grey_is_rgb: bool = False, cache: dict | None = None, ink=(255, 255, 0), levels=(),
+                smooth: bool = True):
     """One panel as a PIL image: ``grey`` (0..1, or RGB with ``grey_is_rgb``) with ``frac`` (0..1,
     None for no wash) as a ``cmap`` colour wash of opacity ``alpha`` where ``frac > threshold``;
     ``lines``: [(boolean region on the same grid, RGB colour[, "dashed"])] drawn as boundary lines
@@ -144,20 +145,23 @@ def fused_panel(grey, frac, threshold: float, cmap: str, alpha: float, lines, k:
     bottom; ``letters``: (left, right, top, bottom) orientation letters; a white scale bar of
     ``scale_bar_mm`` (letters and bar in ``ink``); ``levels``: [(fraction, RGB)] lines (1 px) where the
     upsampled ``frac`` crosses ``fraction`` (isodose lines). ``cache``: a dict shared by panels of the
-    same background and lines (the upsampled background and line pixels are computed once)."""
+    same background and lines (the upsampled background and line pixels are computed once).
+    ``smooth=False``: background and wash upsampled as blocks, one per voxel (the contours stay
+    smooth); such panels also compress several times better as PNG."""
     from PIL import Image, ImageDraw
 
     fy, fx = k * aspect, float(k)
     cache = {} if cache is None else cache
-    key = ("grey", id(grey), fy, fx)
+    order = 1 if smooth else 0
+    key = ("grey", id(grey), fy, fx, order)
     if key not in cache:
-        g = (_up(grey, fy, fx, 1) if not grey_is_rgb else
-             np.stack([_up(grey[..., i], fy, fx, 1) for i in range(3)], -1))
+        g = (_up(grey, fy, fx, order) if not grey_is_rgb else
+             np.stack([_up(grey[..., i], fy, fx, order) for i in range(3)], -1))
         g = np.clip(g, 0, 1) * np.float32(255.0)
         cache[key] = (grey, g[..., None].repeat(3, -1) if not grey_is_rgb else g)  # source kept: its id stays unique
     rgb = cache[key][1].copy()
     if frac is not None:
-        f = _up(frac, fy, fx, 1)
+        f = _up(frac, fy, fx, order)
         on = f > threshold
         idx = np.clip(f[on] * 255, 0, 255).astype(np.uint8)
         rgb[on] = (1 - alpha) * rgb[on] + alpha * lut(cmap)[idx].astype(np.float32)

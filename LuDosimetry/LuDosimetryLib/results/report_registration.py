@@ -2,8 +2,8 @@
 with the SPECT fused around each VOI with its contour, reference scan vs registered scan.
 
 Scans whose SPECT check failed come first, then refined ones, then the others. Each panel is at
-least 300 px a side so a physicist can judge the alignment (the box around the VOI at a whole
-number of pixels per voxel); the named registration metric and the residual SPECT shift per VOI are
+least 300 px a side so a physicist can judge the alignment (the box around the VOI, each voxel a
+block of whole pixels); the named registration metric and the residual SPECT shift per VOI are
 printed with it. Panels are composed as pixels (:mod:`.report_raster`) and drawn for the VOIs of
 :func:`.report_figures.figure_vois` (at most ``FIGURE_VOI_CAP``; the section names any left out)."""
 
@@ -61,8 +61,8 @@ def _pad_to(img, size: int):
 def scan_figure(result, key, ct_ref: np.ndarray | None, vois=None, caches: dict | None = None) -> str:
     """One figure for scan ``key``: per VOI (columns) the reference (top) and registered (bottom) SPECT
     fused on the reference CT, axial slice through the VOI centre, VOI contour in cyan; every panel
-    >= :data:`PANEL_PX` px a side (the box around the VOI at a whole number of pixels per voxel,
-    centred on black). Composed as pixels (:mod:`.report_raster`); ``caches`` (per VOI) keeps the
+    >= :data:`PANEL_PX` px a side (the box around the VOI, each voxel a block of whole pixels,
+    centred on black; the contour is drawn smooth). Composed as pixels (:mod:`.report_raster`); ``caches`` (per VOI) keeps the
     upsampled CT and contour of a VOI for the next scan."""
     from . import report_raster as rr
 
@@ -92,7 +92,7 @@ def scan_figure(result, key, ct_ref: np.ndarray | None, vois=None, caches: dict 
         alpha = 0.55 if ct_ref is not None else 1.0
         for box, out in ((r_box, top), (m_box, bottom)):
             out.append(_pad_to(rr.fused_panel(cache["grey"], box / vmax, 0.05, "hot", alpha, cache["lines"], k, aspect,
-                                              cache=cache), PANEL_PX))
+                                              cache=cache, smooth=False), PANEL_PX))
         c = chk.vois[v.name]
         state = ("FAILED " if not c.passed else "") + ("refined " if c.refined else "")
         text = (f"{v.name}\n{state}residual {_fmt(c.residual_mm, 1)} mm"

@@ -8,7 +8,7 @@ once with the pipeline on the coarse 9.6 mm grid of the test fixture
 ``coarse_patient`` (64 x 64 x 48 voxels, same field of view; ``--full-grid``: the demo's 4.8 mm
 grid). Studies with other VOI counts are made
 from that result: for fewer VOIs the first ones are kept (kidneys always kept); for more, the
-tumours and kidneys are repeated under new names with their rows, fits, samples, voxel dose
+tumours are repeated under new names with their rows, fits, samples, voxel dose
 statistics and registration checks (the report code sees N distinct VOIs; it does not compare
 them). Then, in the same process, the report stage (:func:`LuDosimetryLib.results.report.write_report`)
 is timed with ``time.perf_counter`` for each VOI count.
@@ -53,7 +53,7 @@ def _renamed(voi, name):
 
 def with_n_vois(result, n: int):
     """A shallow copy of ``result`` whose VOIs, rows, fits, samples, dose statistics and registration
-    checks are those of ``n`` VOIs (first ones kept, kidneys always; or repeated under new names)."""
+    checks are those of ``n`` VOIs (first ones kept, kidneys always; or tumours repeated under new names)."""
     base = list(result.vois)
     kidneys = [v for v in base if v.kind == "kidney"]
     others = [v for v in base if v.kind != "kidney"]
@@ -61,7 +61,7 @@ def with_n_vois(result, n: int):
         chosen = [(v, v.name) for v in (others[:max(n - len(kidneys), 0)] + kidneys)[:n]]
     else:
         chosen = [(v, v.name) for v in base]
-        pool = [v for v in base if v.kind in ("tumor", "kidney")] or base
+        pool = [v for v in base if v.kind == "tumor"] or base  # more lesions (a patient keeps two kidneys)
         k = 0
         while len(chosen) < n:
             src = pool[k % len(pool)]

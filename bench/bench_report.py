@@ -120,7 +120,7 @@ FIGURE_BUILDERS = {  # module -> names of functions that draw and encode figures
                                       "_rc_figure_tag", "_figures_section", "_qc_figures"),
     "LuDosimetryLib.results.report_figures": ("dose_on_ct_figures", "dose_on_ct_figure", "rc_curve_figure",
                                               "ad_per_aa_figure", "tac_figure", "png_tag", "render_png"),
-    "LuDosimetryLib.results.report_registration": ("scan_figure", "voi_figure"),
+    "LuDosimetryLib.results.report_registration": ("scan_figure",),
 }
 
 

@@ -138,19 +138,41 @@ def test_planning_rule_option_swaps_recommendation(coarse_run):
 
 
 def test_dose_on_ct_figures_have_colour_bar_and_orientation(coarse_run):
-    import matplotlib.pyplot as plt
     from LuDosimetryLib.results.report_figures import dose_on_ct_figures
 
     result, _ = coarse_run
     figs = dose_on_ct_figures(result)
     tumours = [v.name for v in result.vois if v.kind == "tumor"]
     assert [t for t, _ in figs] == tumours + ["kidneys"]
-    for _, fig in figs:
-        labels = [ax.get_ylabel() for ax in fig.axes]
-        assert "absorbed dose (Gy)" in labels  # the colour bar
-        texts = {t.get_text() for ax in fig.axes for t in ax.texts}
-        assert {"R", "L", "A", "P", "S", "I"} <= texts
-        plt.close(fig)
+    for _, fig in figs:  # composed as pixels (report_raster): the text drawn on them is recorded
+        assert "absorbed dose (Gy)" in fig.labels  # the colour bar
+        assert {"R", "L", "A", "P", "S", "I"} <= set(fig.labels)
+        assert fig.rgb.ndim == 3 and fig.width_px >= 300
+
+
+def test_per_voi_figures_capped_and_stated(coarse_run):
+    """Above FIGURE_VOI_CAP VOIs the per-VOI figures show the kidneys and the largest included
+    tumours first, and the report names the VOIs left out."""
+    import copy
+    import dataclasses
+
+    from LuDosimetryLib.results import report_figures as rf
+
+    result, _ = coarse_run
+    extra = []
+    for i in range(rf.FIGURE_VOI_CAP):
+        v = copy.copy(next(v for v in result.vois if v.kind == "tumor"))
+        v.definition = dataclasses.replace(v.definition, name=f"extra_{i}")
+        v.volume_ml, v.included = 0.5 + i, False
+        extra.append(v)
+    many = copy.copy(result)
+    many.vois = list(result.vois) + extra
+    shown = rf.figure_vois(many)
+    assert len(shown) == rf.FIGURE_VOI_CAP
+    assert {v.name for v in many.vois if v.kind == "kidney"} <= {v.name for v in shown}
+    note = rf.figure_cap_note(many)
+    left = [v.name for v in many.vois if v.name not in {s.name for s in shown}]
+    assert left and all(n in note for n in left) and rf.figure_cap_note(result) == ""
 
 
 def test_report_time_per_voi(coarse_run, tmp_path):
@@ -161,7 +183,7 @@ def test_report_time_per_voi(coarse_run, tmp_path):
     write_report(result, tmp_path / "report.html")
     per_voi = (time.perf_counter() - t0) / len(result.vois)
     print(f"report (HTML + PDF) {per_voi:.3f} s per VOI over {len(result.vois)} VOIs")
-    assert per_voi < 3.0  # a loose bound on 2 shared cores; the issue-17 target of 0.05 s is not met
+    assert per_voi < 3.0  # a loose bound on 2 shared cores; the issue-17 speed is measured in bench/bench_report.py
 
 
 def test_dicom_study_report_shows_series_uids(tmp_path):

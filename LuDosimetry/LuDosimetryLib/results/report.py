@@ -3,15 +3,14 @@
 Sections: summary metrics, warnings, per-VOI per-cycle dose table, SPECT maximum-intensity
 projections with VOI contours per cycle, registration checks, time-activity curves with the
 fitted models, AD/AA across cycles and dose-volume histograms (when voxel dose maps exist).
-Figures are drawn with matplotlib's Agg backend (no display needed).
+Plots are drawn with matplotlib's Agg backend (no display needed), image panels composed as pixels
+(:mod:`.report_raster`); every figure is rendered once and its pixels reused by ``report.pdf``.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as _dt
 import html
-import io
 from pathlib import Path
 
 import numpy as np
@@ -21,13 +20,10 @@ from .. import __version__
 
 
 def _fig_to_img_tag(fig, alt: str) -> str:
-    import matplotlib.pyplot as plt
+    """A matplotlib figure rendered once (:func:`.report_raster.from_figure`) as an embedded PNG."""
+    from .report_raster import from_figure
 
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    data = base64.b64encode(buf.getvalue()).decode("ascii")
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"/>'
+    return from_figure(fig, dpi=100).img_tag(alt)
 
 
 def _pm(s: dict, key: str, digits: int):
@@ -54,46 +50,31 @@ def _table(header, rows) -> str:
 
 
 def _mip_figure(result) -> str:
-    """Coronal MIP of each cycle's reference-time registered SPECT with VOI contours."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """Coronal MIP of each cycle's reference-time registered SPECT with VOI contours (pixels composed
+    with :mod:`.report_raster`: one panel per cycle, one key for the VOI colours)."""
     from ..imaging.study_registration import cycle_reference_keys
+    from . import report_raster as rr
 
     refs = cycle_reference_keys(result.study, result.summary.get("options", {}).get("reference_hours", 24.0))
     cyc_keys = sorted(refs)
-    fig, axes = plt.subplots(1, len(cyc_keys), figsize=(max(3.2 * len(cyc_keys), 5.0), 3.6), squeeze=False)
     sp = result.reference_spect.GetSpacing()
-    for ax, c in zip(axes[0], cyc_keys):
+    colours = _colours(len(result.vois))
+    panels = []
+    for c in cyc_keys:
         arr = sitk.GetArrayViewFromImage(result.registered_spect[refs[c]])
         mip = arr.max(axis=1)  # coronal: project along y (anterior-posterior)
-        ax.imshow(mip, cmap="gray_r", origin="lower", aspect=sp[2] / sp[0],
-                  vmax=np.percentile(mip, 99.5) if mip.max() > 0 else 1)
-        for v, colour in zip(result.vois, _colours(len(result.vois))):
-            proj = v.mask_for(c).any(axis=1)
-            if proj.any():
-                ax.contour(proj.astype(float), levels=[0.5], colors=[colour], linewidths=0.8,
-                           linestyles="-" if v.included else ":")
-        ax.set_title(f"cycle {c}", fontsize=9)
-        ax.set_axis_off()
-        kw = {"transform": ax.transAxes, "fontsize": 7, "ha": "center", "va": "center", "color": "k"}
-        for x, y, letter in ((0.03, 0.5, "R"), (0.97, 0.5, "L"), (0.5, 0.97, "S"), (0.5, 0.03, "I")):
-            ax.text(x, y, letter, **kw)
-        bar_px = 50.0 / sp[0]  # 50 mm scale bar, inside the image
-        xl, yl = ax.get_xlim(), ax.get_ylim()
-        ax.plot([2, 2 + bar_px], [2, 2], "k-", lw=2)
-        ax.text(2 + bar_px / 2, 3, "50 mm", fontsize=6, ha="center", va="bottom")
-        ax.set_xlim(xl)
-        ax.set_ylim(yl)
-    from matplotlib.lines import Line2D
-
-    fig.legend([Line2D([], [], color=c, ls="-" if v.included else ":") for v, c in zip(result.vois, _colours(len(result.vois)))],
-               [v.name + ("" if v.included else " (excluded)") for v in result.vois], fontsize=6, loc="lower center",
-               ncol=min(len(result.vois), 6), frameon=False)
-    fig.suptitle("SPECT coronal MIP (reference time point, registered) with VOI contours", fontsize=9)
-    return _fig_to_img_tag(fig, "MIP with VOI contours")
+        top = float(np.percentile(mip, 99.5)) if mip.max() > 0 else 1.0
+        lines = [(v.mask_for(c).any(axis=1), colour[:3], "" if v.included else "dashed")
+                 for v, colour in zip(result.vois, colours)]
+        k = rr.zoom_for(mip.shape[1], 200, lo=1, hi=6)
+        panels.append(rr.fused_panel(1.0 - rr.normalise(mip, top), None, 0.0, "gray", 0.0, lines, k, sp[2] / sp[0],
+                                     flip=True, letters=("R", "L", "S", "I"), scale_bar_mm=50.0, mm_per_px=sp[0] / k,
+                                     ink=(0, 0, 0)))
+    legend = [(v.name + ("" if v.included else " (excluded)"), colour, not v.included)
+              for v, colour in zip(result.vois, colours)]
+    return rr.grid("SPECT coronal MIP (reference time point, registered) with VOI contours",
+                   [f"cycle {c}" for c in cyc_keys], [("", panels)], row_label_px=4,
+                   legend=legend).img_tag("MIP with VOI contours")
 
 
 def _colours(n):
@@ -105,28 +86,26 @@ def _colours(n):
 
 def _registration_figure(result) -> str:
     """Coronal slice through the reference: reference (magenta) vs each registered scan (green)."""
-    import matplotlib.pyplot as plt
+    from . import report_raster as rr
 
     keys = [k for k in sorted(result.registered_spect) if k != result.reference_key]
     if not keys:
         return ""
     ref = sitk.GetArrayViewFromImage(result.reference_spect)
+    sp = result.reference_spect.GetSpacing()
     iy = int(np.argmax(ref.sum(axis=(0, 2))))
-    ncol = min(len(keys), 6)
-    nrow = int(np.ceil(len(keys) / ncol))
-    fig, axes = plt.subplots(nrow, ncol, figsize=(max(2.2 * ncol, 5.0), 2.4 * nrow), squeeze=False)
     r = ref[:, iy, :]
     scale = np.percentile(r, 99.5) or 1.0
-    for ax in axes.flat:
-        ax.set_axis_off()
-    for ax, key in zip(axes.flat, keys):
+    k = rr.zoom_for(r.shape[1], 110, lo=1, hi=6)
+    panels = []
+    for key in keys:
         m = sitk.GetArrayViewFromImage(result.registered_spect[key])[:, iy, :]
         ms = np.percentile(m, 99.5) or 1.0
         rgb = np.stack([np.clip(r / scale, 0, 1), np.clip(m / ms, 0, 1), np.clip(r / scale, 0, 1)], axis=-1)
-        ax.imshow(rgb, origin="lower")
-        ax.set_title(f"c{key[0]} tp{key[1] + 1}", fontsize=8)
-    fig.suptitle("Registration check: reference (magenta) vs registered scan (green); grey = aligned", fontsize=9)
-    return _fig_to_img_tag(fig, "registration check")
+        panels.append(rr.fused_panel(rgb, None, 0.0, "gray", 0.0, [], k, sp[2] / sp[0], flip=True, grey_is_rgb=True))
+    return rr.grid("Registration check: reference (magenta) vs registered scan (green); grey = aligned",
+                   [f"c{key[0]} tp{key[1] + 1}" for key in keys], [("", panels)],
+                   row_label_px=4).img_tag("registration check")
 
 
 def _dvh_figure(result) -> str:
@@ -134,11 +113,14 @@ def _dvh_figure(result) -> str:
     stats = result.maps.get("dose_statistics") if isinstance(result.maps, dict) else None
     if not stats:
         return ""
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     cycles = sorted({c for (_, c) in stats})
     shown = [cycles[0], cycles[-1]] if len(cycles) > 1 else cycles
-    fig, axes = plt.subplots(1, len(shown), figsize=(5.2 * len(shown), 3.4), squeeze=False)
+    extra = 1.4 * (1 + (len(stats) // len(cycles) - 1) // 16)  # inches for the VOI key on the right
+    fig = Figure(figsize=(5.2 * len(shown) + extra, 3.4))
+    axes = fig.subplots(1, len(shown), squeeze=False)
+    fig.subplots_adjust(left=0.07, right=1 - extra / (5.2 * len(shown) + extra), bottom=0.14, top=0.9, wspace=0.2)
     names = list(dict.fromkeys(n for (n, _) in stats))
     for ax, c in zip(axes[0], shown):
         for name, colour in zip(names, _colours(len(names))):
@@ -148,7 +130,8 @@ def _dvh_figure(result) -> str:
         ax.set_xlabel("absorbed dose (Gy)")
         ax.set_ylabel("volume (%)")
         ax.set_title(f"cumulative DVH, cycle {c} (voxel-wise LED, no PVC)", fontsize=9)
-        ax.legend(fontsize=6)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=6, loc="center right", ncol=1 + (len(labels) - 1) // 16)
     return _fig_to_img_tag(fig, "DVH")
 
 
@@ -323,7 +306,7 @@ def _dose_on_ct_section(result) -> str:
     return ("<h2>Dose on anatomy</h2><p class='small'>Axial and coronal slices through each tumour and the kidneys: "
             "voxel absorbed dose per cycle and cumulative (colour wash, isodose lines 25/50/75 %), VOI contours; "
             "voxel doses are not partial-volume corrected (the table's VOI doses are).</p>"
-            + "".join(f"<div>{_fig_to_img_tag(fig, 'dose on CT ' + title)}</div>" for title, fig in figs))
+            + "".join(f"<div>{fig.img_tag('dose on CT ' + title)}</div>" for title, fig in figs))
 
 
 def build_report_sections(result) -> list[str]:
@@ -380,7 +363,10 @@ def build_report_sections(result) -> list[str]:
             fig = f"<p class='warn'>figure {name} failed: {html.escape(str(exc))}</p>"
         if fig:
             figs.append(f"<div>{fig}</div>")
-    sections.append("".join(figs))
+    from .report_figures import figure_cap_note
+
+    note = figure_cap_note(result)
+    sections.append((f"<p class='small'>{html.escape(note)}</p>" if note and figs else "") + "".join(figs))
     reg_rows = []
     for key, reg in sorted(result.registrations.items()):
         if reg is None:
@@ -422,12 +408,15 @@ def build_report_html(result, sections: list[str] | None = None) -> str:
 def write_report(result, path, pdf: bool = True) -> Path:
     """Write ``report.html`` to ``path`` and, with ``pdf``, ``report.pdf`` beside it
     (same sections, :mod:`.report_pdf`)."""
-    p = Path(path)
-    sections = build_report_sections(result)
-    p.write_text(build_report_html(result, sections), encoding="utf-8")
-    if pdf:
-        from .report_pdf import write_pdf
+    from .report_raster import collect_pixels
 
-        write_pdf(sections, p.with_suffix(".pdf"), title=f"Dosimetry report {result.summary['patient_id']}",
-                  run_id=str(result.summary.get("run_id")))
+    p = Path(path)
+    with collect_pixels() as pixels:  # every figure rendered once: its PNG in the HTML, its pixels in the PDF
+        sections = build_report_sections(result)
+        p.write_text(build_report_html(result, sections), encoding="utf-8")
+        if pdf:
+            from .report_pdf import write_pdf
+
+            write_pdf(sections, p.with_suffix(".pdf"), title=f"Dosimetry report {result.summary['patient_id']}",
+                      run_id=str(result.summary.get("run_id")), pixels=pixels)
     return p

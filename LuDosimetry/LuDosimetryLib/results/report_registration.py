@@ -2,31 +2,20 @@
 with the SPECT fused around each VOI with its contour, reference scan vs registered scan.
 
 Scans whose SPECT check failed come first, then refined ones, then the others. Each panel is at
-least 300 px wide so a physicist can judge the alignment; the named registration metric and the
-residual SPECT shift per VOI are printed with it.
-"""
+least 300 px a side so a physicist can judge the alignment (the box around the VOI, each voxel a
+block of whole pixels); the named registration metric and the residual SPECT shift per VOI are
+printed with it. Panels are composed as pixels (:mod:`.report_raster`) and drawn for the VOIs of
+:func:`.report_figures.figure_vois` (at most ``FIGURE_VOI_CAP``; the section names any left out)."""
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 
 import numpy as np
 import SimpleITK as sitk
 
-PANEL_INCH = 3.5
-DPI = 90  # 3.5 in x 90 dpi = 315 px per panel
 _ORDER = {"check_failed": 0, "refined": 1, "ok": 2}
-
-
-def _img_tag(fig, alt: str) -> str:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI)
-    plt.close(fig)
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}"/>'
+PANEL_PX = 300  # every panel at least this many pixels a side, so that a physicist can judge the alignment
 
 
 def _fmt(v, digits=2) -> str:
@@ -56,53 +45,66 @@ def _crop(mask: np.ndarray, margin_vox: int = 5):
     return zc, slice(lo[1], hi[1]), slice(lo[2], hi[2])
 
 
-def _panel(ax, ct, spect, mask, zc, sy, sx, vmax, title):
-    if ct is not None:
-        ax.imshow(ct[zc, sy, sx], cmap="gray", vmin=-300, vmax=400, origin="upper", interpolation="nearest")
-    s = spect[zc, sy, sx]
-    ax.imshow(np.ma.masked_less(s, 0.05 * vmax), cmap="hot", vmin=0, vmax=vmax, alpha=0.55 if ct is not None else 1.0,
-              origin="upper", interpolation="bilinear")
-    m = mask[zc, sy, sx]
-    if m.any() and not m.all():
-        ax.contour(m.astype(float), levels=[0.5], colors=["cyan"], linewidths=1.2)
-    ax.set_title(title, fontsize=8)
-    ax.set_xticks([])
-    ax.set_yticks([])
+def _pad_to(img, size: int):
+    """``img`` (PIL) centred on a black square canvas of at least ``size`` px a side."""
+    from PIL import Image
+
+    w, h = img.size
+    if w >= size and h >= size:
+        return img
+    out = Image.new("RGB", (max(w, size), max(h, size)), (0, 0, 0))
+    out.paste(img, ((out.size[0] - w) // 2, (out.size[1] - h) // 2))
+    out.info.update(img.info)
+    return out
 
 
-def scan_figure(result, key, ct_ref: np.ndarray | None) -> str:
+def scan_figure(result, key, ct_ref: np.ndarray | None, vois=None, caches: dict | None = None) -> str:
     """One figure for scan ``key``: per VOI (columns) the reference (top) and registered (bottom) SPECT
-    fused on the reference CT, axial slice through the VOI centre, VOI contour in cyan."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    fused on the reference CT, axial slice through the VOI centre, VOI contour in cyan; every panel
+    >= :data:`PANEL_PX` px a side (the box around the VOI, each voxel a block of whole pixels,
+    centred on black; the contour is drawn smooth). Composed as pixels (:mod:`.report_raster`); ``caches`` (per VOI) keeps the
+    upsampled CT and contour of a VOI for the next scan."""
+    from . import report_raster as rr
 
     qc = result.registration_qc
     chk = qc.checks[key]
-    vois = [v for v in result.vois if v.name in chk.vois and v.mask.any()]
+    vois = [v for v in (vois if vois is not None else result.vois) if v.name in chk.vois and v.mask.any()]
     if not vois:
         return ""
+    caches = {} if caches is None else caches
     ref = sitk.GetArrayViewFromImage(result.reference_spect)
-    fig, axes = plt.subplots(2, len(vois), figsize=(PANEL_INCH * len(vois), PANEL_INCH * 2 + 0.5), squeeze=False)
-    for col, v in enumerate(vois):
+    sp = result.reference_spect.GetSpacing()
+    top, bottom, titles = [], [], []
+    for v in vois:
+        zc, sy, sx = _crop(v.mask)
+        cache = caches.setdefault(v.name, {})
+        if "grey" not in cache:
+            cache["grey"] = (np.clip((ct_ref[zc, sy, sx] + 300.0) / 700.0, 0, 1) if ct_ref is not None
+                             else np.zeros((sy.stop - sy.start, sx.stop - sx.start)))
+            m = v.mask[zc, sy, sx]
+            cache["lines"] = [(m, (0, 255, 255))] if m.any() and not m.all() else []
+        aspect = sp[1] / sp[0]
+        k = int(np.ceil(PANEL_PX / max(sx.stop - sx.start, (sy.stop - sy.start) * aspect)))
         own = qc.local.get((v.name, key))
         mov = sitk.GetArrayViewFromImage(own if own is not None else result.registered_spect[key])
-        zc, sy, sx = _crop(v.mask)
-        vmax = float(max(ref[zc, sy, sx].max(), mov[zc, sy, sx].max())) or 1.0
+        r_box, m_box = np.asarray(ref[zc, sy, sx], dtype=np.float64), np.asarray(mov[zc, sy, sx], dtype=np.float64)
+        vmax = float(max(r_box.max(), m_box.max())) or 1.0
+        alpha = 0.55 if ct_ref is not None else 1.0
+        for box, out in ((r_box, top), (m_box, bottom)):
+            out.append(_pad_to(rr.fused_panel(cache["grey"], box / vmax, 0.05, "hot", alpha, cache["lines"], k, aspect,
+                                              cache=cache, smooth=False), PANEL_PX))
         c = chk.vois[v.name]
-        _panel(axes[0, col], ct_ref, ref, v.mask, zc, sy, sx, vmax, f"{v.name}\nreference scan")
         state = ("FAILED " if not c.passed else "") + ("refined " if c.refined else "")
-        _panel(axes[1, col], ct_ref, mov, v.mask, zc, sy, sx, vmax,
-               f"{state}residual {_fmt(c.residual_mm, 1)} mm"
-               + (f" -> {_fmt(c.residual_after_mm, 1)} mm" if c.refined else "")
-               + f"\nbox r {_fmt(c.correlation_before)} -> {_fmt(c.correlation_after)}")
+        text = (f"{v.name}\n{state}residual {_fmt(c.residual_mm, 1)} mm"
+                + (f" -> {_fmt(c.residual_after_mm, 1)} mm" if c.refined else "")
+                + f"\nbox r {_fmt(c.correlation_before)} -> {_fmt(c.correlation_after)}")
+        titles.append((text, (200, 0, 0)) if not c.passed else text)
     res = qc.registrations.get(key)
     metric = (f"{res.metric_name}: {_fmt(res.metric_value, 4)}" if res is not None and res.metric_name
               else "no metric (not registered)")
-    fig.suptitle(f"cycle {key[0]} scan {key[1] + 1} — check {chk.status}; {metric}", fontsize=9)
-    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.86, wspace=0.04, hspace=0.25)
-    return _img_tag(fig, f"registration check cycle {key[0]} scan {key[1] + 1}")
+    fig = rr.grid(f"cycle {key[0]} scan {key[1] + 1} — check {chk.status}; {metric}", titles,
+                  [("reference", top), ("registered", bottom)], row_label_px=74)
+    return fig.img_tag(f"registration check cycle {key[0]} scan {key[1] + 1}")
 
 
 def _table(result) -> str:
@@ -137,12 +139,21 @@ def registration_section(result) -> str:
              f"<p>Every registration was checked on the SPECT: the residual shift of the registered SPECT in a box "
              f"around each VOI; above {qc.threshold_mm:g} mm the VOI was refined locally. "
              + (f"<b class='warn'>{len(failed)} scan(s) failed the check; their doses are flagged "
-                f"'registration:check_failed'.</b>" if failed else "All scans passed the check.") + "</p>",
+                f"'registration:check_failed'.</b>" if failed else "All scans passed the check.") + "</p>"
+             "<p class='small'>One figure per scan (failed checks first): per VOI the reference scan (top) and the "
+             "registered scan (bottom), with the residual SPECT shift (mm, '->' after local refinement; failed in "
+             "red) and the SPECT correlation r in the VOI's box before -> after registration.</p>",
              _table(result)]
     ct_ref = _ct_on(result.reference_spect, getattr(qc, "reference_ct", None))
+    from .report_figures import figure_cap_note, figure_vois
+
+    note = figure_cap_note(result)
+    if note:
+        parts.append(f"<p class='small'>{html.escape(note)}</p>")
+    vois, caches = figure_vois(result), {}
     for key in ordered_scans(result):
         try:
-            parts.append(f"<div>{scan_figure(result, key, ct_ref)}</div>")
+            parts.append(f"<div>{scan_figure(result, key, ct_ref, vois, caches)}</div>")
         except Exception as exc:  # noqa: BLE001 - a figure must never cost the whole report
             parts.append(f"<p class='warn'>registration figure of cycle {key[0]} scan {key[1] + 1} failed: "
                          f"{html.escape(str(exc))}</p>")

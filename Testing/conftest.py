@@ -26,6 +26,20 @@ for p in (ROOT / "LuDosimetry", ROOT / "LuResponse"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache_folder(tmp_path_factory):
+    """The on-disk cache (LuDosimetryLib.cache) in a folder of this test session, never the user's."""
+    import os
+
+    before = os.environ.get("LU_DOSIMETRY_CACHE_DIR")
+    os.environ["LU_DOSIMETRY_CACHE_DIR"] = str(tmp_path_factory.mktemp("lu_dosimetry_cache"))
+    yield
+    if before is None:
+        os.environ.pop("LU_DOSIMETRY_CACHE_DIR", None)
+    else:
+        os.environ["LU_DOSIMETRY_CACHE_DIR"] = before
+
+
 MOTION_FREE = dict(n_cycles=2, max_shift_mm=0.0, max_rotation_deg=0.0)
 COARSE = dict(MOTION_FREE, shape_xyz=(64, 64, 48), spacing_mm=9.6)
 

@@ -19,11 +19,12 @@ VOXEL_ML_48 = 4.8 ** 3 / 1000.0
 # ----------------------------------------------------------------------------- HU -> density
 
 def test_hu_to_density_default_table_and_floor():
-    hu = np.array([-1000.0, -100.0, 0.0, 40.0, 1000.0, 3000.0, 5000.0])
+    hu = np.array([-1000.0, -98.0, 14.0, 23.0, 100.0, 1600.0, 3000.0, 5000.0])
     rho = dose.hu_to_density_g_per_ml(hu, min_density_g_per_ml=0.0)
-    assert rho == pytest.approx([0.00121, 0.93, 1.00, 1.04, 1.61, 2.79, 2.79], abs=1e-9)
-    assert dose.hu_to_density_g_per_ml(-50.0) == pytest.approx(0.965)  # linear between points, scalar in/out
-    assert dose.hu_to_density_g_per_ml(-800.0) == pytest.approx(0.00121 + 200 * (0.93 - 0.00121) / 900)  # lung
+    assert rho == pytest.approx([0.00121, 0.93, 1.03, 1.031, 1.1199, 1.9642, 2.8, 2.8], abs=1e-9)
+    # linear between points, scalar in/out
+    assert dose.hu_to_density_g_per_ml(-42.0) == pytest.approx(0.93 + 56 * (1.03 - 0.93) / 112)
+    assert dose.hu_to_density_g_per_ml(-800.0) == pytest.approx(0.00121 + 200 * (0.93 - 0.00121) / 902)  # lung
     # air is floored so that it cannot blow up the dose; lung (> 0.1 g/mL) is untouched
     assert dose.hu_to_density_g_per_ml(-1000.0) == dose.DEFAULT_MIN_DENSITY_G_PER_ML == 0.1
     assert dose.hu_to_density_g_per_ml(-3024.0) == 0.1

@@ -123,7 +123,8 @@ def test_run_does_not_modify_input(coarse_patient, tmp_path):
     assert _digest(patient) == before
     assert (tmp_path / "out" / "summary.json").is_file()
     # nothing left behind but the results and the manifest of the files they own (issue 13)
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".lu-results.json", "report.html", "summary.json",
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".lu-results.json", "dvh_cumulative.csv",
+                                                                      "report.html", "report.pdf", "summary.json",
                                                                       "voi_cycle_doses.csv", "voi_time_activity.csv"]
 
 
@@ -157,7 +158,7 @@ def test_next_cycle_plans_in_summary(demo_dir):
     s = json.loads((demo_dir / "summary.json").read_text())
     # 4 of 4 cycles given: the seed-000 course is complete
     assert s["next_cycle_activity"]["activity_MBq"] is None
-    p2 = s["next_cycle_activity_seed002"]
+    p2 = s["next_cycle_activity_renal_bed"]
     # kidney BED ~20 Gy after 4 cycles is below 27 - 2 Gy: the seed-002 rule gives another 7.4 GBq cycle
     assert s["kidney_bed_Gy"] < 25
     assert p2["continue_treatment"] is True and p2["activity_MBq"] == pytest.approx(7400.0)

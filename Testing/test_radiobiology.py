@@ -121,7 +121,7 @@ def test_plan_seed000():
 def test_plan_seed002():
     g = 0.05
     first = R.plan_seed002([], [])
-    assert first.next_activity_GBq == 7.4 and first.rule == "seed002-step1"
+    assert first.next_activity_GBq == 7.4 and first.rule == "renal_BED_27Gy"
     # 0.6 Gy/GBq → 4.44 Gy per cycle, BED/cycle = 4.44 + 0.05·4.44²/2.6 ≈ 4.82 Gy
     per = 0.6 * 7.4 + g * (0.6 * 7.4) ** 2 / 2.6
     go = R.plan_seed002([4.44] * 4, [g] * 4, 0.6)

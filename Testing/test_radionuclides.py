@@ -99,3 +99,23 @@ def test_nuclide_is_immutable_and_passes_through():
     assert isinstance(nuc, Nuclide) and get_nuclide(nuc) is nuc
     with pytest.raises(dataclasses.FrozenInstanceError):
         nuc.half_life_h = 1.0
+
+
+@pytest.mark.parametrize("name", ["Lu-177", "Y-90", "I-131", "Tb-161", "Lu-177m"])
+def test_half_life_matches_radioactivedecay(name):
+    """The half-life is read from the ICRP-107 records of icrp107-database (no radioactivedecay
+    import at run time); radioactivedecay (a test dependency, same ICRP-107 data) agrees to 1e-9."""
+    rd = pytest.importorskip("radioactivedecay")
+    nuc = get_nuclide(name)
+    assert nuc.half_life_h == pytest.approx(float(rd.Nuclide(nuc.name).half_life("h")), rel=1e-9)
+
+
+def test_run_time_import_does_not_load_radioactivedecay():
+    import subprocess
+    import sys
+
+    code = ("import sys; from LuDosimetryLib.physics.radionuclides import get_nuclide; get_nuclide('Lu-177'); "
+            "print('radioactivedecay' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**__import__("os").environ, "PYTHONPATH": __import__("os").pathsep.join(sys.path)})
+    assert out.stdout.strip() == "False"

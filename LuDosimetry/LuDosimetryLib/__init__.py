@@ -16,6 +16,11 @@ The tree follows the data flow (see docs/ARCHITECTURE.md)::
   cli         the ``lu-dosimetry`` command
   errors      the exception types every layer raises; checks: shared scalar validation
 
+Progress of long steps (pipeline, phantom generation) goes to the ``logging`` logger
+``"LuDosimetryLib"`` at INFO when no progress callback is given; Python shows nothing below
+WARNING by default, so call ``LuDosimetryLib.enable_logging()`` (or attach your own handler to
+that logger) to see it. The ``lu-dosimetry`` command prints progress to stderr itself.
+
 The functions users script against are attributes of the package (imported on first use), e.g.
 ``LuDosimetryLib.run_manifest(...)`` or ``from LuDosimetryLib import fit_time_activity``.
 Module paths of the earlier flat layout (``LuDosimetryLib.kinetics``, ``LuDosimetryLib.dose``, ...)
@@ -60,6 +65,24 @@ _MOVED = {
     "phantom": "synthetic.phantom", "phantom_dicom": "synthetic.phantom_dicom",
     "sphere_phantom": "synthetic.spheres", "spect_model": "synthetic.spect_model",
 }
+
+
+def enable_logging(level="INFO", stream=None):
+    """Show the progress and log messages of LuDosimetryLib (and LuResponseLib) on ``stream``
+    (default ``sys.stderr``) from ``level`` up ("DEBUG", "INFO", ... or a ``logging`` level).
+    Calling it again replaces the handler it added before. Returns the handler."""
+    import logging
+
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s", "%H:%M:%S"))
+    handler._lu_enable_logging = True
+    for name in ("LuDosimetryLib", "LuResponseLib"):
+        lg = logging.getLogger(name)
+        for h in [h for h in lg.handlers if getattr(h, "_lu_enable_logging", False)]:
+            lg.removeHandler(h)
+        lg.addHandler(handler)
+        lg.setLevel(level)
+    return handler
 
 
 def __getattr__(name):  # PEP 562: import the defining module on first use

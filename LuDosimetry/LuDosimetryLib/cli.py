@@ -36,9 +36,9 @@ def _cmd_phantom(args: argparse.Namespace) -> int:
     if args.dicom:
         from .synthetic.phantom_dicom import write_phantom_dicom
 
-        manifest = write_phantom_dicom(Path(args.out_dir), PhantomConfig(seed=args.seed))
+        manifest = write_phantom_dicom(Path(args.out_dir), PhantomConfig(seed=args.seed), progress=_progress_logger)
     else:
-        manifest = write_phantom_study(Path(args.out_dir), PhantomConfig(seed=args.seed))
+        manifest = write_phantom_study(Path(args.out_dir), PhantomConfig(seed=args.seed), progress=_progress_logger)
     print(f"Synthetic patient written: {manifest}")
     return 0
 
@@ -53,13 +53,36 @@ def _run_options(args: argparse.Namespace):
         min_tumor_volume_ml=args.min_volume_ml,
         save_maps=args.save_maps,
         resegment_each_cycle=args.resegment_each_cycle,
+        planning_rule=getattr(args, "planning_rule", "kidney_23Gy"),
+        use_cache=not getattr(args, "no_cache", False),
+        **({"apply_pvc_to": tuple(k.strip() for k in args.pvc.split(",") if k.strip())}
+           if getattr(args, "pvc", None) is not None else {}),
+        **({"stp_method": args.stp_method} if getattr(args, "stp_method", None) else {}),
     )
+
+
+def resolve_manifest(path: Path) -> Path:
+    """``run``'s MANIFEST: a study JSON file, or a folder holding exactly one ``study*.json``
+    (e.g. ``study.json``); a clear error naming the folder when it holds none or several."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    found = sorted(p for p in path.glob("study*.json") if p.is_file())
+    if len(found) == 1:
+        log.info("Study manifest: %s", found[0])
+        return found[0]
+    if not found:
+        raise FileNotFoundError(2, "no study manifest (study.json) in this folder; give the manifest file or "
+                                   "write one with 'lu-dosimetry inspect DIR --write-manifest DIR/study.json'",
+                                str(path))
+    raise ValueError(f"{path} holds {len(found)} study manifests ({', '.join(p.name for p in found)}): "
+                     "give the one to run, e.g. 'lu-dosimetry run " + str(found[0]) + " --out ...'")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from .pipeline import run_manifest
 
-    result = run_manifest(Path(args.manifest), Path(args.out), _run_options(args), progress=_progress_logger,
+    result = run_manifest(resolve_manifest(Path(args.manifest)), Path(args.out), _run_options(args), progress=_progress_logger,
                           overwrite=args.overwrite)
     _print_summary(result)
     return 0
@@ -107,7 +130,7 @@ def demo_patient(out: Path, seed: int, config=None) -> tuple[Path, bool]:
     manifest = phantom_dir / "study.json"
     if not phantom_dir.exists() or (phantom_dir.is_dir() and not any(phantom_dir.iterdir())):
         log.info("Writing synthetic patient to %s", phantom_dir)
-        return write_phantom_study(phantom_dir, config or PhantomConfig(seed=seed)), False
+        return write_phantom_study(phantom_dir, config or PhantomConfig(seed=seed), progress=_progress_logger), False
     truth_file = phantom_dir / "ground_truth.json"
     found_seed = None
     if manifest.is_file() and truth_file.is_file():
@@ -140,16 +163,20 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _print_summary(result) -> None:
+    from .physics.uncertainty import value_with_sigma
+
     s = result.summary
-    print(f"Patient {s['patient_id']}: {len(s['cycles'])} cycles")
+    print(f"Patient {s['patient_id']}: {len(s['cycles'])} cycles (± 1σ: uncertainty budget, Gear et al. EJNMMI 2018)")
     if s.get("cumulative_tumor_dose_Gy") is not None:
-        print(f"  cumulative tumour dose (cAD, mean over tumours): {s['cumulative_tumor_dose_Gy']:.1f} Gy")
+        print(f"  cumulative tumour dose (cAD, mean over tumours): {value_with_sigma(s, 'cumulative_tumor_dose_Gy', 1)} Gy")
     if s.get("delta_ad_per_aa_percent") is not None:
-        print(f"  delta AD/AA (last vs first cycle): {s['delta_ad_per_aa_percent']:+.1f} %")
+        print(f"  delta AD/AA (last vs first cycle): {value_with_sigma(s, 'delta_ad_per_aa_percent', 1)} %")
     if s.get("kidney_cumulative_dose_Gy") is not None:
-        print(f"  kidney cumulative dose: {s['kidney_cumulative_dose_Gy']:.2f} Gy, BED {s['kidney_bed_Gy']:.2f} Gy")
+        bed = value_with_sigma(s, "kidney_bed_Gy", 2)
+        print(f"  kidney cumulative dose: {value_with_sigma(s, 'kidney_cumulative_dose_Gy', 2)} Gy, BED "
+              f"{bed if bed is not None else 'not defined'} Gy")
     for w in s.get("warnings", []):
-        print(f"  warning: {w}")
+        print(f"  warning: {w}", file=sys.stderr)
     print(f"Results in {result.out_dir}: " + ", ".join(sorted(p.name for p in result.files)))
 
 
@@ -186,12 +213,17 @@ def _cmd_cohort(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lu-dosimetry", description="Patient-specific [177Lu]Lu-DOTATATE SPECT/CT dosimetry and cohort dose-response analysis (the pure-Python core of the LuDosimetry 3D Slicer extension).")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    from . import __version__
+
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging (and full tracebacks on errors)")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
+                   help="print the version of LuDosimetryLib and exit")
     sub = p.add_subparsers(dest="command", required=True)
 
     sp = sub.add_parser("phantom", help="write a synthetic patient")
-    sp.add_argument("out_dir")
-    sp.add_argument("--seed", type=int, default=1)
+    sp.add_argument("out_dir", help="folder to write the synthetic patient into (must be absent or empty)")
+    sp.add_argument("--seed", type=int, default=1,
+                    help="random seed of the synthetic patient (motion, noise; default %(default)s)")
     sp.add_argument("--dicom", action="store_true",
                     help="write DICOM series (NM SPECT + CT per scan) with segmentation.nii.gz and study_dicom.json")
     sp.set_defaults(func=_cmd_phantom)
@@ -201,22 +233,40 @@ def build_parser() -> argparse.ArgumentParser:
                        choices=["auto", "translation", "rigid_ct", "local", "none"],
                        help="time-point registration method (default: auto = CT rigid, fallback translation)")
         q.add_argument("--dose-method", default="local_deposition", choices=["local_deposition", "voxel_s_value"],
-                       help="activity to absorbed dose conversion")
+                       help="activity to absorbed dose conversion: local energy deposition (default) or voxel "
+                            "S-value convolution")
         q.add_argument("--fit-model", default="auto", choices=list(FIT_MODELS),
                        help="time-activity model (default: auto = bi-exponential with fallbacks)")
         q.add_argument("--min-volume-ml", type=float, default=10.0,
-                       help="minimum tumour volume on the cycle-1 reference scan (default 10 mL, seed 000)")
+                       help="minimum tumour volume on the cycle-1 reference scan "
+                            "(default 10 mL, as Macsuka et al., J Nucl Med 2026)")
         q.add_argument("--save-maps", action="store_true", help="also write dose and TIA maps (NRRD)")
+        q.add_argument("--pvc", metavar="KINDS", default=None,
+                       help="comma-separated VOI kinds or organ names given partial-volume correction (default "
+                            "tumor,kidney,spleen; '' for none; e.g. tumor,kidney,spleen,liver)")
+        q.add_argument("--stp-method", default=None, choices=["auto", "ratio", "madsen", "hanscheid"],
+                       help="single-time-point cycles: auto (ratio method of Hebert et al., J Nucl Med 2024 when "
+                            "the VOI has a fully imaged cycle, else Madsen with a stated T_eff), ratio, madsen, or "
+                            "hanscheid (Hänscheid et al., J Nucl Med 2018; flagged outside 72-120 h p.i.)")
+        q.add_argument("--no-cache", action="store_true",
+                       help="neither read nor write the cache of registrations and VSV kernels (a user cache "
+                            "folder; LU_DOSIMETRY_CACHE_DIR overrides its location)")
         q.add_argument("--overwrite", action="store_true",
                        help="replace a result set already in --out (atomically); without it such a folder is refused "
                             "before any computation")
         q.add_argument("--resegment-each-cycle", action="store_true",
                        help="contour adaptive-threshold tumours again on each cycle's reference scan "
-                            "(default: the cycle-1 contour is copied to every scan, seed 000)")
+                            "(default: the cycle-1 contour is copied to every scan, as Macsuka et al., "
+                            "J Nucl Med 2026)")
+        q.add_argument("--planning-rule", default="kidney_23Gy", choices=["kidney_23Gy", "renal_BED_27Gy"],
+                       help="rule whose next-cycle activity the report states as the planning aid; the other is shown "
+                            "for comparison (kidney_23Gy: cumulative kidney dose 23 Gy, Macsuka et al., J Nucl Med "
+                            "2026; renal_BED_27Gy: renal BED 27 ± 2 Gy, Sundlöv et al., Eur J Nucl Med Mol "
+                            "Imaging 2022)")
 
     sp = sub.add_parser("run", help="dosimetry of one patient from a study manifest")
-    sp.add_argument("manifest")
-    sp.add_argument("--out", required=True)
+    sp.add_argument("manifest", help="study manifest (study.json), or a folder holding exactly one study*.json")
+    sp.add_argument("--out", required=True, help="output folder for the result set (tables, summary.json, report)")
     add_run_options(sp)
     sp.set_defaults(func=_cmd_run)
 
@@ -233,13 +283,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=_cmd_batch)
 
     sp = sub.add_parser("demo", help="synthetic patient + dosimetry + report")
-    sp.add_argument("--out", default="lu_dosimetry_demo")
-    sp.add_argument("--seed", type=int, default=1)
+    sp.add_argument("--out", default="lu_dosimetry_demo",
+                    help="output folder; the synthetic patient goes into OUT/synthetic_patient (default %(default)s)")
+    sp.add_argument("--seed", type=int, default=1,
+                    help="random seed of the synthetic patient (motion, noise; default %(default)s)")
     add_run_options(sp)
     sp.set_defaults(func=_cmd_demo)
 
     sp = sub.add_parser("inspect", help="list image/DICOM series in a folder and what each was taken to be")
-    sp.add_argument("directory")
+    sp.add_argument("directory", help="folder to scan (recursively) for image files and DICOM series")
     sp.add_argument("--write-manifest", metavar="STUDY_JSON",
                     help="also write a draft study manifest of the folder (never overwrites); values the headers do "
                          "not give are \"FILL IN: ...\" placeholders, listed on stdout")

@@ -17,10 +17,15 @@ ProgressCallback = Callable[[float, str], None]
 
 
 def report_progress(progress: ProgressCallback | None, fraction: float, message: str) -> None:
-    """Log ``message`` and pass it with ``fraction`` (clipped to 0..1) to ``progress``."""
-    log.debug("%s", message)
+    """Pass ``message`` with ``fraction`` (clipped to 0..1) to ``progress``; without a callback
+    (Python API) log it at INFO on the ``LuDosimetryLib`` logger, shown after
+    :func:`LuDosimetryLib.enable_logging` (with a callback: DEBUG, the callback shows it)."""
+    fraction = float(min(max(fraction, 0.0), 1.0))
     if progress is not None:
-        progress(float(min(max(fraction, 0.0), 1.0)), message)
+        log.debug("%s", message)
+        progress(fraction, message)
+    else:
+        log.info("[%3d%%] %s", int(round(100 * fraction)), message)
 
 
 def check_cancel(cancel: Callable[[], bool] | None) -> None:

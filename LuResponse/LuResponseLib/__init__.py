@@ -15,6 +15,8 @@ Modules (one concept each):
 - ``roc``          AUC, ROC curve, stratified bootstrap CI
 - ``models``       logistic (Eq. 5, maximum likelihood) and RBF-SVM pipelines, stratified CV, JSON models
 - ``svm``          the RBF-SVM with explicit Platt scaling; stratified subsample on large cohorts
+- ``prediction``   a new patient's probability of PR with a bootstrap interval (replicates saved in the models)
+- ``prediction_outputs``  ``cohort --models DIR --predict``: outputs from saved models, no re-analysis
 - ``rules``        cut-off rules with Clopper-Pearson intervals
 - ``visits``       visit-level tumour measurements (sum of diameters per scan), best shrinkage up to a day
 - ``survival``     Kaplan-Meier, log-rank (lifelines), vectorised Efron Cox fit
@@ -39,6 +41,7 @@ _LAZY = {
     "group_by_metric": "sigmoid", "fit_sigmoid": "sigmoid", "sigmoid_probability": "sigmoid",
     "cross_validated_probabilities": "models", "fit_response_model": "models", "ResponseModel": "models",
     "repeated_cv_auc": "models", "probability_surface": "models",
+    "predict_patient": "prediction", "load_models": "prediction",
     "evaluate_cutoff_rule": "rules", "clopper_pearson": "rules",
     "roc_auc": "roc", "bootstrap_auc_ci": "roc",
     "run_cohort_analysis": "analysis", "CohortAnalysisOptions": "analysis",

@@ -145,10 +145,20 @@ class CohortResults:
     warnings: list[str] = field(default_factory=list)
     timings_s: dict[str, float] = field(default_factory=dict)
     demo_truth: dict | None = None
+    predictions: list[dict] = field(default_factory=list)
 
     def predict_new_patient(self, cAD_Gy: float, delta_ad_per_aa_percent: float) -> dict:
         """Probability of PR for a new patient from every trained model and the Eq. 2 curve."""
         return predict_new_patient(self.models, cAD_Gy, delta_ad_per_aa_percent, self.sigmoid)
+
+    def add_prediction(self, cAD_Gy: float, delta_ad_per_aa_percent: float) -> dict:
+        """Predict a new patient with every model (bootstrap interval, :mod:`.prediction`) and
+        keep it for ``cohort_results.json``, the report and the figures; returns the prediction."""
+        from .prediction import predict_patient
+
+        p = predict_patient(self.models, cAD_Gy, delta_ad_per_aa_percent, self.sigmoid, self.options.confidence)
+        self.predictions.append(p)
+        return p
 
     def to_dict(self) -> dict:
         """JSON-ready dict (NaN -> None) — the content of ``cohort_results.json``."""
@@ -177,6 +187,7 @@ class CohortResults:
             "lesions": self.lesions,
             "warnings": list(self.warnings),
             "timings_s": dict(self.timings_s),
+            "predictions": list(self.predictions),
         }
         for name, cv in self.cv.items():
             entry = cv.to_dict(include_curve=True)
@@ -193,6 +204,19 @@ class CohortResults:
         if self.demo_truth:
             d["demo_truth"] = {k: v for k, v in self.demo_truth.items() if k != "true_probability"}
         return _clean(d)
+
+
+def _prediction_bootstrap(model: ResponseModel, X, y, opt: CohortAnalysisOptions) -> dict:
+    """Bootstrap refits of ``model`` for prediction intervals (:mod:`.prediction`), with the
+    settings the model was fitted with (L2 when its maximum-likelihood fit fell back to it)."""
+    from dataclasses import replace
+
+    from .prediction import bootstrap_replicates
+
+    settings = opt.model_settings
+    if model.kind == "logistic" and model.settings.get("logistic_penalty") == "l2":
+        settings = replace(settings, logistic_penalty="l2")
+    return bootstrap_replicates(model.kind, X, y, opt.n_bootstrap, opt.seed, settings)
 
 
 def _clean(o):
@@ -304,6 +328,8 @@ def run_cohort_analysis(table: CohortTable, options: CohortAnalysisOptions | Non
                 if note:
                     warn.append(f"model '{name}': {note}")
             res.models[name] = fit_response_model(X[:, cols], y, kind, list(feats), opt.seed, opt.model_settings)
+            res.models[name].bootstrap = _prediction_bootstrap(res.models[name], X[:, cols], y, opt)
+            warn.extend(f"model '{name}' prediction interval: {n}" for n in res.models[name].bootstrap["notes"])
             if res.models[name].settings.get("svm_trained_on"):
                 warn.append(f"model '{name}' (all patients): SVM trained on {res.models[name].settings['svm_trained_on']}")
             warn.extend(f"model '{name}' cross-validation: {n}" for n in res.cv[name].notes)

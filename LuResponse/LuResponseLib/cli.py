@@ -10,11 +10,16 @@ Examples::
     lu-dosimetry cohort --results-dir patients/ --clinical clinical.csv --out results/
     lu-dosimetry cohort --demo --seed 3 --out demo_cohort/
     lu-dosimetry cohort cohort.csv --out results/ --cutoff 120,-40 --predict 110,-55
+    lu-dosimetry cohort --models results/ --predict 120,-40 --out prediction/   (no re-analysis)
+
+Values with a leading minus (``--predict -40,120``) are accepted: the sub-parser treats any
+argument that starts with ``-`` and a digit as a value, not an option.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 
 
 def _pair(text: str) -> tuple[float, float]:
@@ -27,6 +32,9 @@ def _pair(text: str) -> tuple[float, float]:
 
 def add_cohort_arguments(p: argparse.ArgumentParser) -> None:
     """Add the ``cohort`` options to ``p``."""
+    # "-40,120" is a value, not an option: argparse only treats "-40" or "-.5" as a negative number by
+    # default (the cohort options contain no option that starts with "-" and a digit)
+    p._negative_number_matcher = re.compile(r"^-\.?\d")
     p.description = ("Cohort dose-response analysis (methods of Macsuka et al., J Nucl Med 2026): descriptive statistics, groupwise "
                      "analysis and Eq. 2 sigmoid, cross-validated logistic/SVM models, cut-off rules, survival "
                      "and lesion analyses. Writes cohort_report.html, cohort_results.json, figures/ and models/.")
@@ -60,8 +68,10 @@ def add_cohort_arguments(p: argparse.ArgumentParser) -> None:
                     help="dAD/AA cut-off of the rule (default -50 %%)")
     st.add_argument("--cutoff", type=_pair, action="append", default=[], metavar="CAD_GY,DELTA_PERCENT",
                     help="extra cut-off rule to evaluate, e.g. 120,-40; repeatable")
-    st.add_argument("--survival-thresholds", choices=["seed", "median"], default="seed",
-                    help="dose thresholds for KM/Cox: Hebert et al. (J Nucl Med 2024) values (91.36 / 52.52 Gy) or cohort medians")
+    st.add_argument("--survival-thresholds", type=_thresholds, choices=["seed", "median"], default="seed",
+                    metavar="{published,median}",
+                    help="dose thresholds for KM/Cox: 'published' = the values of Hebert et al. (J Nucl Med 2024: "
+                         "91.36 / 52.52 Gy, default) or 'median' = the cohort's medians")
     st.add_argument("--landmark-days", type=_landmark, action="append", default=None, metavar="DAYS",
                     help="landmark time(s) in days for the shrinkage analysis, 'none' = no limit; repeatable "
                          "(default as Pavel et al., Cancer Med 2025: 150, 180, 252, 336, 504 days and none)")
@@ -74,11 +84,21 @@ def add_cohort_arguments(p: argparse.ArgumentParser) -> None:
     st.add_argument("--svm-gamma", default="scale", help="SVM RBF gamma: number or 'scale' (default)")
     o = p.add_argument_group("output")
     o.add_argument("--predict", type=_pair, action="append", default=[], metavar="CAD_GY,DELTA_PERCENT",
-                   help="print every model's probability of PR for a new patient; repeatable")
+                   help="probability of PR for a new patient from every model, with a bootstrap interval; written "
+                        "to cohort_results.json and the report and marked on Figs. 5 and 6; repeatable "
+                        "(e.g. --predict 120,-40 or --predict -40,120)")
+    o.add_argument("--models", metavar="DIR",
+                   help="with --predict: load the saved models (DIR/models/*_model.json of an earlier cohort run, or "
+                        "that models/ folder) instead of analysing a cohort; answers in seconds")
     o.add_argument("--no-plots", action="store_true", help="skip figures (report without images)")
     o.add_argument("--overwrite", action="store_true",
                    help="replace a cohort result set already in --out (atomically); without it such a folder is "
                         "refused before any computation")
+
+
+def _thresholds(text: str) -> str:
+    """'published' (the earlier name 'seed' is still accepted) or 'median'."""
+    return "seed" if text in ("published", "seed") else text
 
 
 def _landmark(text: str):
@@ -108,6 +128,8 @@ def run_cohort_command(args: argparse.Namespace) -> int:
     ``--out`` is checked (holds no input; an earlier cohort result set only with ``--overwrite``)
     and locked before any computation; the outputs are switched in all at once."""
     n_sources = sum(bool(x) for x in (args.table, args.demo, args.results_dir))
+    if getattr(args, "models", None):
+        return _run_prediction_command(args, n_sources)
     if n_sources != 1:
         raise ValueError("give exactly one of: a cohort TABLE.csv, --demo, or --results-dir")
     if args.clinical and not args.results_dir:
@@ -123,6 +145,39 @@ def run_cohort_command(args: argparse.Namespace) -> int:
     with ResultSetWriter(out, overwrite=args.overwrite, core_names=COHORT_CORE_NAMES,
                          tool="lu-dosimetry cohort") as writer:
         return _run_cohort(args, writer)
+
+
+def _run_prediction_command(args: argparse.Namespace, n_sources: int) -> int:
+    """``--models DIR --predict ...``: predictions from saved models, no analysis."""
+    if not args.predict:
+        raise ValueError("--models is used with --predict CAD_GY,DELTA_PERCENT (the patient to predict)")
+    if n_sources:
+        raise ValueError("--models predicts from saved models: give no cohort TABLE.csv, --demo or --results-dir")
+    from LuDosimetryLib.results.result_set import ResultSetWriter, check_output_folder
+
+    from .prediction import find_model_files
+    from .prediction_outputs import write_prediction_outputs
+    from .report import COHORT_CORE_NAMES
+
+    find_model_files(args.models)  # a clear message before the output folder is touched
+    out = check_output_folder(args.out, [args.models], args.overwrite, COHORT_CORE_NAMES, COHORT_CORE_NAMES)
+    with ResultSetWriter(out, overwrite=args.overwrite, core_names=COHORT_CORE_NAMES,
+                         tool="lu-dosimetry cohort --predict") as writer:
+        data = write_prediction_outputs(args.models, args.predict, writer, make_plots=not args.no_plots)
+    for p in data["predictions"]:
+        _print_prediction(p)
+    print(f"Prediction in {args.out}: cohort_results.json, cohort_report.html"
+          + ("" if args.no_plots else ", figures/"))
+    return 0
+
+
+def _print_prediction(p: dict) -> None:
+    print(f"  new patient cAD {p['cumulative_tumor_dose_Gy']:g} Gy, dAD/AA {p['delta_ad_per_aa_percent']:g} %: " +
+          ", ".join(f"{k} {100 * v['probability']:.0f} %" + (f" [{100 * v['ci'][0]:.0f}-{100 * v['ci'][1]:.0f} %]"
+                                                           if v["ci"] else "") for k, v in p["models"].items()))
+    for k, v in p["models"].items():
+        for w in v["warnings"]:
+            print(f"    note ({k}): {w}")
 
 
 def _run_cohort(args: argparse.Namespace, writer) -> int:
@@ -185,6 +240,8 @@ def _run_cohort(args: argparse.Namespace, writer) -> int:
                                   progress=lambda f, m: log.info("[%3d%%] %s", int(round(100 * f)), m), visits=visits,
                                   pet_lesions=pet)
     results.demo_truth = demo_truth
+    for cad, delta in args.predict:
+        results.add_prediction(cad, delta)
     log.info("Writing figures and report to %s", args.out)
     paths = write_cohort_outputs(results, Path(args.out), extra, make_plots=not args.no_plots, writer=writer)
 
@@ -202,13 +259,8 @@ def _run_cohort(args: argparse.Namespace, writer) -> int:
         r = results.rules[0]
         print(f"  rule {r.name}: {r.true_positive}/{r.true_positive + r.false_positive} responders "
               f"(PPV {100 * r.ppv.estimate:.0f} %)" if r.ppv.n else f"  rule {r.name}: no patient positive")
-    for cad, delta in args.predict:
-        pred = results.predict_new_patient(cad, delta)
-        print(f"  new patient cAD {cad:g} Gy, dAD/AA {delta:g} %: " +
-              ", ".join(f"{k} {100 * v['probability']:.0f} %" for k, v in pred.items()))
-        for k, v in pred.items():
-            for w in v["warnings"]:
-                print(f"    warning ({k}): {w}")
+    for p in results.predictions:
+        _print_prediction(p)
     for r in results.landmark:
         hr = r.hazard_ratio_per_percent
         print(f"  landmark {r.label:9s} PFS Cox HR per 1 % change {hr:.3f} [{r.hazard_ratio_ci95[0]:.3f}, "

@@ -38,7 +38,9 @@ MODEL_FIELDS: dict[str, tuple[str, bool]] = {
     "probability": ("string", False),
     "standardisation": ("string", False),
     "coefficients_original_units": ("object", False),
+    "bootstrap": ("object", False),
 }
+MAX_REPLICATES = 10_000
 PARAM_FIELDS = {"logistic": ("coef", "intercept"),
                 "svm": ("support_vectors", "dual_coef", "intercept", "gamma", "platt_A", "platt_B")}
 
@@ -170,8 +172,49 @@ def validate_model_dict(d, source="model file") -> None:
         bad = [k for k, v in cou.items() if not _finite(v)]
         if bad:
             problems.append((f"coefficients_original_units.{str(bad[0])[:60]}", "must be a finite number"))
+    if isinstance(d.get("bootstrap"), dict):
+        _validate_bootstrap(d["bootstrap"], kind, nf, problems)
     if problems:
         raise ModelFileError(source, problems)
+
+
+def _validate_bootstrap(b: dict, kind: str, nf: int | None, problems: list) -> None:
+    """The optional ``bootstrap`` field: refits on resamples (:mod:`.prediction`), each a
+    ``{"scaler": {"mean", "scale"}, "params": {...}}`` of the model's own shape."""
+    reps = b.get("replicates")
+    if not isinstance(reps, list) or not reps or len(reps) > MAX_REPLICATES:
+        problems.append(("bootstrap.replicates", f"must be a list of 1 to {MAX_REPLICATES} replicates"))
+        return
+    n = b.get("n_resamples")
+    if isinstance(n, bool) or not isinstance(n, int) or n != len(reps):
+        problems.append(("bootstrap.n_resamples", f"must be the number of replicates ({len(reps)}), got {n!r:.40}"))
+    for i, r in enumerate(reps):
+        where = f"bootstrap.replicates[{i}]"
+        before = len(problems)
+        if not isinstance(r, dict) or not isinstance(r.get("scaler"), dict) or not isinstance(r.get("params"), dict):
+            problems.append((where, "must be an object with 'scaler' and 'params' objects"))
+            break
+        for k in ("mean", "scale"):
+            _vector(r["scaler"].get(k), nf, f"{where}.scaler.{k}", problems, positive=(k == "scale"))
+        p = r["params"]
+        if kind == "logistic":
+            _vector(p.get("coef"), nf, f"{where}.params.coef", problems)
+            _scalar(p, "intercept", f"{where}.params", problems)
+        else:
+            sv = p.get("support_vectors")
+            if not isinstance(sv, list) or not sv or len(sv) > MAX_SUPPORT_VECTORS:
+                problems.append((f"{where}.params.support_vectors", "must be a list of support vectors"))
+            else:
+                for j, row in enumerate(sv):
+                    _vector(row, nf, f"{where}.params.support_vectors[{j}]", problems)
+                    if len(problems) > before:
+                        break
+                _vector(p.get("dual_coef"), len(sv), f"{where}.params.dual_coef", problems)
+            for k in ("intercept", "platt_A", "platt_B"):
+                _scalar(p, k, f"{where}.params", problems)
+            _scalar(p, "gamma", f"{where}.params", problems, positive=True)
+        if len(problems) > before:
+            break
 
 
 def _no_duplicates(pairs):

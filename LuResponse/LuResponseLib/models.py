@@ -358,6 +358,7 @@ class ResponseModel:
     n_responders: int
     settings: dict = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
+    bootstrap: dict | None = None  # refits on resamples, for prediction intervals (:mod:`.prediction`)
 
     # -- prediction --------------------------------------------------------------------------
     def _as_matrix(self, X) -> np.ndarray:
@@ -435,6 +436,8 @@ class ResponseModel:
              "standardisation": "z = (x - scaler.mean) / scaler.scale"}
         if self.kind == "logistic":
             d["coefficients_original_units"] = self.coefficients_original_units()
+        if self.bootstrap:
+            d["bootstrap"] = self.bootstrap
         return d
 
     @classmethod
@@ -449,7 +452,8 @@ class ResponseModel:
                    training_min=np.asarray(d["training"]["min"], dtype=float),
                    training_max=np.asarray(d["training"]["max"], dtype=float),
                    n_train=int(d["training"]["n"]), n_responders=int(d["training"]["n_responders"]),
-                   settings=dict(d.get("settings", {})), provenance=dict(d.get("provenance", {})))
+                   settings=dict(d.get("settings", {})), provenance=dict(d.get("provenance", {})),
+                   bootstrap=d.get("bootstrap"))
 
     def save_json(self, path: str | Path) -> Path:
         """Write the model as JSON (floats written with full precision: exact round trip)."""

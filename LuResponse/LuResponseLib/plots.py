@@ -123,10 +123,22 @@ def figure_group_bars(delta_groups, sigmoid):
     return fig
 
 
-def figure_cutoff_scatter(cad_Gy, delta_percent, response, cad_cutoff_Gy=100.0, delta_cutoff_percent=-50.0):
-    """Fig. 5: cAD vs ΔAD/AA coloured by response with dashed cut-off lines."""
+def _mark_patients(ax, patients) -> None:
+    """A star for each new patient (cAD Gy, ΔAD/AA %) predicted, labelled with its values."""
+    for i, (c, d) in enumerate(patients or ()):
+        ax.scatter([c], [d], marker="*", s=260, color="#00bfff", edgecolor="black", linewidth=0.9, zorder=6,
+                   label="new patient" if i == 0 else None)
+        ax.annotate(f"{c:g} Gy, {d:+g} %", (c, d), xytext=(7, 7), textcoords="offset points", fontsize=8,
+                    zorder=6, bbox={"boxstyle": "round,pad=0.2", "fc": "white", "alpha": 0.8, "lw": 0})
+
+
+def figure_cutoff_scatter(cad_Gy, delta_percent, response, cad_cutoff_Gy=100.0, delta_cutoff_percent=-50.0,
+                          patients=()):
+    """Fig. 5: cAD vs ΔAD/AA coloured by response with dashed cut-off lines; ``patients``:
+    new patients (cAD Gy, ΔAD/AA %) marked with a star."""
     fig = _figure(6.5, 5)
     ax = fig.subplots()
+    _mark_patients(ax, patients)
     resp = np.asarray(response, dtype=object)
     for c in RESPONSE_ORDER:
         m = resp == c
@@ -145,26 +157,47 @@ def figure_cutoff_scatter(cad_Gy, delta_percent, response, cad_cutoff_Gy=100.0, 
     return fig
 
 
-def figure_probability_surfaces(models: dict, cad_Gy, delta_percent, responder):
-    """Fig. 6: probability of PR over (cAD, ΔAD/AA) for the logistic and SVM models."""
+def figure_probability_surfaces(models: dict, cad_Gy, delta_percent, responder, patients=()):
+    """Fig. 6: probability of PR over (cAD, ΔAD/AA) for the logistic and SVM models.
+
+    ``cad_Gy``/``delta_percent``/``responder`` may be None (models loaded without their cohort):
+    the axes then span the models' training ranges. ``patients``: new patients marked with a star."""
     from .models import probability_surface
 
     names = [n for n in ("logistic", "svm") if n in models]
     fig = _figure(5.2 * max(len(names), 1), 4.4)
     axes = np.atleast_1d(fig.subplots(1, max(len(names), 1)))
-    cad = np.asarray(cad_Gy, dtype=float)
-    d = np.asarray(delta_percent, dtype=float)
-    y = np.asarray(responder, dtype=bool)
-    xr = (max(0.0, cad.min() - 0.05 * np.ptp(cad)), cad.max() + 0.05 * np.ptp(cad))
-    yr = (d.min() - 0.05 * np.ptp(d), d.max() + 0.05 * np.ptp(d))
+    if cad_Gy is None:
+        m = models[names[0]]
+        cad, d, y = np.array(m.training_min[:1].tolist() + m.training_max[:1].tolist()), \
+            np.array(m.training_min[1:2].tolist() + m.training_max[1:2].tolist()), None
+    else:
+        cad = np.asarray(cad_Gy, dtype=float)
+        d = np.asarray(delta_percent, dtype=float)
+        y = np.asarray(responder, dtype=bool)
+    pc = np.array([p[0] for p in patients or ()], dtype=float)
+    pd = np.array([p[1] for p in patients or ()], dtype=float)
+    ca, da = np.r_[cad, pc], np.r_[d, pd]
+    xr = (max(0.0, ca.min() - 0.05 * np.ptp(ca)), ca.max() + 0.05 * np.ptp(ca))
+    yr = (da.min() - 0.05 * np.ptp(da), da.max() + 0.05 * np.ptp(da))
     cs = None
     for ax, n in zip(axes, names):
         xs, ys, p = probability_surface(models[n], xr, yr, 121)
         cs = ax.contourf(xs, ys, p, levels=np.linspace(0, 1, 11), cmap="RdYlGn", vmin=0, vmax=1)
         ax.contour(xs, ys, p, levels=[0.5], colors="black", linewidths=1)
-        ax.scatter(cad[y], d[y], marker="o", s=22, color="white", edgecolor="black", label="PR/CR",
-                   rasterized=_dense(y.size))
-        ax.scatter(cad[~y], d[~y], marker="x", s=22, color="black", label="SD/PD", rasterized=_dense(y.size))
+        if y is not None:
+            ax.scatter(cad[y], d[y], marker="o", s=22, color="white", edgecolor="black", label="PR/CR",
+                       rasterized=_dense(y.size))
+            ax.scatter(cad[~y], d[~y], marker="x", s=22, color="black", label="SD/PD", rasterized=_dense(y.size))
+        else:
+            from matplotlib.patches import Rectangle
+
+            m = models[n]
+            ax.add_patch(Rectangle(
+                (m.training_min[0], m.training_min[1]), m.training_max[0] - m.training_min[0],
+                m.training_max[1] - m.training_min[1], fill=False, ls="--", ec="black", lw=0.8,
+                label="training range"))
+        _mark_patients(ax, patients)
         ax.set_xlabel(CAD_LABEL)
         ax.set_ylabel(DELTA_LABEL)
         ax.set_title({"logistic": "Logistic regression (Eq. 5)", "svm": "SVM, RBF kernel"}[n], loc="left", fontsize=10)
@@ -215,7 +248,7 @@ def figure_km(comparisons: list):
     n = len(comparisons)
     cols = 2 if n > 1 else 1
     rows = int(np.ceil(n / cols))
-    fig = _figure(5.2 * cols, 3.6 * rows)
+    fig = _figure(5.2 * cols, 4.4 * rows)
     axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
     colors = ("#377eb8", "#e41a1c")
     for ax, c in zip(axes, comparisons):
@@ -237,9 +270,29 @@ def figure_km(comparisons: list):
         ax.set_ylabel(f"{c.endpoint} probability")
         ax.set_ylim(0, 1.05)
         ax.legend(fontsize=7, loc="lower left")
+        _at_risk_table(ax, c.groups, colors)
     for ax in axes[n:]:
         ax.set_axis_off()
     return fig
+
+
+def _at_risk_table(ax, groups, colors) -> None:
+    """Number-at-risk rows under a Kaplan–Meier axis, one per group, at the axis' x ticks
+    (the layout of lifelines' ``add_at_risk_counts``, drawn here because that helper needs pyplot,
+    which this module never imports)."""
+    from matplotlib.transforms import blended_transform_factory
+
+    lo, hi = ax.get_xlim()
+    ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
+    tr = blended_transform_factory(ax.transData, ax.transAxes)
+    kw = {"textcoords": "offset points", "va": "top", "fontsize": 7}
+    ax.annotate("Number at risk", (0.0, 0.0), xycoords="axes fraction", xytext=(0, -36), ha="left",
+                fontweight="bold", **kw)
+    for k, (g, col) in enumerate(zip(groups, colors)):
+        dy = -46 - 9 * k
+        ax.annotate(g.label[:20], (0.0, 0.0), xycoords="axes fraction", xytext=(-4, dy), ha="right", color=col, **kw)
+        for t, n in zip(ticks, g.n_at_risk(ticks)):
+            ax.annotate(str(n), (t, 0.0), xycoords=tr, xytext=(0, dy), ha="center", color=col, **kw)
 
 
 def figure_landmark(landmarks: list):
@@ -359,10 +412,17 @@ def figure_lesions(ad_Gy, dv_percent, lin=None, tcp=None):
     ax = axes[0]
     ax.scatter(ad[ok], dv[ok], s=14, color="#377eb8", edgecolor="black", linewidth=0.3)
     if lin is not None:
-        ax.plot(lin.grid_Gy, lin.fit_percent, color="black")
-        ax.fill_between(lin.grid_Gy, *lin.mean_band_percent, color="#377eb8", alpha=0.25, label="95 % CI of the mean")
-        ax.plot(lin.grid_Gy, lin.prediction_band_percent[0], color="grey", ls=":", lw=0.8)
-        ax.plot(lin.grid_Gy, lin.prediction_band_percent[1], color="grey", ls=":", lw=0.8, label="95 % prediction")
+        # over the lesions' AD range only, and never below -100 % (a lesion cannot lose more than its volume)
+        in_range = (lin.grid_Gy >= np.min(ad[ok])) & (lin.grid_Gy <= np.max(ad[ok])) if ok.any() else lin.grid_Gy > 0
+        g = lin.grid_Gy[in_range]
+        fit = lin.fit_percent[in_range]
+        ax.plot(g[fit >= -100], fit[fit >= -100], color="black")
+        ax.fill_between(g, *(np.maximum(b[in_range], -100.0) for b in lin.mean_band_percent), color="#377eb8",
+                        alpha=0.25, label="95 % CI of the mean")
+        ax.plot(g, np.maximum(lin.prediction_band_percent[0][in_range], -100.0), color="grey", ls=":", lw=0.8)
+        ax.plot(g, lin.prediction_band_percent[1][in_range], color="grey", ls=":", lw=0.8, label="95 % prediction")
+        ax.axhline(-100, color="grey", lw=0.6)
+        ax.set_ylim(bottom=min(-105.0, float(np.min(dv[ok])) - 5.0) if ok.any() else -105.0)
         ax.legend(fontsize=7)
         ax.set_title(f"ΔV vs AD: slope {lin.slope_percent_per_Gy:.3f} %/Gy (p={lin.slope_p:.2g})", loc="left",
                      fontsize=9)
@@ -391,6 +451,7 @@ def render_all(results) -> dict:
 
     t = results.table
     figs: dict = {}
+    patients = [(p["cumulative_tumor_dose_Gy"], p["delta_ad_per_aa_percent"]) for p in results.predictions]
     ok = results.response_mask if results.response_mask is not None else t.complete(CAD, DELTA, "response")
     cad, d, resp, y = t.cumulative_tumor_dose_Gy[ok], t.delta_ad_per_aa_percent[ok], t.response[ok], t.responder[ok]
     if results.cycles and any(k in results.cycles for k in ("tumor", "kidney")):
@@ -406,10 +467,11 @@ def render_all(results) -> dict:
     if cad.size:
         o = results.options
         figs["fig5_cutoff_scatter"] = ("Fig. 5 — cAD vs ΔAD/AA with cut-offs",
-                                       figure_cutoff_scatter(cad, d, resp, o.cad_cutoff_Gy, o.delta_cutoff_percent))
+                                       figure_cutoff_scatter(cad, d, resp, o.cad_cutoff_Gy, o.delta_cutoff_percent,
+                                                             patients))
     if "logistic" in results.models or "svm" in results.models:
         figs["fig6_probability_surfaces"] = ("Fig. 6 — probability of PR, logistic and SVM",
-                                             figure_probability_surfaces(results.models, cad, d, y))
+                                             figure_probability_surfaces(results.models, cad, d, y, patients))
     if results.cv:
         figs["roc_curves"] = ("ROC curves", figure_roc(results.cv, results.sigmoid_roc))
     if results.repeated_cv:

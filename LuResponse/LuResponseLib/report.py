@@ -121,6 +121,23 @@ def _dose_relation_html(dr: dict | None, het: list | None) -> str:
     return "".join(parts)
 
 
+def _predictions_html(predictions) -> str:
+    """The 'new patient' tables: probability of PR per model with its bootstrap interval."""
+    from .prediction import prediction_rows
+
+    parts = []
+    for p in predictions or []:
+        parts.append(f"<h3>New patient: cAD {_fmt(p['cumulative_tumor_dose_Gy'])} Gy, ΔAD/AA "
+                     f"{_fmt(p['delta_ad_per_aa_percent'])} % (star on Figs. 5 and 6)</h3>")
+        parts.append(_table(["Model", "Probability of PR", "Bootstrap interval", "Notes"],
+                            [[html.escape(c) for c in r] for r in prediction_rows(p)]))
+    if parts:
+        parts.append('<p class="small">Interval: percentile interval of the probability predicted by the models '
+                     "refitted on stratified bootstrap resamples of the cohort (uncertainty of the fitted model). A "
+                     "probability from these models is a research estimate, not a prediction for clinical use.</p>")
+    return "".join(parts)
+
+
 def _img(png: bytes, alt: str) -> str:
     return (f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}"/>'
             f"<figcaption>{html.escape(alt)}</figcaption></figure>")
@@ -284,6 +301,7 @@ def build_report_html(results, figure_png: dict[str, tuple[str, bytes]]) -> str:
             terms = "".join(f" {'−' if v < 0 else '+'} {_fmt(abs(v), 4)} × {html.escape(k[5:])}"
                             for k, v in lg.items() if k != "beta0" and v is not None)
             add(f"<p>Eq. 5 fitted on all patients: logit P = {_fmt(lg['beta0'], 4)}{terms}</p>")
+        add(_predictions_html(d.get("predictions")))
         add(fig("fig6_probability_surfaces"))
         add(fig("roc_curves"))
         add(fig("repeated_cv_auc"))
@@ -295,7 +313,7 @@ def build_report_html(results, figure_png: dict[str, tuple[str, bytes]]) -> str:
         rows = []
         for s in d["survival"]:
             g0, g1 = s["groups"]
-            med = lambda g: "NR" if g["median_months"] is None else _fmt(g["median_months"])
+            med = lambda g: "not reached" if g["median_months"] is None else f"{_fmt(g['median_months'])} months"
             rows.append([s["endpoint"], html.escape(s["rule"]), str(s["n_used"]),
                          f"{html.escape(g0['label'])}: {g0['n']} ({g0['n_events']} ev), median {med(g0)}",
                          f"{html.escape(g1['label'])}: {g1['n']} ({g1['n_events']} ev), median {med(g1)}",

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from .errors import AnalysisError
 
@@ -40,6 +39,8 @@ def roc_auc(y_true, score) -> float:
     n0 = y.size - n1
     if n1 == 0 or n0 == 0:
         raise AnalysisError("the AUC needs both responders and non-responders")
+    from scipy import stats  # imported here: loading a saved model must not pay for scipy.stats
+
     r = stats.rankdata(s)
     return float((r[y].sum() - n1 * (n1 + 1) / 2.0) / (n1 * n0))
 

@@ -19,8 +19,9 @@ groups.  Unlike covariance (Wald) t-intervals they follow the asymmetric, bounde
 problem; on cohorts simulated from the seed's fit (73 patients, D_half 135 Gy, k 58 Gy,
 P_max 1) they covered the true D_half and k in about 95 % of cohorts, where Wald t-intervals
 covered 83–88 % and a patient bootstrap 83 %.  The search for an end stops at the parameter
-box (D_half within 3 ranges of the group medians, k up to 10 ranges, P_max in [0, 1]); an end
-found there is flagged as *limited* (the data do not bound the parameter on that side).
+box (D_half within 3 ranges of the group medians and never below 0 Gy, k up to 10 ranges, P_max
+in [0, 1]); an end found there is flagged as *limited* (the data do not bound the parameter on
+that side), so an interval never contains a negative dose.
 """
 
 from __future__ import annotations
@@ -304,7 +305,8 @@ def fit_sigmoid(cAD_Gy, responder, group_size: int = 11, confidence: float = 0.9
     r = float(x.max() - x.min())
     if r <= 0:
         raise AnalysisError("all group medians are equal: the dose range is too narrow for a sigmoid fit")
-    lb = np.array([0.0, x.min() - 3 * r, r / 1000.0])
+    # D_half >= 0 Gy: a dose cannot be negative, so neither the fit nor its interval goes below 0
+    lb = np.array([0.0, max(0.0, x.min() - 3 * r), r / 1000.0])
     ub = np.array([1.0, x.max() + 3 * r, 10.0 * r])
     notes: list[str] = []
     grid = _Grid(x, y, lb, ub)

@@ -55,10 +55,18 @@ class KMCurve:
     ci_upper: np.ndarray
     median_months: float | None
     median_ci95_months: tuple[float | None, float | None]
+    durations_months: np.ndarray | None = None  # each patient's follow-up time (for the numbers at risk)
+
+    def n_at_risk(self, times_months) -> list[int]:
+        """Patients still at risk (time >= t: no event and not censored before t) at each time
+        (the number-at-risk row under a Kaplan–Meier plot; lifelines' ``event_table.at_risk``
+        convention)."""
+        d = np.asarray(self.durations_months if self.durations_months is not None else [], dtype=float)
+        return [int(np.sum(d >= t)) for t in np.atleast_1d(np.asarray(times_months, dtype=float))]
 
     def to_dict(self) -> dict:
-        return {"label": self.label, "n": self.n, "n_events": self.n_events, "median_months": self.median_months,
-                "median_ci95_months": list(self.median_ci95_months),
+        return {"label": self.label, "n": self.n, "n_events": self.n_events, "time_unit": "months",
+                "median_months": self.median_months, "median_ci95_months": list(self.median_ci95_months),
                 "timeline_months": self.timeline_months.tolist(), "survival": self.survival.tolist(),
                 "ci_lower": self.ci_lower.tolist(), "ci_upper": self.ci_upper.tolist()}
 
@@ -82,7 +90,7 @@ def kaplan_meier(time_months, event, label: str = "all") -> KMCurve:
     except Exception:  # pragma: no cover - lifelines edge cases
         mci = (None, None)
     return KMCurve(label, int(t.size), int(e.sum()), kmf.survival_function_.index.to_numpy(dtype=float), sf,
-                   ci.iloc[:, 0].to_numpy(), ci.iloc[:, 1].to_numpy(), med, mci)
+                   ci.iloc[:, 0].to_numpy(), ci.iloc[:, 1].to_numpy(), med, mci, t.copy())
 
 
 def _efron_terms(t, e, x):
@@ -192,7 +200,7 @@ class SurvivalComparison:
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self, include_curves: bool = True) -> dict:
-        d = {"endpoint": self.endpoint, "variable": self.variable, "rule": self.rule,
+        d = {"endpoint": self.endpoint, "variable": self.variable, "rule": self.rule, "time_unit": "months",
              "logrank_statistic": _finite(self.logrank_statistic), "logrank_p": _finite(self.logrank_p),
              "hazard_ratio": _finite(self.hazard_ratio),
              "hazard_ratio_ci95": [_finite(v) for v in self.hazard_ratio_ci95],

@@ -1,6 +1,6 @@
 """Organ (kidney) masks: from user labels, from TotalSegmentator when installed, or from SPECT.
 
-Seed 000 segmented kidneys "automatically using TotalSegmentator and corrected manually, if
+Macsuka et al. 2026 segmented kidneys "automatically using TotalSegmentator and corrected manually, if
 needed". TotalSegmentator (PyTorch + model weights, ~GB) is never required here:
 
 * :func:`organ_masks_from_labelmap` — masks from a user labelmap (drawn in Slicer, or

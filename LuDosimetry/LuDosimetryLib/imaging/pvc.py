@@ -1,7 +1,7 @@
 """Partial-volume correction with recovery coefficients, and the minimum-volume rule.
 
 Recovery coefficient RC(V) = measured / true value (activity, concentration or dose rate) of an
-object of volume V (mL), from phantom spheres imaged like the patient (seed 000 supplemental
+object of volume V (mL), from phantom spheres imaged like the patient (Macsuka et al. 2026 supplemental
 Table 1). Corrected value = measured / RC(V).
 
 Curve forms
@@ -18,7 +18,7 @@ the smallest calibrated volume (``"clamp"``, default: an under-correction, never
 raises :class:`~LuDosimetryLib.errors.InputDataError` (``"raise"``), or uses the curve anyway
 (``"extrapolate"``, also flagged ``"pvc:extrapolated"``).
 
-Minimum-volume rule: seed 000 excluded tumours < 10 mL (default); seed 001 used 2 mL.
+Minimum-volume rule: Macsuka et al. 2026 excluded tumours < 10 mL (default); Hebert et al. 2024 used 2 mL.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ __all__ = ["RecoveryCurve", "fit_recovery_curve", "recovery_curve_from_table", "
 
 FORMS = ("hill", "exponential", "table")
 BELOW_CALIBRATION_POLICIES = ("clamp", "raise", "extrapolate")
-#: Seed 000: tumours smaller than 10 cm³ were excluded.
+#: Macsuka et al. 2026: tumours smaller than 10 cm³ were excluded.
 DEFAULT_MIN_VOLUME_ML = 10.0
 FLAG_BELOW = "pvc:below_calibration"
 FLAG_EXTRAPOLATED = "pvc:extrapolated"
@@ -300,8 +300,8 @@ class VolumeRuleResult:
 
 
 def apply_minimum_volume_rule(volumes_ml: dict, min_volume_ml: float = DEFAULT_MIN_VOLUME_ML) -> VolumeRuleResult:
-    """Split VOIs by volume: included if volume ≥ ``min_volume_ml`` (default 10 mL, seed 000;
-    seed 001 used 2 mL), else excluded. ``volumes_ml``: dict name -> volume (mL)."""
+    """Split VOIs by volume: included if volume ≥ ``min_volume_ml`` (default 10 mL, Macsuka et al. 2026;
+    Hebert et al. 2024 used 2 mL), else excluded. ``volumes_ml``: dict name -> volume (mL)."""
     if not isinstance(volumes_ml, dict):
         raise InputDataError(f"volumes_ml: expected a dict name -> volume (mL), got {type(volumes_ml).__name__}")
     limit = scalar(min_volume_ml, "min_volume_ml", nonneg=True, unit="mL")

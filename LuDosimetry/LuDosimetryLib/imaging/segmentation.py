@@ -1,6 +1,6 @@
 """Tumour segmentation on SPECT: iterative adaptive threshold, fixed threshold, components.
 
-Seed 000 segmented each tumour on the 24 h SPECT "by first enclosing it in a rough oversized
+Macsuka et al. 2026 segmented each tumour on the 24 h SPECT "by first enclosing it in a rough oversized
 volume that was later used as the starting point for contouring via a semiautomatic adaptive
 thresholding method" (Grimes et al., Nucl Med Commun 2012;33:1254). This module implements
 that idea:
@@ -293,7 +293,7 @@ def adaptive_threshold_segment(image: sitk.Image, roi_mask, calibration: Thresho
     initial_fraction : fraction of max of the first segment (background 0 at start).
     background_gap_mm, background_thickness_mm : background shell geometry (see module doc).
     background_statistic : "median" (default, robust to nearby hot organs) or "mean".
-    keep : "all" components above threshold in the ROI (diffuse disease is one deposit, seed 000)
+    keep : "all" components above threshold in the ROI (diffuse disease is one deposit, Macsuka et al. 2026)
         or "peak_component" (only the component holding the peak).
     min_component_volume_ml : with keep="all", components smaller than this (noise specks) are
         dropped (the largest is always kept).
@@ -406,7 +406,7 @@ def split_components(mask, image_or_spacing, min_volume_ml: float = 0.0) -> list
 
 
 def component_volume_rule(components: list[Component], min_volume_ml: float = 10.0, prefix: str = "lesion"):
-    """Seed 000 rule on connected components: ``pvc.apply_minimum_volume_rule`` on
+    """Macsuka et al. 2026 rule on connected components: ``pvc.apply_minimum_volume_rule`` on
     ``{f"{prefix}_{k}": volume_ml}`` (k = 1 for the largest). Returns its VolumeRuleResult."""
     return apply_minimum_volume_rule({f"{prefix}_{k}": c.volume_ml for k, c in enumerate(components, start=1)},
                                      min_volume_ml=min_volume_ml)
@@ -508,7 +508,7 @@ def calibrate_adaptive_threshold(phantom_images, truth_masks, roi_masks=None, ro
     truth_masks : per image, a list of bool masks [z, y, x] (one per sphere, true extent).
     roi_masks : optional ROIs per sphere (default: truth dilated by ``roi_margin_mm``).
     min_volume_ml : spheres smaller than this are not used. Default 8 mL: the curve is meant for
-        tumours of ≥ 10 mL (seed 000's rule); at 4.8 mm voxels the optimal fraction of smaller
+        tumours of ≥ 10 mL (Macsuka et al. 2026's rule); at 4.8 mm voxels the optimal fraction of smaller
         spheres (< 80 voxels) is dominated by voxelisation and, fitted together, tilts the curve
         and costs accuracy at 10-20 mL. Lower it (with spheres of those sizes) for small lesions.
     **segment_kwargs : options of :func:`adaptive_threshold_segment` used for the calibration and

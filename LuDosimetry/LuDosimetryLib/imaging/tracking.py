@@ -1,6 +1,6 @@
-"""Lesion tracking across cycles and lesion-level response categories (seed 003).
+"""Lesion tracking across cycles and lesion-level response categories (Santoro-Fernandes et al. 2025).
 
-Seed 003 (Santoro-Fernandes et al., J Nucl Med 2025;66:565) matched lesion ROIs between scans
+Santoro-Fernandes et al. (J Nucl Med 2025;66:565) matched lesion ROIs between scans
 and categorised each track as *disappearing*, *decreasing* (ΔSUVtotal < −30 %), *stable*
 (−30 % ≤ Δ ≤ +30 %), *increasing* (Δ > +30 %) or *new*; a patient has **response
 heterogeneity** if, after therapy, there are both new-or-increasing and
@@ -40,6 +40,8 @@ class LesionObservation:
     volume_ml: float
     centroid_mm: tuple
     value: float | None = None
+    bbox: tuple = ()  # (lo, hi) voxel index [z, y, x], inclusive: pairs are compared inside bounding boxes
+    voxels: int = 0
 
 
 @dataclass
@@ -117,10 +119,22 @@ def total_uptake(image: sitk.Image, mask: np.ndarray, per: float = 1e6) -> float
     return float(arr[m].sum()) * float(np.prod(image.GetSpacing())) / 1000.0 / per
 
 
+def _overlap_voxels(a: LesionObservation, b: LesionObservation) -> int:
+    """Voxels in both masks, counted only inside the intersection of their bounding boxes
+    (0 without touching the masks when the boxes are disjoint): the cost no longer grows with
+    the image size for every pair of lesions."""
+    lo = np.maximum(a.bbox[0], b.bbox[0])
+    hi = np.minimum(a.bbox[1], b.bbox[1])
+    if np.any(hi < lo):
+        return 0
+    box = tuple(slice(int(x), int(y) + 1) for x, y in zip(lo, hi))
+    return int(np.count_nonzero(a.mask[box] & b.mask[box]))
+
+
 def match_lesions(masks_by_cycle, reference, images_by_cycle=None, values_by_cycle=None,
                   max_distance_mm: float = 20.0, baseline: int = 0, followup: int = -1,
                   threshold_percent: float = 30.0) -> TrackingResult:
-    """Match lesions across cycles, give each track its per-cycle values and seed-003 category.
+    """Match lesions across cycles, give each track its per-cycle values and Santoro-Fernandes et al. 2025 category.
 
     Parameters
     ----------
@@ -131,7 +145,7 @@ def match_lesions(masks_by_cycle, reference, images_by_cycle=None, values_by_cyc
     values_by_cycle : per cycle a list of values aligned with that cycle's lesions (overrides images).
     max_distance_mm : largest centroid distance for a match when masks do not overlap.
     baseline, followup : cycle indices compared for the categories (default first and last).
-    threshold_percent : the ±30 % limits of seed 003.
+    threshold_percent : the ±30 % limits of Santoro-Fernandes et al. 2025.
     """
     if not isinstance(masks_by_cycle, (list, tuple)) or len(masks_by_cycle) < 1:
         raise InputDataError("masks_by_cycle: expected a list with one entry per cycle")
@@ -158,9 +172,11 @@ def match_lesions(masks_by_cycle, reference, images_by_cycle=None, values_by_cyc
             elif m.shape != shape:
                 raise InputDataError(f"masks_by_cycle[{c}]: lesion {i} has shape {m.shape}, expected {shape} "
                                      "(all cycles must be on one grid: register them first)")
-            idx = np.argwhere(m).mean(axis=0)
+            where = np.argwhere(m)
+            idx = where.mean(axis=0)
             cen = ref.TransformContinuousIndexToPhysicalPoint([float(x) for x in idx[::-1]])
-            cyc.append(LesionObservation(cycle_index=c, index=i, mask=m,
+            cyc.append(LesionObservation(cycle_index=c, index=i, mask=m, bbox=(where.min(axis=0), where.max(axis=0)),
+                                         voxels=len(where),
                                          volume_ml=float(m.sum()) * float(np.prod(ref.GetSpacing())) / 1000.0,
                                          centroid_mm=tuple(float(x) for x in cen),
                                          value=None if v is None else float(v)))
@@ -175,10 +191,10 @@ def match_lesions(masks_by_cycle, reference, images_by_cycle=None, values_by_cyc
             cost = np.full((len(tracks), len(cyc)), big)
             for ti, prev in enumerate(last_seen):
                 for li, o in enumerate(cyc):
-                    inter = int((prev.mask & o.mask).sum())
-                    union = int((prev.mask | o.mask).sum())
-                    iou = inter / union if union else 0.0
                     d = float(np.linalg.norm(np.subtract(prev.centroid_mm, o.centroid_mm)))
+                    inter = _overlap_voxels(prev, o)
+                    union = prev.voxels + o.voxels - inter
+                    iou = inter / union if union else 0.0
                     if inter > 0 or d <= max_distance_mm:
                         cost[ti, li] = (1.0 - iou) + d / max_distance_mm
             rows, cols = linear_sum_assignment(cost)
@@ -211,7 +227,7 @@ def match_lesions(masks_by_cycle, reference, images_by_cycle=None, values_by_cyc
 
 def categorize(value_baseline, value_followup, present_baseline: bool = True, present_followup: bool = True,
                threshold_percent: float = 30.0) -> tuple[str | None, float | None]:
-    """Seed 003 category of one lesion track: (category, change in %).
+    """Santoro-Fernandes et al. 2025 category of one lesion track: (category, change in %).
 
     disappearing (present, then absent), new (absent, then present), decreasing (Δ < −30 %),
     stable (−30 % ≤ Δ ≤ +30 %), increasing (Δ > +30 %). Absent at both → (None, None)."""
@@ -234,6 +250,6 @@ def categorize(value_baseline, value_followup, present_baseline: bool = True, pr
 
 
 def response_heterogeneity(categories) -> bool:
-    """Seed 003: both (new or increasing) and (decreasing or disappearing) lesions are present."""
+    """Santoro-Fernandes et al. 2025: both (new or increasing) and (decreasing or disappearing) lesions are present."""
     cats = set(c for c in categories if c)
     return bool(cats & {"new", "increasing"}) and bool(cats & {"decreasing", "disappearing"})

@@ -69,7 +69,7 @@ def define_vois(study: Study, images: StudyImages, reference: sitk.Image, refere
     """VOIs on the reference grid; adaptive-threshold tumours are contoured inside their ROI.
 
     The minimum-volume rule (``options.min_tumor_volume_ml``) is applied to tumours on the
-    cycle-1 reference scan (seed 000); excluded tumours stay listed with their volume.
+    cycle-1 reference scan (Macsuka et al. 2026); excluded tumours stay listed with their volume.
     Returns (vois, warnings, density map g/mL on the reference grid or None without CT).
     """
     rois, warnings = voi_rois(study.vois, reference, labelmap=images.labelmap, masks=images.masks,
@@ -82,7 +82,8 @@ def define_vois(study: Study, images: StudyImages, reference: sitk.Image, refere
             ct = _ct_on_grid(ct, reference)
         density = dose_mod.hu_to_density_g_per_ml(sitk.GetArrayFromImage(ct))
     else:
-        warnings.append("no CT for the reference scan: VOI mass from unit density (1.0 g/mL)")
+        warnings.append(f"no CT for the reference scan: VOI mass from the soft-tissue density "
+                        f"({dose_mod.SOFT_TISSUE_DENSITY_G_PER_ML:g} g/mL)")
     vois = []
     for d in study.vois:
         if d.name not in rois:
@@ -98,7 +99,7 @@ def define_vois(study: Study, images: StudyImages, reference: sitk.Image, refere
                 warnings.append(f"{d.name}: adaptive threshold found no voxels inside the ROI: ROI used as drawn")
                 mask, flags = roi, flags + ["segmentation:roi_fallback"]
         volume = float(mask.sum()) * voxel_ml
-        mass = float(density[mask].sum()) * voxel_ml if density is not None else volume
+        mass = float(density[mask].sum()) * voxel_ml if density is not None else volume * dose_mod.SOFT_TISSUE_DENSITY_G_PER_ML
         vois.append(Voi(definition=d, mask=mask, volume_ml=volume, mass_g=mass, flags=flags, roi=roi))
     tumours = {v.name: v.volume_ml for v in vois if v.kind == "tumor"}
     if tumours:
@@ -126,17 +127,18 @@ def resegment_cycles(vois: list, registered: dict, cycle_refs: dict, density, vo
                 warnings.append(f"{v.name} cycle {c}: re-segmentation found no lesion in the ROI; cycle-1 contour used")
                 continue
             vol = float(seg.mask.sum()) * voxel_ml
-            mass = float(density[seg.mask].sum()) * voxel_ml if density is not None else vol
+            mass = (float(density[seg.mask].sum()) * voxel_ml if density is not None
+                    else vol * dose_mod.SOFT_TISSUE_DENSITY_G_PER_ML)
             v.per_cycle[c] = (seg.mask, vol, mass)
     return warnings
 
 
 def track_lesions(vois: list, rows: list, cycle_refs: dict, reference: sitk.Image) -> dict:
-    """Lesions matched across cycles with seed 003 categories (:func:`tracking.match_lesions`).
+    """Lesions matched across cycles with Santoro-Fernandes et al. 2025 categories (:func:`tracking.match_lesions`).
 
     Lesions: the included tumours' contours per cycle (re-segmented ones when available). Value:
     the lesion's absorbed dose per administered activity (Gy/GBq) in each cycle, so that
-    different activities and scan times do not masquerade as a change in uptake (seed 003 used
+    different activities and scan times do not masquerade as a change in uptake (Santoro-Fernandes et al. 2025 used
     SUVtotal, also normalised to the injected activity). Returns a JSON-ready dict (tracks with
     names, per-cycle volume and value, category; counts; the patient-level heterogeneity flag)."""
     tumours = [v for v in vois if v.kind == "tumor" and v.included]
@@ -156,7 +158,7 @@ def track_lesions(vois: list, rows: list, cycle_refs: dict, reference: sitk.Imag
                        "ad_per_aa_Gy_per_GBq_by_cycle": dict(zip(cycles, t.values)),
                        "volume_ml_by_cycle": {c: (res.observations[i][m].volume_ml if m is not None else None)
                                               for i, (c, m) in enumerate(zip(cycles, t.members))}})
-    return {"value": "lesion AD/AA (Gy/GBq), first vs last cycle (seed 003 categories: -30 % / +30 %)",
+    return {"value": "lesion AD/AA (Gy/GBq), first vs last cycle (Santoro-Fernandes et al. 2025 categories: -30 % / +30 %)",
             "tracks": tracks, "counts": dict(res.counts), "heterogeneous": bool(res.heterogeneous)}
 
 

@@ -422,18 +422,26 @@ def _fraction_in_reference_fov(image: sitk.Image, reference: sitk.Image, transfo
         if at is None:
             return None
         A, t = at
-    nz = np.argwhere(values != 0)
-    if nz.size == 0:
+    total = float(values.sum())
+    if not np.any(values):
         return 1.0
-    pts = physical_points_zyx(image, nz)  # image (moving) space
-    ref_pts = np.linalg.solve(A, (pts - t).T).T  # reference (fixed) space
-    direction = np.asarray(reference.GetDirection()).reshape(3, 3)
-    cidx = ((ref_pts - np.asarray(reference.GetOrigin())) @ direction) / np.asarray(reference.GetSpacing())
+    # image index (x, y, z) -> reference continuous index is one affine map: cidx = M idx + m0, evaluated
+    # on the whole grid by broadcasting per axis (no list of voxel coordinates, ~20x faster)
+    d_i = np.asarray(image.GetDirection()).reshape(3, 3)
+    d_r = np.asarray(reference.GetDirection()).reshape(3, 3)
+    a_inv = np.linalg.inv(A)
+    to_ref = np.diag(1.0 / np.asarray(reference.GetSpacing())) @ d_r.T @ a_inv
+    M = to_ref @ d_i @ np.diag(np.asarray(image.GetSpacing()))
+    m0 = to_ref @ (np.asarray(image.GetOrigin()) - t) - np.diag(1.0 / np.asarray(reference.GetSpacing())) @ d_r.T @ \
+        np.asarray(reference.GetOrigin())
+    nz, ny, nx = values.shape
+    ax = [np.arange(n, dtype=np.float64) for n in (nx, ny, nz)]
     size = np.asarray(reference.GetSize())
-    inside = np.all((cidx >= -0.5) & (cidx <= size - 0.5), axis=1)
-    v = values[tuple(nz.T)]
-    total = float(v.sum())
-    return float(v[inside].sum()) / total if total != 0 else 1.0
+    inside = np.ones(values.shape, bool)
+    for k in range(3):
+        c = (M[k, 0] * ax[0])[None, None, :] + (M[k, 1] * ax[1])[None, :, None] + (M[k, 2] * ax[2])[:, None, None] + m0[k]
+        inside &= (c >= -0.5) & (c <= size[k] - 0.5)
+    return float(values[inside].sum()) / total if total != 0 else 1.0
 
 
 def resample_to_reference(image: sitk.Image, reference: sitk.Image, transform: sitk.Transform | None = None,

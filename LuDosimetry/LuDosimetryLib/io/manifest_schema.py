@@ -59,6 +59,8 @@ MANIFEST_FIELDS: dict[str, dict[str, Key]] = {
         "recovery_coefficients": Key("object", child="recovery_coefficients",
                                      description="recovery coefficient per volume (partial-volume correction)"),
         "allow_mixed_patients": Key("boolean", description="DICOM series of several PatientIDs accepted (warning)"),
+        "uncertainty": Key("object", child="uncertainty",
+                           description="inputs of the uncertainty budget (physics.uncertainty, Gear et al. EJNMMI 2018)"),
     },
     "cycle": {
         "cycle": Key("integer", 1, 1000, description="cycle number"),
@@ -86,6 +88,16 @@ MANIFEST_FIELDS: dict[str, dict[str, Key]] = {
         "name": Key("string", description="VOI name"),
         "kind": Key("string", description="tumor, kidney or organ"),
         "mode": Key("string", description="as_drawn or adaptive_threshold"),
+    },
+    "uncertainty": {  # defaults: physics.uncertainty.DEFAULTS (and where they come from)
+        "calibration_rel": Key("number", 0, 1, description="calibration factor, relative 1 sigma (default 0.03)"),
+        "rc_rel": Key("number", 0, 1, description="recovery coefficient, relative 1 sigma (default 0.05)"),
+        "volume_rel": Key("number", 0, 1, description="VOI volume, relative 1 sigma (default: voxel/sqrt(12) boundary "
+                                                      "on a sphere of the VOI volume)"),
+        "registration_mm": Key("number", 0, 100, description="residual misregistration when the registration check "
+                                                             "gives none, mm (default 2, the check threshold)"),
+        "teff_rel": Key("number", 0, 1, description="single time point: T_eff relative 1 sigma when the fit gives none "
+                                                    "(default 0)"),
     },
     "recovery_coefficients": {
         "volume_ml": Key("number_list", -1e9, 1e9, description="sphere volumes (mL)"),

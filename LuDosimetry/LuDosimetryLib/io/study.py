@@ -110,6 +110,7 @@ class Study:
     recovery_coefficients: dict | None = None
     manifest_path: Path | None = None
     warnings: list[str] = field(default_factory=list)
+    uncertainty: dict | None = None  # manifest ``uncertainty`` (physics.uncertainty.DEFAULTS where absent)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -655,7 +656,8 @@ def _study_from_checked_dict(d: dict, base: Path, source, manifest_path, check_f
     if problems:
         raise ManifestError(source, problems)
     return Study(patient_id=patient_id, radionuclide=radionuclide.strip(), cycles=cycles, segmentation_file=seg_file,
-                 vois=vois, recovery_coefficients=rcs, manifest_path=manifest_path, warnings=warnings)
+                 vois=vois, recovery_coefficients=rcs, manifest_path=manifest_path, warnings=warnings,
+                 uncertainty=d.get("uncertainty"))
 
 
 def load_study(manifest_path) -> Study:

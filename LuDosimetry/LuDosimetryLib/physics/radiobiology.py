@@ -14,22 +14,22 @@ For Ḋ(t) = Σ_i a_i e^(−b_i t) (b_i > 0) the double integral is, in closed f
 
 (inner integral Σ_j a_j (e^(−b_j t) − e^(−μ t))/(μ − b_j), then the (μ − b_j) cancels, so there
 is no singularity at b_j = μ). Mono-exponential: G = λ/(λ + μ) = T_rep/(T_rep + T_eff).
-Seed 000 Eq. 1, Ḋ = A(e^(−λ1 t) − e^(−λ2 t)), is the case a = (A, −A), b = (λ1, λ2). G depends on
+Macsuka et al. 2026 Eq. 1, Ḋ = A(e^(−λ1 t) − e^(−λ2 t)), is the case a = (A, −A), b = (λ1, λ2). G depends on
 the shape only, so an activity curve of the same shape can be used instead of the dose rate.
 
 Units: doses in Gy (``_Gy``), times in h (``_h``), rates in 1/h (``_per_h``), activities in GBq.
 
-Kidney parameters (:data:`KIDNEY`): α/β = 2.6 Gy, T_rep = 2.8 h, as used by seed 002
+Kidney parameters (:data:`KIDNEY`): α/β = 2.6 Gy, T_rep = 2.8 h, as used by Sundlöv et al. 2022
 (Sundlöv et al. 2022, ILUMINET, discussion: "α/β = 2.6, and repair half-life of 2.8 h assumed",
 citing Sundlöv et al. 2017, EJNMMI 44:1480, its ref. 20, for the BED method). Tumour parameters
 vary widely in the literature and must be supplied by the caller (:class:`TissueParameters`).
 
 Planning rules
 --------------
-* :func:`plan_next_activity_seed000` — OZM-067 (seed 000, Methods): first cycle 7.4 GBq; at each
+* :func:`plan_next_activity_seed000` — OZM-067 (Macsuka et al. 2026, Methods): first cycle 7.4 GBq; at each
   later cycle AA = (23 Gy − kidney AD delivered so far) / (kidney AD/AA) / (cycles remaining),
   capped at 11.1 GBq.
-* :func:`plan_seed002` — ILUMINET (seed 002): 7.4 GBq cycles, 10 ± 2 weeks apart, until the
+* :func:`plan_seed002` — ILUMINET (Sundlöv et al. 2022): 7.4 GBq cycles, 10 ± 2 weeks apart, until the
   cumulative renal BED reaches 27 ± 2 Gy (step 1), or 40 ± 2 Gy for patients eligible for step 2.
 """
 
@@ -63,9 +63,9 @@ __all__ = [
 
 _LN2 = math.log(2.0)
 
-#: Kidney α/β (Gy) used by seed 002.
+#: Kidney α/β (Gy) used by Sundlöv et al. 2022.
 KIDNEY_ALPHA_BETA_GY = 2.6
-#: Kidney repair half-time (h) used by seed 002.
+#: Kidney repair half-time (h) used by Sundlöv et al. 2022.
 KIDNEY_REPAIR_HALF_TIME_H = 2.8
 
 
@@ -111,7 +111,7 @@ def _vector(x, name: str, allow_empty: bool = False) -> np.ndarray:
 
 KIDNEY = TissueParameters(
     KIDNEY_ALPHA_BETA_GY, KIDNEY_REPAIR_HALF_TIME_H, "kidney",
-    "seed 002 (Sundlöv et al. 2022) and its ref. 20 (Sundlöv et al. 2017)",
+    "Sundlöv et al. 2022 and its ref. 20 (Sundlöv et al. 2017)",
 )
 
 
@@ -157,7 +157,7 @@ def lea_catcheside_g_mono(effective_half_life_h: float, repair_half_time_h: floa
 def lea_catcheside_g_biexp(
     washout_rate_per_h: float, uptake_rate_per_h: float, repair_half_time_h: float = KIDNEY_REPAIR_HALF_TIME_H
 ) -> float:
-    """G for seed 000 Eq. 1, Ḋ = A(e^(−λ1 t) − e^(−λ2 t)) (A cancels); λ2 > λ1 > 0, in 1/h."""
+    """G for Macsuka et al. 2026 Eq. 1, Ḋ = A(e^(−λ1 t) − e^(−λ2 t)) (A cancels); λ2 > λ1 > 0, in 1/h."""
     l1 = _pos(washout_rate_per_h, "washout_rate_per_h")
     l2 = _pos(uptake_rate_per_h, "uptake_rate_per_h")
     if not l2 > l1:
@@ -294,7 +294,7 @@ def plan_next_activity_seed000(
     first_cycle_GBq: float = 7.4,
     cap_GBq: float = 11.1,
 ) -> ActivityPlan:
-    """Seed 000 (OZM-067) rule: AA = (limit − delivered kidney AD)/(kidney AD/AA)/cycles remaining.
+    """Macsuka et al. 2026 (OZM-067) rule: AA = (limit − delivered kidney AD)/(kidney AD/AA)/cycles remaining.
 
     Parameters
     ----------
@@ -316,11 +316,11 @@ def plan_next_activity_seed000(
     limit = _pos(limit_Gy, "limit_Gy")
     first = _pos(first_cycle_GBq, "first_cycle_GBq")
     cap = _pos(cap_GBq, "cap_GBq")
-    rule = "seed000"
+    rule = "kidney_23Gy"
     if d.size == 0:
         return ActivityPlan(
             rule, first, True,
-            f"Cycle 1: standard activity {first:g} GBq (seed 000: first cycle standardised).",
+            f"Cycle 1: standard activity {first:g} GBq (first cycle standardised, Macsuka et al., J Nucl Med 2026).",
             {"delivered_Gy": 0.0, "limit_Gy": limit, "cycles_remaining": int(cycles_remaining)},
         )
     adaa = _last_positive(kidney_ad_per_aa_Gy_per_GBq, "kidney_ad_per_aa_Gy_per_GBq")
@@ -358,7 +358,7 @@ def plan_seed002(
     target_bed_Gy: float | None = None,
     tolerance_Gy: float = 2.0,
 ) -> ActivityPlan:
-    """Seed 002 (ILUMINET) rule: fixed 7.4 GBq cycles until the renal BED reaches 27 ± 2 Gy.
+    """Sundlöv et al. 2022 (ILUMINET) rule: fixed 7.4 GBq cycles until the renal BED reaches 27 ± 2 Gy.
 
     Step 1 target 27 Gy, step 2 target 40 Gy (only for patients eligible for step 2 in the trial:
     GFR > 50 mL/min with ≤ 40 % decrease, no grade 3–4 toxicity, age ≤ 70, no diabetes/uncontrolled
@@ -396,11 +396,11 @@ def plan_seed002(
     act = _pos(activity_per_cycle_GBq, "activity_per_cycle_GBq")
     tol = _nonneg(tolerance_Gy, "tolerance_Gy")
     target = _pos(target_bed_Gy, "target_bed_Gy") if target_bed_Gy is not None else (27.0 if step == 1 else 40.0)
-    rule = f"seed002-step{step}"
+    rule = "renal_BED_27Gy" if step == 1 else "renal_BED_40Gy"
     B = bed_Gy(d, g, ab) if d.size else 0.0
     numbers = {"delivered_bed_Gy": B, "target_bed_Gy": target, "tolerance_Gy": tol, "cycles_given": int(d.size)}
     if d.size == 0:
-        return ActivityPlan(rule, act, True, f"Cycle 1: {act:g} GBq (fixed activity per cycle, seed 002).", numbers)
+        return ActivityPlan(rule, act, True, f"Cycle 1: {act:g} GBq (fixed activity per cycle, Sundlöv et al., Eur J Nucl Med Mol Imaging 2022).", numbers)
     if kidney_ad_per_aa_Gy_per_GBq is None:
         raise InputDataError("kidney_ad_per_aa_Gy_per_GBq is required to predict the next cycle's BED")
     adaa = _last_positive(kidney_ad_per_aa_Gy_per_GBq, "kidney_ad_per_aa_Gy_per_GBq")
@@ -417,7 +417,7 @@ def plan_seed002(
         return ActivityPlan(
             rule, act, True,
             head + f"; one more {act:g} GBq cycle adds ≈ {dB:.2f} Gy (kidney {dn:.2f} Gy at "
-            f"{adaa:.3f} Gy/GBq, G = {gn:.4f}) → {B + dB:.2f} Gy ≤ {target + tol:g} Gy: give it.",
+            f"{adaa:.3f} Gy/GBq, G = {gn:.4f}) → {B + dB:.2f} Gy, within the limit {target:g} ± {tol:g} Gy.",
             numbers,
         )
     # reduced activity x solving B + k1 x + k2 x² = target
@@ -429,7 +429,7 @@ def plan_seed002(
     return ActivityPlan(
         rule, 0.0, False,
         head + f"; a full {act:g} GBq cycle would add ≈ {dB:.2f} Gy → {B + dB:.2f} Gy > "
-        f"{target + tol:g} Gy: stop. (For information: {x:.2f} GBq would reach {target:g} Gy; a "
+        f"{target + tol:g} Gy: no further cycle of this activity. (For information: {x:.2f} GBq would reach {target:g} Gy; a "
         "reduced final activity is not part of the published fixed-activity rule.)",
         numbers,
         ["stopping below the target window because a full cycle would exceed it"],

@@ -1,8 +1,8 @@
 """Radionuclide decay data: half-life and energy emitted per decay, from maintained packages.
 
 Nothing here is typed in: emissions come from the ICRP Publication 107 tables shipped by the
-PyPI package ``icrp107-database`` (OpenGATE collaboration) and the half-life from
-``radioactivedecay`` (whose default data set is also ICRP-107). Only the emissions of the
+PyPI package ``icrp107-database`` (OpenGATE collaboration), the half-life from the same
+ICRP-107 records (cross-checked against ``radioactivedecay`` in the tests). Only the emissions of the
 nuclide itself are included (progeny are not; for 177Lu, 90Y and 161Tb the daughter is stable,
 for 131I the 1 % branch to 131mXe is not included).
 
@@ -57,7 +57,7 @@ class Nuclide:
     Attributes
     ----------
     name: canonical name, e.g. ``"Lu-177"``.
-    half_life_h: physical half-life (h), from ``radioactivedecay``.
+    half_life_h: physical half-life (h), from ICRP-107 (icrp107-database).
     decay_constant_per_h: ln 2 / half-life (1/h).
     beta_minus_energy_keV, beta_plus_energy_keV, conversion_electron_energy_keV,
     auger_electron_energy_keV: mean energy per decay of each electron type (keV).
@@ -163,13 +163,23 @@ def _icrp107_spectrum(canonical: str, kind: str):
                          "check the spelling, e.g. 'Lu-177', 'Y-90', 'I-131', 'Tb-161'")
 
 
-def _half_life_h(canonical: str) -> float:
-    import radioactivedecay as rd
+# ICRP-107 time units (the .RAD files' convention; a year is 365.2422 d there)
+_TIME_UNIT_H = {"us": 1e-6 / 3600.0, "ms": 1e-3 / 3600.0, "s": 1.0 / 3600.0, "m": 1.0 / 60.0, "h": 1.0,
+                "d": 24.0, "y": 365.2422 * 24.0}
 
-    try:
-        return float(rd.Nuclide(canonical).half_life("h"))
-    except Exception as exc:
-        raise InputDataError(f"name: radioactivedecay does not know {canonical}: {exc}") from exc
+
+def _half_life_h(canonical: str, record: dict | None = None) -> float:
+    """Half-life (h) from the ICRP-107 record that icrp107-database returns with every spectrum
+    (``half_life`` in ``time_unit``). No other package is imported for it (``radioactivedecay``,
+    which reads the same ICRP-107 data, costs ~2 s and 100 MiB at start-up; a test cross-checks
+    the two)."""
+    if record is None:
+        record = _icrp107_spectrum(canonical, "beta-")[2]
+    unit = str(record.get("time_unit", "")).strip()
+    if unit not in _TIME_UNIT_H or not float(record.get("half_life", float("nan"))) > 0:
+        raise InputDataError(f"name: the ICRP-107 record of {canonical} has no usable half-life "
+                             f"({record.get('half_life')!r} {unit!r})")
+    return float(record["half_life"]) * _TIME_UNIT_H[unit]
 
 
 def _mean_keV(e_MeV, w) -> float:
@@ -178,7 +188,7 @@ def _mean_keV(e_MeV, w) -> float:
 
 @lru_cache(maxsize=64)
 def _load(canonical: str) -> Nuclide:
-    e_bm, w_bm, _ = _icrp107_spectrum(canonical, "beta-")
+    e_bm, w_bm, record = _icrp107_spectrum(canonical, "beta-")
     parts = {"beta-": (e_bm, w_bm)}
     for kind in ("beta+", "IE", "auger", "alpha", "alpha recoil", "gamma", "X", "annihilation", "b-spectra"):
         e, w, _ = _icrp107_spectrum(canonical, kind)
@@ -197,7 +207,7 @@ def _load(canonical: str) -> Nuclide:
     if e_b.size >= 2 and np.any(w_b > 0):
         # ICRP-107 .BET: number of beta particles per MeV per decay -> per keV
         beta = (tuple(float(x) * 1000.0 for x in e_b), tuple(float(x) / 1000.0 for x in w_b))
-    t_half_h = _half_life_h(canonical)
+    t_half_h = _half_life_h(canonical, record)
     electrons = sum(mean[k] for k in _ELECTRON_TYPES)
     return Nuclide(
         name=canonical,
@@ -213,7 +223,7 @@ def _load(canonical: str) -> Nuclide:
         photon_lines=tuple(sorted(photon_lines)),
         electron_lines=tuple(sorted(electron_lines)),
         beta_spectrum_keV=beta,
-        source="ICRP Publication 107 (icrp107-database); half-life from radioactivedecay",
+        source="ICRP Publication 107 (icrp107-database), emissions and half-life",
     )
 
 

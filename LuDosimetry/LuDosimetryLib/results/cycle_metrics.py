@@ -5,10 +5,10 @@ Input: a sequence of plain dicts, one per VOI per cycle, with the contract-2 col
 ad_per_aa_Gy_per_GBq, fit_model, effective_half_life_h, recovery_coefficient, flags``
 (required: patient_id, cycle, voi, kind, administered_activity_MBq, absorbed_dose_Gy; numbers may
 be numeric strings as read back from the CSV). Optional keys: ``excluded`` (bool; tumours below
-the minimum volume, e.g. 10 mL in seed 000, 2 mL in seed 001) and ``lea_catcheside_g`` (kidney
+the minimum volume, e.g. 10 mL in Macsuka et al. 2026, 2 mL in Hebert et al. 2024) and ``lea_catcheside_g`` (kidney
 rows; enables the kidney BED).
 
-Definitions (seed 000 unless stated)
+Definitions (Macsuka et al. 2026 unless stated)
 -----------------------------------
 * AD/AA per VOI and cycle, Gy/GBq (from the row, or AD / (AA/1000) when absent); % change of
   AD/AA vs cycle 1 and vs the previous cycle of the patient.
@@ -18,7 +18,7 @@ Definitions (seed 000 unless stated)
 * Kidney cumulative dose = mean over the kidney VOIs (normally left and right) of each kidney's
   cumulative AD (arithmetic mean, not mass-weighted; with one kidney VOI, that VOI). Kidney BED
   (if G is given per row) = mean over kidneys of Σ_c [D_c + G_c D_c²/(α/β)], α/β = 2.6 Gy.
-* Lesion min/mean/max total AD per patient (seed 001, Table 6): min, mean, max over the tumours
+* Lesion min/mean/max total AD per patient (Hebert et al. 2024, Table 6): min, mean, max over the tumours
   of their cumulative AD.
 * Washout (effective) half-life per VOI per cycle as given by the fit, and the patient mean over
   tumours per cycle.

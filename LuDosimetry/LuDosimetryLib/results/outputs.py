@@ -1,5 +1,6 @@
 """Writing one patient's results (contract 2): voi_cycle_doses.csv, voi_time_activity.csv,
-summary.json, report.html and optional NRRD maps, all or nothing."""
+summary.json, report.html with report.pdf beside it (same content, A4) and optional NRRD maps,
+all or nothing."""
 
 from __future__ import annotations
 
@@ -16,7 +17,13 @@ CSV_COLUMNS = ["patient_id", "cycle", "voi", "kind", "volume_ml", "administered_
                "ad_per_aa_Gy_per_GBq", "fit_model", "effective_half_life_h", "recovery_coefficient", "flags",
                "absorbed_dose_uncertainty_Gy", "time_integrated_activity_MBq_h", "mass_g", "included", "excluded",
                "lea_catcheside_g",
-               "voxel_mean_dose_Gy", "D90_Gy", "D50_Gy", "D10_Gy", "EUD_Gy"]
+               "voxel_mean_dose_Gy", "D90_Gy", "D50_Gy", "D10_Gy", "EUD_Gy",
+               # issue 12: one-scan cycles (physics/stp_cycle.py) and voxel statistics (physics/voxel_consistency.py)
+               "single_time_point_method", "t_eff_h", "t_eff_uncertainty_h", "stp_t_eff_dose_uncertainty_Gy",
+               "voxel_mean_dose_uncorrected_Gy",
+               # uncertainty budget (physics.uncertainty): absorbed_dose_uncertainty_Gy is their quadrature sum
+               "u_calibration_Gy", "u_rc_Gy", "u_volume_Gy", "u_registration_Gy", "u_fit_Gy", "u_teff_Gy",
+               "registration_residual_mm"]
 
 
 # the files whose presence marks a contract-2 result set written before result-set manifests existed
@@ -38,7 +45,7 @@ def study_input_paths(study) -> list[Path]:
 
 def result_file_names(study=None, save_maps: bool = False) -> list[str]:
     """Names ``write_results`` will write for ``study`` (maps need the cycle numbers)."""
-    names = list(CORE_RESULT_NAMES)
+    names = list(CORE_RESULT_NAMES) + ["dvh_cumulative.csv", "report.pdf"]  # physics/voxel_consistency.py, results/report_pdf.py
     if save_maps and study is not None:
         names += [f"{n}_cycle{c.cycle}.nrrd" for n in ("tia_MBq_h", "dose_Gy") for c in study.cycles]
     return names
@@ -46,7 +53,7 @@ def result_file_names(study=None, save_maps: bool = False) -> list[str]:
 
 def write_results(result, out_dir, report: bool = True, save_maps: bool = False, overwrite: bool = True,
                   writer=None):
-    """Write ``voi_cycle_doses.csv``, ``summary.json`` and ``report.html`` (contract 2), and
+    """Write ``voi_cycle_doses.csv``, ``summary.json``, ``report.html`` and ``report.pdf`` (contract 2), and
     ``voi_time_activity.csv`` (measured and partial-volume-corrected VOI activity, MBq, or dose
     rate, Gy/h, per time point, with the fitted curve's value).
 
@@ -77,6 +84,10 @@ def write_results(result, out_dir, report: bool = True, save_maps: bool = False,
         w.writeheader()
         for r in result.time_activity:
             w.writerow({k: _fmt(r.get(k)) for k in TIME_ACTIVITY_COLUMNS})
+    from ..physics.voxel_consistency import write_cumulative_dvh
+
+    write_cumulative_dvh(tmp / "dvh_cumulative.csv", result.summary.get("patient_id", ""),
+                         (getattr(result, "maps", None) or {}).get("cumulative_dvh", {}))
     (tmp / "summary.json").write_text(json.dumps(result.summary, indent=2, default=_json_default), encoding="utf-8")
     if report:
         from .report import write_report

@@ -24,10 +24,17 @@ def _fig_to_img_tag(fig, alt: str) -> str:
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
     data = base64.b64encode(buf.getvalue()).decode("ascii")
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"/>'
+
+
+def _pm(s: dict, key: str, digits: int):
+    """A summary metric with its 1σ (uncertainty budget, Gear et al. EJNMMI 2018) as "v ± σ"."""
+    from ..physics.uncertainty import value_with_sigma
+
+    return value_with_sigma(s, key, digits)
 
 
 def _fmt(v, digits=2):
@@ -57,7 +64,7 @@ def _mip_figure(result) -> str:
 
     refs = cycle_reference_keys(result.study, result.summary.get("options", {}).get("reference_hours", 24.0))
     cyc_keys = sorted(refs)
-    fig, axes = plt.subplots(1, len(cyc_keys), figsize=(3.2 * len(cyc_keys), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(cyc_keys), figsize=(max(3.2 * len(cyc_keys), 5.0), 3.6), squeeze=False)
     sp = result.reference_spect.GetSpacing()
     for ax, c in zip(axes[0], cyc_keys):
         arr = sitk.GetArrayViewFromImage(result.registered_spect[refs[c]])
@@ -71,6 +78,20 @@ def _mip_figure(result) -> str:
                            linestyles="-" if v.included else ":")
         ax.set_title(f"cycle {c}", fontsize=9)
         ax.set_axis_off()
+        kw = {"transform": ax.transAxes, "fontsize": 7, "ha": "center", "va": "center", "color": "k"}
+        for x, y, letter in ((0.03, 0.5, "R"), (0.97, 0.5, "L"), (0.5, 0.97, "S"), (0.5, 0.03, "I")):
+            ax.text(x, y, letter, **kw)
+        bar_px = 50.0 / sp[0]  # 50 mm scale bar, inside the image
+        xl, yl = ax.get_xlim(), ax.get_ylim()
+        ax.plot([2, 2 + bar_px], [2, 2], "k-", lw=2)
+        ax.text(2 + bar_px / 2, 3, "50 mm", fontsize=6, ha="center", va="bottom")
+        ax.set_xlim(xl)
+        ax.set_ylim(yl)
+    from matplotlib.lines import Line2D
+
+    fig.legend([Line2D([], [], color=c, ls="-" if v.included else ":") for v, c in zip(result.vois, _colours(len(result.vois)))],
+               [v.name + ("" if v.included else " (excluded)") for v in result.vois], fontsize=6, loc="lower center",
+               ncol=min(len(result.vois), 6), frameon=False)
     fig.suptitle("SPECT coronal MIP (reference time point, registered) with VOI contours", fontsize=9)
     return _fig_to_img_tag(fig, "MIP with VOI contours")
 
@@ -93,7 +114,7 @@ def _registration_figure(result) -> str:
     iy = int(np.argmax(ref.sum(axis=(0, 2))))
     ncol = min(len(keys), 6)
     nrow = int(np.ceil(len(keys) / ncol))
-    fig, axes = plt.subplots(nrow, ncol, figsize=(2.2 * ncol, 2.4 * nrow), squeeze=False)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(max(2.2 * ncol, 5.0), 2.4 * nrow), squeeze=False)
     r = ref[:, iy, :]
     scale = np.percentile(r, 99.5) or 1.0
     for ax in axes.flat:
@@ -106,54 +127,6 @@ def _registration_figure(result) -> str:
         ax.set_title(f"c{key[0]} tp{key[1] + 1}", fontsize=8)
     fig.suptitle("Registration check: reference (magenta) vs registered scan (green); grey = aligned", fontsize=9)
     return _fig_to_img_tag(fig, "registration check")
-
-
-def _tac_figure(result) -> str:
-    """Time-activity (or dose-rate) samples and fitted curves per VOI, one panel per VOI."""
-    import matplotlib.pyplot as plt
-
-    vois = [v for v in result.vois]
-    ncol = min(len(vois), 4)
-    nrow = int(np.ceil(len(vois) / ncol))
-    fig, axes = plt.subplots(nrow, ncol, figsize=(3.4 * ncol, 2.8 * nrow), squeeze=False)
-    for ax in axes.flat:
-        ax.set_axis_off()
-    cycles = sorted({c for (_, c) in result.fits})
-    for ax, v in zip(axes.flat, vois):
-        ax.set_axis_on()
-        for c, colour in zip(cycles, _colours(len(cycles))):
-            if (v.name, c) not in result.samples:
-                continue
-            hours, y, units = result.samples[(v.name, c)]
-            fit = result.fits[(v.name, c)]
-            t = np.linspace(0, max(hours) * 1.6, 200)
-            ax.plot(hours, y, "o", color=colour, ms=4)
-            ax.plot(t, fit.evaluate(t), "-", color=colour, lw=1, label=f"c{c} {fit.model}")
-        ax.set_title(v.name + ("" if v.included else " (excluded)"), fontsize=9)
-        ax.set_xlabel("h p.i.", fontsize=8)
-        ax.set_ylabel(units, fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.legend(fontsize=6)
-    fig.tight_layout()
-    return _fig_to_img_tag(fig, "time-activity curves")
-
-
-def _ad_per_aa_figure(result) -> str:
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.4))
-    names = list(dict.fromkeys(r["voi"] for r in result.rows))
-    for name, colour in zip(names, _colours(len(names))):
-        rr = [r for r in result.rows if r["voi"] == name]
-        ls = "-" if rr[0]["included"] else ":"
-        ax.plot([r["cycle"] for r in rr], [r["ad_per_aa_Gy_per_GBq"] for r in rr], "o" + ls, color=colour,
-                label=name, ms=4)
-    ax.set_xlabel("cycle")
-    ax.set_ylabel("AD/AA (Gy/GBq)")
-    ax.set_yscale("log")
-    ax.legend(fontsize=7, ncol=2)
-    ax.set_title("Absorbed dose per administered activity across cycles", fontsize=9)
-    return _fig_to_img_tag(fig, "AD/AA across cycles")
 
 
 def _dvh_figure(result) -> str:
@@ -182,7 +155,8 @@ def _dvh_figure(result) -> str:
 _CSS = """body{font-family:sans-serif;margin:24px;max-width:1200px;color:#222}
 table{border-collapse:collapse;margin:8px 0 16px;font-size:13px}td,th{border:1px solid #bbb;padding:3px 7px;text-align:right}
 th{background:#eee}td:first-child,th:first-child{text-align:left}h2{border-bottom:1px solid #ccc;margin-top:28px}
-.warn{color:#8a4b00}.small{font-size:12px;color:#555}img{max-width:100%}"""
+.warn{color:#8a4b00}.inputs td{text-align:left;vertical-align:top}
+.hash{font-family:monospace;font-size:10px;word-break:break-all;display:inline-block;max-width:210px}.small{font-size:12px;color:#555}img{max-width:100%}"""
 
 
 def methods_text(result) -> str:
@@ -201,54 +175,190 @@ def methods_text(result) -> str:
                       "scans.")
     parts.append(f"Minimum tumour volume {opts.get('min_tumor_volume_ml', 10):g} mL on the cycle-1 reference scan.")
     if result.study.recovery_coefficients:
-        parts.append(f"Partial-volume correction with recovery coefficients for {', '.join(opts.get('apply_pvc_to', []))}.")
+        parts.append("Partial-volume correction with recovery coefficients (table; fitted model above its largest "
+                     f"sphere, flagged) for {', '.join(opts.get('apply_pvc_to', []))}"
+                     + (f"; per VOI: {opts['pvc_per_voi']}" if opts.get("pvc_per_voi") else "") + ".")
     else:
         parts.append("No partial-volume correction (no recovery coefficients given).")
-    parts.append("Time-activity fit: seed 000 Eq. 1 bi-exponential with documented fallbacks "
-                 f"(model '{opts.get('fit_model', 'auto')}').")
+    parts.append("Time-activity fit: bi-exponential model of Macsuka et al., J Nucl Med 2026 (Eq. 1) with "
+                 f"documented fallbacks (model '{opts.get('fit_model', 'auto')}'); single-time-point cycles after "
+                 "Hänscheid et al., J Nucl Med 2018 and Hebert et al., J Nucl Med 2024.")
     if units == {"Gy/h"}:
         parts.append("Dose-rate maps were integrated directly (no activity-to-dose step).")
     elif opts.get("dose_method") == "voxel_s_value":
         parts.append("Absorbed dose by voxel S-value convolution (electrons and photons, ICRP-107).")
     else:
         parts.append("Absorbed dose by local deposition of the ICRP-107 electron energy with the VOI mass from "
-                     + ("CT (HU to density)." if has_ct else "unit density (no CT)."))
-    parts.append("Kidney BED with the Lea-Catcheside factor of each fitted curve (alpha/beta 2.6 Gy, T_rep 2.8 h).")
+                     + ("CT (HU to density, Schneider et al., Phys Med Biol 2000)." if has_ct
+                        else "soft-tissue density 1.04 g/mL (no CT)."))
+    parts.append("DVH, D90/D50/D10 and EUD: voxel dose inside each VOI scaled so that its mean equals the "
+                 "(partial-volume corrected) VOI dose; cumulative DVH over cycles in dvh_cumulative.csv.")
+    parts.append("Kidney BED with the Lea-Catcheside factor of each fitted curve (alpha/beta 2.6 Gy, T_rep 2.8 h; "
+                 "Sundlöv et al., Eur J Nucl Med Mol Imaging 2022). Dose uncertainty (1σ): calibration, recovery "
+                 "coefficient and volume, registration, fit and single-time-point T_eff propagated through the sum "
+                 "over cycles and the BED, following Gear et al., Eur J Nucl Med Mol Imaging 2018. Cumulative AD "
+                 "(cAD), ΔAD/AA and AD/AA as defined by Macsuka et al., J Nucl Med 2026; lesion tracking categories "
+                 "after Santoro-Fernandes et al., J Nucl Med 2025.")
     return " ".join(parts)
 
 
-def build_report_html(result) -> str:
-    """The report as an HTML string."""
+def _severity(text: str) -> str:
+    """Warning severity for grouping in the report: "attention" (a result may be wrong), "caution"
+    (a correction or fallback was applied) or "note"."""
+    t = text.lower()
+    if any(k in t for k in ("failed", "cannot", "not defined", "unknown", "missing", "underestimated", "exceed",
+                            "implausible", "no voxel-wise")):
+        return "attention"
+    if any(k in t for k in ("refined", "fallback", "fell back", "extrapolat", "clamp", "below", "excluded",
+                            "registration")):
+        return "caution"
+    return "note"
+
+
+def _cumulative_by_voi(rows) -> list:
+    """[(VOI, kind, included, cumulative AD Gy)] over the cycles of the rows."""
+    out = {}
+    for r in rows:
+        name = r["voi"]
+        prev = out.get(name, (r["kind"], r["included"], 0.0))
+        out[name] = (prev[0], prev[1], prev[2] + float(r["absorbed_dose_Gy"]))
+    return [(n, k, inc, d) for n, (k, inc, d) in out.items()]
+
+
+def _inputs_section(result) -> str:
+    from .report_inputs import scan_rows
+
+    rows = scan_rows(result.study)
+    body = [[str(r["cycle"]), str(r["scan"]), _fmt(r["injection_time"]), _fmt(r["acquisition_time"]),
+             _fmt(r["hours_post_injection_h"], 2), _fmt(float(r["administered_activity_MBq"]), 0),
+             _fmt(r["spect_units"]), _fmt(r["calibration"]) + " / " + _fmt(r["calibration_basis"]),
+             _fmt(r["spect_name"]) + "<br/><span class='hash'>UID " + _fmt(r["spect_series_uid"]) + "<br/>SHA-256 "
+             + _fmt(r["spect_sha256"]) + "</span>",
+             _fmt(r["ct_name"]) + "<br/><span class='hash'>UID " + _fmt(r["ct_series_uid"]) + "<br/>SHA-256 "
+             + _fmt(r["ct_sha256"]) + "</span>"] for r in rows]
+    seg = result.study.segmentation_file
+    extra = ""
+    if seg is not None:
+        from .report_inputs import image_identity
+
+        ident = image_identity(seg)
+        extra = f"<p class='small'>Segmentation {_fmt(ident['name'])}, SHA-256 {_fmt(ident['sha256'])}.</p>"
+    manifest = result.study.manifest_path
+    if manifest is not None:
+        from .report_inputs import sha256_of
+
+        extra += f"<p class='small'>Study manifest {html.escape(str(manifest))}, SHA-256 {sha256_of(manifest)}.</p>"
+    return ("<h2>Inputs: scans</h2><div class='inputs'>" + _table(
+        ["cycle", "scan", "injection time", "acquisition time", "h p.i.", "AA (MBq)", "SPECT units",
+         "calibration / basis", "SPECT (file, series UID, SHA-256)", "CT (file, series UID, SHA-256)"], body) + "</div>"
+            + extra)
+
+
+def _rc_section(result) -> str:
+    rc = result.study.recovery_coefficients
+    if not rc:
+        return "<h2>Partial-volume correction</h2><p>No recovery coefficients given: no partial-volume correction.</p>"
+    from .report_figures import rc_curve_figure
+    from .report_inputs import recovery_points
+
+    points = recovery_points(result)
+    table = _table(["volume (mL)", "RC"], [[_fmt(float(v), 2), _fmt(float(c), 3)]
+                                            for v, c in zip(rc["volume_ml"], rc["rc"])])
+    voi_table = _table(["VOI", "cycle", "volume (mL)", "RC applied"],
+                       [[html.escape(p["voi"]), str(p["cycle"]), _fmt(p["volume_ml"], 1), _fmt(p["rc"], 3)]
+                        for p in points])
+    fig = rc_curve_figure(result, points)
+    return ("<h2>Partial-volume correction: recovery-coefficient curve</h2>"
+            "<p>Calibration table (interpolated piecewise linearly in ln V; clamped outside the table):</p>"
+            + table + (_fig_to_img_tag(fig, "recovery-coefficient curve") if fig is not None else "")
+            + "<p>Where each VOI sits on the curve:</p>" + voi_table)
+
+
+def _options_section(result) -> str:
+    opts = result.summary.get("options", {})
+    sw = result.summary.get("software", {})
+    rows = [[html.escape(k), html.escape(str(v))] for k, v in sorted(opts.items())]
+    return (f"<h2>Options and software</h2><p>{html.escape(sw.get('name', 'lu-dosimetry'))} "
+            f"{html.escape(str(sw.get('version', __version__)))}; run ID {html.escape(str(result.summary.get('run_id')))}."
+            "</p>" + _table(["option", "value"], rows))
+
+
+def _references_section() -> str:
+    from ..references import reference_list
+
+    items = "".join(f"<li>{html.escape(t)}</li>" for t in reference_list())
+    return f"<h2>References</h2><ol class='small'>{items}</ol>"
+
+
+def _planning_section(s) -> str:
+    p = s.get("planning") or {}
+    if not p:
+        return ""
+    return ("<h2>Next-cycle planning aid</h2>"
+            f"<p><b>Rule chosen ({html.escape(p.get('rule', ''))}):</b> {html.escape(p.get('recommendation', ''))}</p>"
+            f"<p><b>For comparison:</b> {html.escape(p.get('comparison', ''))}</p>"
+            f"<p class='small'>{html.escape(p.get('disclaimer', ''))}</p>")
+
+
+def _warnings_section(warns) -> str:
+    parts = [f"<h2>Warnings ({len(warns)})</h2>"]
+    if not warns:
+        return parts[0] + "<p>None.</p>"
+    for level in ("attention", "caution", "note"):
+        ws = [w for w in warns if _severity(w) == level]
+        if ws:
+            parts.append(f"<h3>{level} ({len(ws)})</h3>" + _table(
+                ["#", "warning"], [[str(i + 1), f"<span class='warn'>{html.escape(w)}</span>"] for i, w in enumerate(ws)]))
+    return "".join(parts)
+
+
+def _dose_on_ct_section(result) -> str:
+    from .report_figures import dose_on_ct_figures
+
+    figs = dose_on_ct_figures(result)
+    if not figs:
+        return ""
+    return ("<h2>Dose on anatomy</h2><p class='small'>Axial and coronal slices through each tumour and the kidneys: "
+            "voxel absorbed dose per cycle and cumulative (colour wash, isodose lines 25/50/75 %), VOI contours; "
+            "voxel doses are not partial-volume corrected (the table's VOI doses are).</p>"
+            + "".join(f"<div>{_fig_to_img_tag(fig, 'dose on CT ' + title)}</div>" for title, fig in figs))
+
+
+def build_report_sections(result) -> list[str]:
+    """The report as a list of HTML fragments, one per section (HTML page and PDF share them)."""
     import matplotlib
 
     matplotlib.use("Agg")
+    from .report_figures import ad_per_aa_figure, tac_figure
+
     s = result.summary
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>LuDosimetry report {html.escape(s['patient_id'])}"
-             f"</title><style>{_CSS}</style></head><body>",
-             f"<h1>LuDosimetry report — patient {html.escape(s['patient_id'])}</h1>",
-             f"<p class='small'>Radionuclide {html.escape(s.get('radionuclide', ''))}; generated "
-             f"{_dt.datetime.now().astimezone().isoformat(timespec='seconds')} by lu-dosimetry {__version__}.</p>",
-             f"<p><b>Methods.</b> {html.escape(methods_text(result))}</p>"]
-    nxt = s.get("next_cycle_activity") or {}
-    nxt2 = s.get("next_cycle_activity_seed002") or {}
-    parts.append("<h2>Summary</h2>" + _table(["metric", "value"], [
-        ["cumulative tumour dose cAD (Gy, mean over included tumours)", _fmt(s.get("cumulative_tumor_dose_Gy"), 1)],
-        ["ΔAD/AA last vs first cycle (%)", _fmt(s.get("delta_ad_per_aa_percent"), 1)],
-        ["kidney cumulative dose (Gy)", _fmt(s.get("kidney_cumulative_dose_Gy"), 2)],
-        ["kidney BED (Gy)", _fmt(s.get("kidney_bed_Gy"), 2)],
-        ["suggested next-cycle activity, seed 000 rule (MBq)", _fmt(nxt.get("activity_MBq"), 0)],
-        ["seed 000 rule (kidney 23 Gy)", _fmt(nxt.get("explanation"))],
-        ["next-cycle activity, seed 002 rule (MBq)", _fmt(nxt2.get("activity_MBq"), 0)],
-        ["seed 002 rule (renal BED 27 ± 2 Gy)", _fmt(nxt2.get("explanation"))],
+    study = result.study
+    ident = (f"<h1>Dosimetry report — patient {html.escape(s['patient_id'])}</h1>"
+             + _table(["field", "value"], [
+                 ["patient ID", html.escape(s["patient_id"])],
+                 ["study", html.escape(str(study.manifest_path) if study.manifest_path else "in-memory study")],
+                 ["radionuclide", html.escape(s.get("radionuclide", ""))],
+                 ["cycles", html.escape(", ".join(str(c.cycle) for c in study.cycles))],
+                 ["run ID", html.escape(str(s.get("run_id")))],
+                 ["generated", _dt.datetime.now().astimezone().isoformat(timespec="seconds")],
+                 ["software", f"lu-dosimetry {html.escape(__version__)}"]]))
+    sections = [ident, _planning_section(s)]
+    cum = _cumulative_by_voi(result.rows)
+    sections.append("<h2>Summary</h2>" + _table(["metric", "value"], [
+        ["cumulative tumour dose cAD (Gy, mean over included tumours)", _fmt(_pm(s, "cumulative_tumor_dose_Gy", 1))],
+        ["ΔAD/AA last vs first cycle (%)", _fmt(_pm(s, "delta_ad_per_aa_percent", 1))],
+        ["kidney cumulative dose (Gy, mean of the kidneys)", _fmt(_pm(s, "kidney_cumulative_dose_Gy", 2))],
+        ["kidney BED (Gy, mean of the kidneys; ± 1σ from the uncertainty budget)", _fmt(_pm(s, "kidney_bed_Gy", 2))],
         ["tumours included", _fmt(", ".join(s.get("tumors_included", [])))],
         ["tumours excluded", _fmt(", ".join(s.get("tumors_excluded", [])))],
-    ]))
-    warns = s.get("warnings", [])
-    parts.append(f"<h2>Warnings ({len(warns)})</h2>")
-    parts.append(_table(["#", "warning"], [[str(i + 1), f"<span class='warn'>{html.escape(w)}</span>"]
-                                            for i, w in enumerate(warns)]) if warns else "<p>None.</p>")
-    parts.append("<h2>Absorbed dose per VOI per cycle</h2>")
-    parts.append(_table(
+    ] + [[f"cumulative dose {html.escape(n)} ({k}{'' if inc else ', excluded'}) (Gy)", _fmt(d, 2)]
+         for n, k, inc, d in cum]))
+    sections.append(_warnings_section(s.get("warnings", [])))
+    sections.append(_inputs_section(result))
+    sections.append(_rc_section(result))
+    sections.append(_options_section(result))
+    sections.append(f"<h2>Methods</h2><p>{html.escape(methods_text(result))}</p>")
+    sections.append("<h2>Results: absorbed dose per VOI per cycle</h2>" + _table(
         ["VOI", "kind", "cycle", "volume (mL)", "AA (MBq)", "AD (Gy)", "± 1σ (Gy)", "AD/AA (Gy/GBq)", "fit",
          "T_eff (h)", "RC", "voxel D90/D50/D10 (Gy)", "flags"],
         [[html.escape(r["voi"]) + ("" if r["included"] else " (excluded)"), r["kind"], str(r["cycle"]),
@@ -257,6 +367,18 @@ def build_report_html(result) -> str:
           _fmt(r["effective_half_life_h"], 1), _fmt(r["recovery_coefficient"], 3),
           " / ".join(_fmt(r.get(k), 1) for k in ("D90_Gy", "D50_Gy", "D10_Gy")),
           f"<span class='small'>{html.escape(r['flags'])}</span>"] for r in result.rows]))
+    figs = []
+    for name, builder in (("dose on anatomy", _dose_on_ct_section),
+                          ("time-activity curves", lambda r: _fig_to_img_tag(tac_figure(r), "time-activity curves")),
+                          ("AD/AA", lambda r: _fig_to_img_tag(ad_per_aa_figure(r), "AD/AA across cycles")),
+                          ("DVH", _dvh_figure)):
+        try:
+            fig = builder(result)
+        except Exception as exc:  # a figure must never cost the whole report
+            fig = f"<p class='warn'>figure {name} failed: {html.escape(str(exc))}</p>"
+        if fig:
+            figs.append(f"<div>{fig}</div>")
+    sections.append("".join(figs))
     reg_rows = []
     for key, reg in sorted(result.registrations.items()):
         if reg is None:
@@ -266,23 +388,44 @@ def build_report_html(result) -> str:
             reg_rows.append([f"cycle {key[0]} tp {key[1] + 1}", html.escape(reg.method), _fmt(reg.metric_value, 4),
                              ", ".join(f"{t:.1f}" for t in reg.translation_mm),
                              html.escape("; ".join(reg.warnings)) or "–"])
-    parts.append("<h2>Registration</h2>" + _table(["scan", "method", "metric", "translation (mm)", "notes"], reg_rows))
     from .report_registration import registration_section
 
-    parts.append(registration_section(result))
-    for builder in (_mip_figure, _registration_figure, _tac_figure, _ad_per_aa_figure, _dvh_figure):
+    qc = ["<h2>Quality control: registration</h2>" + _table(
+        ["scan", "method", "similarity metric (lower = better)", "translation (mm)", "notes"], reg_rows),
+        registration_section(result)]
+    for builder in (_mip_figure, _registration_figure):
         try:
             fig = builder(result)
         except Exception as exc:  # a figure must never cost the whole report
             fig = f"<p class='warn'>figure {builder.__name__} failed: {html.escape(str(exc))}</p>"
         if fig:
-            parts.append(f"<div>{fig}</div>")
-    parts.append("<h2>Sign-off</h2><p>Physicist: ____________________ Date: __________</p></body></html>")
-    return "\n".join(parts)
+            qc.append(f"<div>{fig}</div>")
+    sections.append("".join(qc))
+    sections.append(_references_section())
+    sections.append("<h2>Sign-off</h2><p>Dosimetry reviewed and approved by (medical physicist): "
+                    "____________________ Signature: ____________________ Date: __________</p>"
+                    f"<p class='small'>Run ID {html.escape(str(s.get('run_id')))}.</p>")
+    return [x for x in sections if x]
 
 
-def write_report(result, path) -> Path:
-    """Write ``report.html`` to ``path``."""
+def build_report_html(result, sections: list[str] | None = None) -> str:
+    """The report as an HTML string."""
+    s = result.summary
+    sections = sections if sections is not None else build_report_sections(result)
+    head = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Dosimetry report "
+            f"{html.escape(s['patient_id'])}</title><style>{_CSS}</style></head><body>")
+    return "\n".join([head, *sections, "</body></html>"])
+
+
+def write_report(result, path, pdf: bool = True) -> Path:
+    """Write ``report.html`` to ``path`` and, with ``pdf``, ``report.pdf`` beside it
+    (same sections, :mod:`.report_pdf`)."""
     p = Path(path)
-    p.write_text(build_report_html(result), encoding="utf-8")
+    sections = build_report_sections(result)
+    p.write_text(build_report_html(result, sections), encoding="utf-8")
+    if pdf:
+        from .report_pdf import write_pdf
+
+        write_pdf(sections, p.with_suffix(".pdf"), title=f"Dosimetry report {result.summary['patient_id']}",
+                  run_id=str(result.summary.get("run_id")))
     return p

@@ -21,7 +21,9 @@ COHORT_NUMBERS = ("cumulative_tumor_dose_Gy", "delta_ad_per_aa_percent", "kidney
 COLUMN_UNITS = {"volume_ml": "mL", "administered_activity_MBq": "MBq", "absorbed_dose_Gy": "Gy",
                 "ad_per_aa_Gy_per_GBq": "Gy/GBq", "effective_half_life_h": "h", "mass_g": "g",
                 "time_integrated_activity_MBq_h": "MBq h", "absorbed_dose_uncertainty_Gy": "Gy",
-                "voxel_mean_dose_Gy": "Gy", "D90_Gy": "Gy", "D50_Gy": "Gy", "D10_Gy": "Gy", "EUD_Gy": "Gy"}
+                "voxel_mean_dose_Gy": "Gy", "D90_Gy": "Gy", "D50_Gy": "Gy", "D10_Gy": "Gy", "EUD_Gy": "Gy",
+                "t_eff_h": "h", "t_eff_uncertainty_h": "h", "stp_t_eff_dose_uncertainty_Gy": "Gy",
+                "voxel_mean_dose_uncorrected_Gy": "Gy"}
 
 
 def column_units(columns) -> dict:
@@ -127,14 +129,21 @@ def summary_html(summary: dict, max_warnings: int = 8) -> str:
     lines = [
         f"Cumulative tumour dose (cAD, mean over tumours): <b>{number('cumulative_tumor_dose_Gy', '{:.1f} Gy')}</b>",
         f"Change of tumour AD/AA, last vs first cycle: <b>{number('delta_ad_per_aa_percent', '{:+.1f} %')}</b>",
-        f"Kidney cumulative dose: <b>{number('kidney_cumulative_dose_Gy', '{:.2f} Gy')}</b>, "
+        f"Kidney cumulative dose (mean of the kidneys): <b>{number('kidney_cumulative_dose_Gy', '{:.2f} Gy')}</b>, "
         f"BED <b>{number('kidney_bed_Gy', '{:.2f} Gy')}</b>",
-        "Suggested next-cycle activity (kidney 23 Gy rule, Macsuka et al., J Nucl Med 2026): "
-        f"<b>{number('next_cycle_activity.activity_MBq', '{:.0f} MBq')}</b> {text('next_cycle_activity.explanation')}",
-        "Renal BED 27 ± 2 Gy rule (Sundlöv et al., Eur J Nucl Med Mol Imaging 2022): "
-        f"<b>{number('next_cycle_activity_seed002.activity_MBq', '{:.0f} MBq')}</b> "
-        f"{text('next_cycle_activity_seed002.explanation')}",
     ]
+    if summary.get("planning.recommendation"):  # one planning statement (results.planning)
+        lines += [f"Next cycle (planning aid, not a prescription): <b>{text('planning.recommendation')}</b>",
+                  f"For comparison: {text('planning.comparison')}"]
+    else:
+        lines += [
+            ("Suggested next-cycle activity (kidney 23 Gy rule, Macsuka et al., J Nucl Med 2026): "
+             f"<b>{number('next_cycle_activity.activity_MBq', '{:.0f} MBq')}</b> "
+             f"{text('next_cycle_activity.explanation')}"),
+            ("Renal BED 27 ± 2 Gy rule (Sundlöv et al., Eur J Nucl Med Mol Imaging 2022): "
+             f"<b>{number('next_cycle_activity_renal_bed.activity_MBq', '{:.0f} MBq')}</b> "
+             f"{text('next_cycle_activity_renal_bed.explanation')}"),
+        ]
     heterogeneous = str(summary.get("lesion_tracking.heterogeneous", ""))
     if heterogeneous != "":
         lines.append("Lesion response heterogeneity (lesion AD/AA first vs last cycle; Santoro-Fernandes et al., "

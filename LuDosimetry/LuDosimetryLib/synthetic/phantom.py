@@ -2,13 +2,13 @@
 
 The digital patient is a set of analytic shapes (body, lungs, liver, spleen, two kidneys,
 spine, four tumours in liver and lymph nodes) in a canonical frame. Every VOI has its own
-bi-exponential kinetics per cycle, seed 000 Eq. 1::
+bi-exponential kinetics per cycle, Macsuka et al. 2026 Eq. 1::
 
     c(t) = A (exp(-lambda_wash t) - exp(-lambda_up t))        [Bq/mL]
 
-with realistic values (seed 000 Table 2): kidneys 0.43 Gy/GBq and 47 h washout; tumours
+with realistic values (Macsuka et al. 2026 Table 2): kidneys 0.43 Gy/GBq and 47 h washout; tumours
 about 3.2 Gy/GBq in cycle 1 falling about 10 % per cycle, washout about 80 h. Administered
-activities follow the seed 000 trial rule (7.4 GBq, then planned from the kidney dose).
+activities follow the Macsuka et al. 2026 trial rule (7.4 GBq, then planned from the kidney dose).
 
 Each of the 4 cycles x 3 time points (4, 24, 72 h) is imaged with its own small rigid patient
 pose (translation up to ``max_shift_mm``, rotation up to ``max_rotation_deg``; the cycle-1 24 h
@@ -171,7 +171,7 @@ class PhantomConfig:
                              f"got {self.cycle_shift_mm!r}")
         if not any(getattr(c, "kind", None) == "kidney" for c in self.compartments):
             raise ValueError("PhantomConfig.compartments has no compartment of kind 'kidney': the activity of cycles "
-                             "after the first is planned from the kidney dose (seed 000 rule); add a kidney compartment")
+                             "after the first is planned from the kidney dose (Macsuka et al. 2026 rule); add a kidney compartment")
 
 
 @dataclass
@@ -247,10 +247,32 @@ def paint(cfg: PhantomConfig, values, background: float, pose: Pose | None = Non
     x, y, z = _pose_grid(cfg, pose)
     out = np.full(x.shape, float(background))
     for comp, value in zip(cfg.compartments, values):
-        occ = _occupancy(comp, x, y, z, cfg.spacing_mm)
+        box = _box(cfg, comp, pose)
+        occ = _occupancy(comp, x[box], y[box], z[box], cfg.spacing_mm)
         inside = occ > 0
-        out[inside] = out[inside] * (1.0 - occ[inside]) + value * occ[inside]
+        sub = out[box]
+        sub[inside] = sub[inside] * (1.0 - occ[inside]) + value * occ[inside]
     return out
+
+
+def _box(cfg: PhantomConfig, comp: Compartment, pose: Pose | None, pad_voxels: int = 3) -> tuple:
+    """Slices [z, y, x] of the voxels that can be (partly) inside ``comp`` in a scan with ``pose``:
+    the compartment's bounding box in canonical coordinates, mapped to the image, plus
+    ``pad_voxels`` (the anti-aliased occupancy is 0 more than half a voxel outside the surface).
+    Painting inside this box only gives the same image as painting the whole grid, much faster."""
+    n_xyz = np.asarray(cfg.shape_xyz)
+    c = np.asarray(comp.centre_mm, float)
+    # a cylinder along z (body, spine) is unbounded along z, and tilted by the pose: the whole grid
+    semi = np.asarray(comp.semi_axes_mm, float) if comp.shape != "cylinder_z" else np.full(3, np.inf)
+    lo_idx, hi_idx = np.zeros(3, int), n_xyz - 1
+    if np.all(np.isfinite(semi)):
+        corners = c + semi * np.array(np.meshgrid([-1, 1], [-1, 1], [-1, 1])).T.reshape(-1, 3)
+        if pose is not None:  # image point p = R q + t
+            corners = corners @ pose.matrix().T + np.asarray(pose.translation_mm)
+        idx = corners / cfg.spacing_mm + (n_xyz - 1) / 2.0
+        lo_idx = np.clip(np.floor(idx.min(axis=0)).astype(int) - pad_voxels, 0, n_xyz - 1)
+        hi_idx = np.clip(np.ceil(idx.max(axis=0)).astype(int) + pad_voxels, 0, n_xyz - 1)
+    return tuple(slice(int(lo_idx[k]), int(hi_idx[k]) + 1) for k in (2, 1, 0))
 
 
 def region_map(cfg: PhantomConfig, pose: Pose | None = None) -> np.ndarray:
@@ -258,7 +280,8 @@ def region_map(cfg: PhantomConfig, pose: Pose | None = None) -> np.ndarray:
     x, y, z = _pose_grid(cfg, pose)
     region = np.zeros(x.shape, dtype=np.int16)
     for i, comp in enumerate(cfg.compartments, start=1):
-        region[_occupancy(comp, x, y, z, cfg.spacing_mm) >= 0.5] = i
+        box = _box(cfg, comp, pose)
+        region[box][_occupancy(comp, x[box], y[box], z[box], cfg.spacing_mm) >= 0.5] = i
     return region
 
 
@@ -298,7 +321,7 @@ def make_poses(cfg: PhantomConfig) -> dict:
 
 
 def plan_activities_MBq(cfg: PhantomConfig, kidney_ad_per_aa_Gy_per_GBq: float) -> list[float]:
-    """Administered activities by the seed 000 trial rule (see radiobiology.plan_next_activity_seed000)."""
+    """Administered activities by the Macsuka et al. 2026 trial rule (see radiobiology.plan_next_activity_seed000)."""
     from ..physics.radiobiology import plan_next_activity_seed000
 
     activities = [cfg.first_cycle_activity_MBq]
@@ -453,20 +476,30 @@ def new_output_folder(out_dir, prefix: str = ".phantom-"):
         raise
 
 
-def write_phantom_study(out_dir, config: PhantomConfig | None = None) -> Path:
+def write_phantom_study(out_dir, config: PhantomConfig | None = None, progress=None) -> Path:
     """Write the synthetic patient as a study manifest (contract 1) with images, segmentation,
     recovery coefficients and ``ground_truth.json``. Returns the path of ``study.json``.
+
+    ``progress(fraction 0..1, message)`` (optional, :mod:`LuDosimetryLib.progress`) is called at
+    each stage: ground truth, every simulated scan, segmentation, manifest.
 
     The folder is written completely or not at all (built in a temporary folder, then moved).
     An existing non-empty ``out_dir`` is refused rather than overwritten.
     """
     cfg = config or PhantomConfig()
     out = Path(out_dir)
+    from ..progress import report_progress
+
+    n_scans = cfg.n_cycles * len(cfg.hours)
     with new_output_folder(out) as tmp:
+        report_progress(progress, 0.0, "synthetic patient: ground truth and activity plan")
         truth = ground_truth(cfg)
         cycles = []
-        for scan in iter_scans(cfg, truth):
+        report_progress(progress, 0.02, f"synthetic patient: simulating {n_scans} SPECT/CT scans")
+        for k, scan in enumerate(iter_scans(cfg, truth)):
             c, h = scan.cycle, scan.hours
+            report_progress(progress, 0.02 + 0.93 * (k + 1) / n_scans,
+                            f"synthetic patient: scan {k + 1}/{n_scans} (cycle {c}, {h:g} h p.i.) simulated")
             if not cycles or cycles[-1]["cycle"] != c:
                 (tmp / f"cycle{c}").mkdir()
                 cycles.append({"cycle": c, "administered_activity_MBq": round(truth["administered_activity_MBq"][c - 1], 1),
@@ -482,10 +515,12 @@ def write_phantom_study(out_dir, config: PhantomConfig | None = None) -> Path:
                 tp.update(calibration_cps_per_MBq=cfg.calibration_cps_per_MBq,
                           acquisition_duration_s=cfg.acquisition_duration_s)
             cycles[-1]["timepoints"].append(tp)
+        report_progress(progress, 0.96, "synthetic patient: segmentation and manifest")
         sitk.WriteImage(phantom_image(segmentation_labelmap(cfg), cfg), str(tmp / "segmentation.nii.gz"), True)
         manifest = {"patient_id": cfg.patient_id, "radionuclide": cfg.radionuclide, "cycles": cycles,
                     "segmentation": {"file": "segmentation.nii.gz", "labels": voi_labels(cfg)},
                     "recovery_coefficients": recovery_coefficient_table(cfg)}
         (tmp / "study.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         (tmp / "ground_truth.json").write_text(json.dumps(truth, indent=2), encoding="utf-8")
+    report_progress(progress, 1.0, f"synthetic patient written: {out}")
     return out / "study.json"

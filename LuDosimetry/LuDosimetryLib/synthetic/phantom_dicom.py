@@ -272,7 +272,7 @@ def _write_ct(folder: Path, cfg: PhantomConfig, scan, visit: dict) -> None:
         _save(ds, folder / f"CT{k + 1:04d}.dcm")
 
 
-def write_phantom_dicom(out_dir, config: PhantomConfig | None = None) -> Path:
+def write_phantom_dicom(out_dir, config: PhantomConfig | None = None, progress=None) -> Path:
     """Write the synthetic patient as DICOM series folders (see the module docstring).
 
     ``OUT/dicom/cycle<c>_<hhh>h_NM/`` and ``..._CT/`` per scan, ``segmentation.nii.gz``,
@@ -282,9 +282,10 @@ def write_phantom_dicom(out_dir, config: PhantomConfig | None = None) -> Path:
     ``config.spect_units`` must be ``"Bq/mL"`` (Units BQML) or ``"counts"`` (Units CNTS; the
     camera calibration, which is not DICOM, is then added to the manifest). The folder is written
     completely or not at all (built in a temporary folder, then renamed); an existing non-empty
-    ``out_dir`` is refused.
+    ``out_dir`` is refused. ``progress(fraction, message)``: optional, called for every scan.
     """
     from ..io.dicom import study_dict_from_dicom
+    from ..progress import report_progress
     from ..io.study import study_from_dict
 
     cfg = config or PhantomConfig()
@@ -293,9 +294,13 @@ def write_phantom_dicom(out_dir, config: PhantomConfig | None = None) -> Path:
                          f"absorbed-dose-rate unit), got {cfg.spect_units!r}")
     out = Path(out_dir)
     with new_output_folder(out, prefix=".phantom-dicom-") as tmp:
+        report_progress(progress, 0.0, "synthetic patient (DICOM): ground truth and activity plan")
         truth = ground_truth(cfg)
         root = tmp / DICOM_FOLDER
-        for scan in iter_scans(cfg, truth):
+        n_scans = cfg.n_cycles * len(cfg.hours)
+        for k, scan in enumerate(iter_scans(cfg, truth)):
+            report_progress(progress, 0.02 + 0.93 * (k + 1) / n_scans, f"synthetic patient (DICOM): scan {k + 1}/"
+                            f"{n_scans} (cycle {scan.cycle}, {scan.hours:g} h p.i.) simulated")
             name = f"cycle{scan.cycle}_{int(round(scan.hours)):03d}h"
             visit = {"study_uid": _uid(cfg, scan.cycle, scan.hours, "study"),
                      "for_uid": _uid(cfg, scan.cycle, scan.hours, "frame of reference"),
@@ -324,4 +329,5 @@ def write_phantom_dicom(out_dir, config: PhantomConfig | None = None) -> Path:
         (tmp / "README.txt").write_text(_README.format(
             patient_id=cfg.patient_id, seed=cfg.seed, dicom=DICOM_FOLDER, units=_UNITS[cfg.spect_units],
             ref=cfg.reference_hours, counts_note=counts_note), encoding="utf-8")
+    report_progress(progress, 1.0, f"synthetic patient (DICOM) written: {out}")
     return out / MANIFEST_NAME

@@ -14,10 +14,12 @@ Conventions
 
 Density from CT (``hu_to_density_g_per_ml``)
 --------------------------------------------
-Piecewise-linear calibration HU → mass density. Default table (:data:`DEFAULT_HU_DENSITY_TABLE`,
-a bilinear-type calibration in the spirit of Schneider et al. 1996/2000; calibrate per scanner
-and kVp for clinical use): air −1000 HU 0.00121, adipose −100 HU 0.93, water 0 HU 1.00, soft
-tissue 40 HU 1.04, bone line 1000 HU 1.61 and 3000 HU 2.79 g/mL; constant beyond the ends.
+Piecewise-linear calibration HU → mass density. Default table (:data:`DEFAULT_HU_DENSITY_TABLE`):
+Schneider et al., Phys Med Biol 2000 (45:459), ICRU 44 tissues (see :mod:`.density`; calibrate per
+scanner and kVp for clinical use): air −1000 HU 0.00121, adipose −98 HU 0.93, soft tissue 14 HU
+1.03, 23 HU 1.031, ICRU 44 muscle 40 HU 1.05 and liver 60 HU 1.06, 100 HU 1.12, bone 1600 HU 1.96 and 3000 HU 2.8 g/mL; constant beyond the ends.
+Without a CT every path (VOI mass, voxel LED, voxel S-values) uses
+:data:`SOFT_TISSUE_DENSITY_G_PER_ML` = 1.04 g/mL, the density the kernels are made for.
 The result is floored at ``min_density_g_per_ml`` (default 0.1 g/mL, i.e. about −900 HU):
 the density returned is the one *used for dose*, so voxels of air (SPECT spill-out outside the
 body, bowel gas) get at most 10× the soft-tissue dose per unit activity instead of ~850×,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -243,13 +244,74 @@ def voxel_s_value_kernel(nuclide="Lu-177", voxel_size_mm=4.8, size_voxels=None, 
         raise InputDataError(f"voxel_size_mm: anisotropy above 10:1 is not supported, got {h}")
     e_range = 0.0
     if include_electrons:
-        e_range = float(_electron_radial_deposition(nuc.name)[0][-1]) / rho * 10.0
+        e_range = _electron_range_g_per_cm2(nuc.name) / rho * 10.0
     half = _half_sizes(size_voxels, h, radius if include_photons else 0.0, e_range)
     if np.prod([2 * n + 1 for n in half]) > 256 ** 3:
         raise InputDataError(f"size_voxels: kernel of {[2 * n + 1 for n in half]} voxels is too large")
     key_h = tuple(round(v, 9) for v in h)
-    return _build_kernel(nuc.name, key_h, half, round(rho, 9), bool(include_electrons),
-                         bool(include_photons and len(nuc.photon_lines) > 0))
+    return _disk_cached_kernel(nuc.name, key_h, half, round(rho, 9), bool(include_electrons),
+                               bool(include_photons and len(nuc.photon_lines) > 0))
+
+
+@lru_cache(maxsize=16)
+def _electron_range_g_per_cm2(name: str) -> float:
+    """Maximum electron range (g/cm²) of the radial deposition table, from the user cache folder
+    (:mod:`...cache`) when present (the transport behind it costs ~1 s per nuclide)."""
+    from ... import cache
+
+    key = cache.key_of("electron_range", name, _code_digest())
+    stored = cache.read_json(_CACHE_NS, key)
+    if isinstance(stored, (int, float)):
+        return float(stored)
+    value = float(_electron_radial_deposition(name)[0][-1])
+    cache.write_json(_CACHE_NS, key, value)
+    return value
+
+
+_CACHE_NS = "vsv_kernel"
+
+
+@lru_cache(maxsize=1)
+def _code_digest() -> str:
+    """SHA-256 of this package's dose modules and nuclide data code (part of every kernel cache key)."""
+    import hashlib
+    from pathlib import Path
+
+    h = hashlib.sha256()
+    here = Path(__file__).resolve().parent
+    for f in sorted(here.glob("*.py")) + [here.parent / "radionuclides.py"]:
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+@lru_cache(maxsize=_KERNEL_CACHE_SIZE)
+def _disk_cached_kernel(name, h, half, density, electrons, photons) -> VoxelSValueKernel:
+    """:func:`_build_kernel` through the user cache folder (per nuclide, voxel size, extent, density
+    and components; the key includes a hash of the kernel code, so a changed model is rebuilt)."""
+    import io
+
+    from ... import cache
+
+    key = cache.key_of("vsv_kernel", name, list(h), list(half), density, electrons, photons, _code_digest())
+    data = cache.read_bytes(_CACHE_NS, key, ".npz")
+    if data is not None:
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as z:
+                values = np.array(z["values"])
+                meta = json.loads(str(z["meta"]))
+            values.setflags(write=False)
+            return VoxelSValueKernel(values_mGy_per_MBq_s=values, voxel_size_mm=tuple(meta["voxel_size_mm"]),
+                                     nuclide=meta["nuclide"], tissue_density_g_per_ml=meta["density"],
+                                     components=meta["components"], source=meta["source"], notes=tuple(meta["notes"]))
+        except (OSError, KeyError, ValueError):
+            pass  # unreadable entry: rebuilt below
+    k = _build_kernel(name, h, half, density, electrons, photons)
+    buf = io.BytesIO()
+    meta = {"voxel_size_mm": list(k.voxel_size_mm), "nuclide": k.nuclide, "density": k.tissue_density_g_per_ml,
+            "components": k.components, "source": k.source, "notes": list(k.notes)}
+    np.savez_compressed(buf, values=k.values_mGy_per_MBq_s, meta=np.asarray(json.dumps(meta)))
+    cache.write_bytes(_CACHE_NS, key, buf.getvalue(), ".npz")
+    return k
 
 
 _VOXEL_RE = re.compile(r"(\d+(?:\.\d+)?)\s*mm", re.IGNORECASE)

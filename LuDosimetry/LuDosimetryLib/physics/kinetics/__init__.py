@@ -14,7 +14,7 @@ always passed in by the caller (``physical_half_life_h``; for 177Lu get it from
 Models (``fit_time_activity(..., model=...)``)
 ----------------------------------------------
 ``"mono"``       A·e^(−λt), λ ≥ λ_phys.                                  2 parameters
-``"biexp"``      A·(e^(−λ1 t) − e^(−λ2 t)) (seed 000, Eq. 1), washout λ1 ≥ λ_phys, uptake
+``"biexp"``      A·(e^(−λ1 t) − e^(−λ2 t)) (Macsuka et al. 2026, Eq. 1), washout λ1 ≥ λ_phys, uptake
                  λ2 > λ1, A ≥ 0.                                          3 parameters
 ``"triexp"``     A1·e^(−λ1 t) + A2·e^(−λ2 t) − (A1 + A2)·e^(−λ3 t), λ_phys ≤ λ1 < λ2 < λ3,
                  A1, A2 ≥ 0 (two washout phases, one uptake; zero at t = 0). 5 parameters
@@ -39,7 +39,7 @@ The ``"auto"`` rule
    AICc = n·ln(RSS/n) + 2k + 2k(k+1)/(n−k−1), RSS the σ-weighted residual sum of squares
    (floored at n·1e-12 so that exact fits tie and the simplest one wins).
 4. n = 3 or 4 (the clinical 4, 24, 72 h case has as many parameters as points, so AICc is not
-   defined for biexp): the seed-000 bi-exponential is tried first.
+   defined for biexp): the Macsuka et al. 2026 bi-exponential is tried first.
 5. If no parametric model is accepted (did not converge; λ1 at/below the physical bound, i.e. the
    data decay slower than physical decay; λ2 ≤ λ1 or uptake faster than resolvable; A ≤ 0;
    non-finite integral; singular Jacobian; for n = k, the curve does not pass through the

@@ -1,4 +1,4 @@
-"""Candidate models of a time-activity curve: mono-, bi-, tri-exponential fits (seed-000 Eq. 1 and relatives) and
+"""Candidate models of a time-activity curve: mono-, bi-, tri-exponential fits (Macsuka et al. 2026 Eq. 1 and relatives) and
 piecewise-linear (trapezoid) integrals with their tails; AICc for model selection."""
 
 from __future__ import annotations

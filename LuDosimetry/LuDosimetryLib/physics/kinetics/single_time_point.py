@@ -75,10 +75,10 @@ def fit_single_time_point(time_h, value, *, physical_half_life_h: float, effecti
 def later_cycle_dose_scaling(
     dose_ref_Gy, counts_24h_ref, counts_24h_cycle, volume_24h_ref_ml, volume_24h_cycle_ml
 ) -> float:
-    """Absorbed dose of a later cycle from one 24-h image (seed 001, Hebert et al.).
+    """Absorbed dose of a later cycle from one 24-h image (Hebert et al. 2024, Hebert et al.).
 
     AD_c = AD_ref × (counts_24h,c / counts_24h,ref) × (V_24h,ref / V_24h,c), with the reference
-    cycle (cycle 2 in seed 001) dosimetry made from serial imaging. Counts in the VOI on the 24-h
+    cycle (cycle 2 in Hebert et al. 2024) dosimetry made from serial imaging. Counts in the VOI on the 24-h
     SPECT (any consistent unit), volumes in mL, doses in Gy. Assumes unchanged kinetics.
     """
     d = _nonneg_scalar(dose_ref_Gy, "dose_ref_Gy", "Gy")

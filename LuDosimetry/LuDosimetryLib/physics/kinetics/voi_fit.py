@@ -273,7 +273,7 @@ def fit_time_activity(
         if c.ok:
             chosen = c
             chosen_aicc = _aicc(c.rss, n, c.k)
-            notes.append("bi-exponential (seed 000 Eq. 1) fitted (n ≤ 4: biexp-first rule, AICc not defined)")
+            notes.append("bi-exponential (Macsuka et al. 2026 Eq. 1) fitted (n ≤ 4: biexp-first rule, AICc not defined)")
     else:
         notes.append("2 points: no parametric model; mono-exponential through the last two points")
 

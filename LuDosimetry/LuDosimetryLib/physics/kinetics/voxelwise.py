@@ -152,7 +152,7 @@ def _voxel_chunk(t, Y, lam_phys, rel):
     rising = Y[-1] >= Y[:-1].max(axis=0)
     todo = nonzero.copy()
 
-    # 1: bi-exponential (seed 000 Eq. 1)
+    # 1: bi-exponential (Macsuka et al. 2026 Eq. 1)
     tp = t > 0
     if tp.sum() >= 3:
         tpos = t[tp]
@@ -270,7 +270,7 @@ def fit_time_activity_voxelwise(
     """Voxel-wise time integration of registered images, fully vectorised (no per-voxel loop).
 
     Per voxel the same rule as ``fit_time_activity(model="auto")`` for n ≤ 4 points is used:
-    rising → trapezoid + physical tail; else the seed-000 bi-exponential A(e^(−λ1 t) − e^(−λ2 t))
+    rising → trapezoid + physical tail; else the Macsuka et al. 2026 bi-exponential A(e^(−λ1 t) − e^(−λ2 t))
     (exact interpolation through 3 points by a vectorised 1-D safeguarded Newton solve, or a
     vectorised σ-weighted Gauss–Newton for more points; points at t = 0 are not used by this
     model, which is 0 there), accepted only if λ1 > λ_phys, λ2 > λ1, A > 0 and it converged;

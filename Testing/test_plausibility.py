@@ -1,0 +1,136 @@
+"""Plausibility checks of issue 12 (physics/plausibility.py): each broken input, built from a copy of
+the coarse synthetic patient, stops ``lu-dosimetry run`` with a non-zero exit and a message naming
+the scan/file or the radionuclide; a requested fit model far from the automatic one warns."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import SimpleITK as sitk
+from LuDosimetryLib.cli import main
+
+
+def _copy(coarse_patient, tmp_path):
+    dst = tmp_path / "patient"
+    shutil.copytree(coarse_patient.parent, dst)
+    return dst / "study.json"
+
+
+def _scale_image(path, factor):
+    img = sitk.ReadImage(str(path))
+    out = sitk.GetImageFromArray(sitk.GetArrayFromImage(img).astype(np.float64) * factor)
+    out.CopyInformation(img)
+    sitk.WriteImage(sitk.Cast(out, sitk.sitkFloat64 if factor > 1e30 else img.GetPixelID()), str(path), True)
+
+
+def _run(manifest, tmp_path, capsys, *extra):
+    code = main(["run", str(manifest), "--out", str(tmp_path / "out"), "--registration", "none", *extra])
+    return code, capsys.readouterr()
+
+
+def test_spect_times_1e25_stops_with_the_administered_activity_rule(coarse_patient, tmp_path, capsys):
+    m = _copy(coarse_patient, tmp_path)
+    for f in m.parent.glob("cycle*/spect_*.nii.gz"):
+        _scale_image(f, 1e25)
+    code, out = _run(m, tmp_path, capsys)
+    assert code == 2
+    assert "total SPECT activity" in out.err and "x the administered activity 7400 MBq decayed to the scan time" in out.err
+    assert "cycle 1 scan 1 (4 h p.i., file" in out.err and "spect_004h.nii.gz" in out.err
+    assert not (tmp_path / "out" / "summary.json").exists()
+
+
+def test_empty_scan_stops_naming_cycle_scan_and_file(coarse_patient, tmp_path, capsys):
+    m = _copy(coarse_patient, tmp_path)
+    _scale_image(m.parent / "cycle2" / "spect_024h.nii.gz", 0.0)
+    code, out = _run(m, tmp_path, capsys)
+    assert code == 2
+    assert "cycle 2 scan 2 (24 h p.i., file" in out.err and "spect_024h.nii.gz" in out.err
+    assert "every VOI value is zero" in out.err
+
+
+def test_nearly_empty_scan_stops(coarse_patient, tmp_path, capsys):
+    m = _copy(coarse_patient, tmp_path)
+    _scale_image(m.parent / "cycle1" / "spect_072h.nii.gz", 1e-3)
+    code, out = _run(m, tmp_path, capsys)
+    assert code == 2
+    assert "cycle 1 scan 3 (72 h p.i., file" in out.err and "below 1 % of its neighbouring scans" in out.err
+
+
+def test_radionuclide_contradicted_by_the_data(coarse_patient, tmp_path, capsys):
+    m = _copy(coarse_patient, tmp_path)
+    d = json.loads(m.read_text())
+    d["radionuclide"] = "Lu-178"
+    m.write_text(json.dumps(d))
+    code, out = _run(m, tmp_path, capsys)
+    assert code == 2
+    assert "radionuclide 'Lu-178'" in out.err and "contradicts the data" in out.err
+    assert "keeps its activity longer than that nuclide lives" in out.err
+
+
+def test_data_falling_far_faster_than_physical_decay(coarse_patient, tmp_path, capsys):
+    # the 72 h scans of both cycles scaled down 50 x (2 %, above the empty-scan rule): every VOI falls with
+    # an apparent half-life of ~10 h, > 10 x faster than 177Lu decays (159 h)
+    m = _copy(coarse_patient, tmp_path)
+    for f in m.parent.glob("cycle*/spect_072h.nii.gz"):
+        _scale_image(f, 1.0 / 50)
+    code, out = _run(m, tmp_path, capsys)
+    assert code == 2
+    assert "radionuclide 'Lu-177'" in out.err and "faster than physical decay" in out.err
+
+
+def test_triexp_with_three_scans_refused_before_computation(coarse_patient, tmp_path, capsys):
+    code, out = _run(coarse_patient, tmp_path, capsys, "--fit-model", "triexp")
+    assert code == 2
+    assert "impossible request" in out.err and "'triexp' requested for all VOIs needs at least 5 time points" in out.err
+    assert "cycle(s) 1 (3 scans), 2 (3 scans)" in out.err
+    assert "defining VOIs" not in out.err  # no image step started
+
+
+def test_trapezoid_far_from_auto_warns_with_both_numbers(coarse_patient, tmp_path, capsys):
+    code, out = _run(coarse_patient, tmp_path, capsys, "--fit-model", "trapezoid")
+    assert code == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    text = " ".join(summary["warnings"])
+    assert "requested fit model 'trapezoid' gives a time integral of" in text
+    assert "from the automatic choice" in text and "more than 20 % apart" in text
+    assert "fit model 'trapezoid'" in out.err
+
+
+def test_body_holding_under_5_percent_before_96h_warns(coarse_patient, tmp_path, capsys):
+    # the synthetic body holds ~25 % of the decayed administered activity; x 0.1 -> ~2.5 %
+    m = _copy(coarse_patient, tmp_path)
+    for f in m.parent.glob("cycle*/spect_*.nii.gz"):
+        _scale_image(f, 0.1)
+    code, out = _run(m, tmp_path, capsys)
+    assert code == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    lows = [w for w in summary["warnings"] if "the body holds" in w]
+    assert len(lows) == 6 and all("% of the administered activity decayed to the scan time (< 5 % before 96 h)" in w
+                                  for w in lows)
+    assert "cycle 1 scan 1 (4 h p.i., file" in lows[0]
+    held = float(lows[0].split("the body holds ")[1].split(" %")[0])
+    assert 2.0 < held < 3.0  # 10 % of the ~25 % the synthetic body holds
+    assert "the body holds" in out.err
+
+
+def test_rising_vois_over_a_short_span_are_not_refused():
+    """Tumours still taking up activity between 4 h and 24 h rise at every VOI: no error for 177Lu (the
+    retention check needs a span of one physical half-life); the same data with Lu-178 are refused."""
+    from types import SimpleNamespace
+
+    import pytest
+    from LuDosimetryLib.errors import InputDataError
+    from LuDosimetryLib.physics import plausibility
+    from LuDosimetryLib.physics.radionuclides import get_nuclide
+
+    def study(hours, nuclide):
+        return SimpleNamespace(radionuclide=nuclide, cycles=[SimpleNamespace(cycle=1, hours=hours,
+                                                                             timepoints=[None] * len(hours))])
+
+    vois = [SimpleNamespace(name="t1"), SimpleNamespace(name="t2")]
+    values = {("t1", 1, 0): 10.0, ("t1", 1, 1): 12.0, ("t2", 1, 0): 5.0, ("t2", 1, 1): 5.5}
+    plausibility._check_decay(study([4.0, 24.0], "Lu-177"), values, vois, get_nuclide("Lu-177"))
+    with pytest.raises(InputDataError, match="radionuclide 'Lu-178'"):
+        plausibility._check_decay(study([4.0, 24.0], "Lu-178"), values, vois, get_nuclide("Lu-178"))

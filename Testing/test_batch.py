@@ -90,6 +90,7 @@ def _same_csvs(a: Path, b: Path) -> None:
 
 def test_names_from_folders_and_manifests_are_unique(tmp_path):
     from LuDosimetryLib.batch import plan_studies
+    from LuDosimetryLib.cli import resolve_manifest
 
     for sub in ("a/patient", "b/patient", "c"):
         (tmp_path / sub).mkdir(parents=True)
@@ -99,11 +100,12 @@ def test_names_from_folders_and_manifests_are_unique(tmp_path):
     for n in ("study_a.json", "study_b.json"):
         (tmp_path / "twice" / n).write_text("{}", encoding="utf-8")
     plan = plan_studies([tmp_path / "a", tmp_path / "b" / "patient" / "study.json", tmp_path / "c" / "trial-07 visit.json",
-                         tmp_path / "a" / "patient", tmp_path / "twice", tmp_path / "missing"])
+                         tmp_path / "a" / "patient", tmp_path / "twice", tmp_path / "missing"],
+                        resolve_manifest)
     names = [s.name for s in plan]
     # a/ is a folder of study folders; a/patient named again is the same manifest and runs once
     assert names == ["patient", "patient_2", "trial-07_visit", "twice", "missing"]
-    assert plan[3].manifest is None and "several study manifests" in plan[3].problem
+    assert plan[3].manifest is None and "holds 2 study manifests" in plan[3].problem
     assert plan[4].manifest is None and "no such study manifest or folder" in plan[4].problem
 
 

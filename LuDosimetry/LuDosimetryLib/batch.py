@@ -1,7 +1,7 @@
 """``lu-dosimetry batch``: the per-patient run over many studies, side by side, resumable.
 
-:func:`run_batch` takes study manifests and/or folders (a study folder holding ``study.json``, or a
-folder of such study folders, see :func:`find_studies`) and writes one result folder per patient
+:func:`run_batch` takes study manifests and/or folders (a study folder, as ``run DIR`` takes it, or a
+folder of study folders, see :func:`find_studies`) and writes one result folder per patient
 below ``out`` (named after the study folder or manifest, de-duplicated), each through the
 all-or-nothing result sets of :mod:`.results.result_set`, with :func:`.pipeline.run_manifest`
 exactly as ``lu-dosimetry run`` does.
@@ -49,7 +49,8 @@ STATUS_NAME = "batch_status.json"
 FAILURES_NAME = "batch_failures.csv"
 COHORT_NAME = "cohort_table.csv"
 BATCH_FILES = (STATUS_NAME, FAILURES_NAME, COHORT_NAME)
-DEFAULT_MANIFEST = "study.json"
+# PipelineOptions that do not change the results (a set made with or without them is complete)
+RESULT_NEUTRAL_OPTIONS = ("use_cache",)
 DASK_HINT = 'pip install "lu-dosimetry[dask]"'
 # thread-count variables read by the numerical libraries when they are first imported
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
@@ -130,48 +131,44 @@ def _one_line(text: str, limit: int) -> str:
 # finding the studies
 # --------------------------------------------------------------------------------------------
 
-def study_manifest_in(folder: Path) -> tuple[Path | None, str | None]:
-    """The study manifest of a study folder: its ``study.json``, else its only ``study*.json``
-    (e.g. the DICOM phantom's ``study_dicom.json``). ``(None, why)`` when there is none or several."""
-    folder = Path(folder)
-    if (folder / DEFAULT_MANIFEST).is_file():
-        return folder / DEFAULT_MANIFEST, None
-    found = sorted(p for p in folder.glob("study*.json") if p.is_file())
-    if len(found) == 1:
-        return found[0], None
-    if found:
-        return None, (f"{folder}: several study manifests ({', '.join(p.name for p in found)}); give the one to use "
-                      "as an argument")
-    return None, f"{folder}: no study manifest ({DEFAULT_MANIFEST} or study*.json)"
+ManifestResolver = Callable[[Path], Path]
 
 
-def find_studies(inputs) -> list[tuple[str, Path | None, str | None]]:
+def _resolved(source: Path, resolve_manifest: ManifestResolver) -> tuple[str, Path | None, str | None] | None:
+    """``(source, manifest, None)``, ``(source, None, problem)`` or None (no manifest: not a study folder)."""
+    try:
+        return str(source), Path(resolve_manifest(source)), None
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        return str(source), None, error_text(exc)
+
+
+def find_studies(inputs, resolve_manifest: ManifestResolver) -> list[tuple[str, Path | None, str | None]]:
     """``(source, manifest or None, problem)`` for every study the ``inputs`` name, in order.
 
-    An input is a manifest file, a study folder (holding ``study.json``, see
-    :func:`study_manifest_in`) or a folder of study folders (every sub-folder, sorted by name,
-    holding a manifest; sub-folders without one are passed over). Raises :class:`BatchError`
-    when nothing is found at all."""
+    An input is a manifest file, a study folder or a folder of study folders (every sub-folder,
+    sorted by name, that is a study folder; the others are passed over). ``resolve_manifest(path)``
+    is ``run``'s rule for a study folder (the CLI's :func:`~LuDosimetryLib.cli.resolve_manifest`):
+    it returns the manifest, raises FileNotFoundError when the folder holds none (then the folder is
+    taken as a folder of study folders) and ValueError when it holds several (recorded as the
+    problem of that study). Raises :class:`BatchError` when no input is given."""
     found: list[tuple[str, Path | None, str | None]] = []
     for raw in inputs:
         p = Path(raw)
         if p.is_file():
             found.append((str(raw), p, None))
-            continue
-        if not p.is_dir():
+        elif not p.is_dir():
             found.append((str(raw), None, f"{raw}: no such study manifest or folder"))
-            continue
-        manifest, problem = study_manifest_in(p)
-        if manifest is not None or "several" in (problem or ""):
-            found.append((str(raw), manifest, problem))
-            continue
-        subs = [d for d in sorted(p.iterdir()) if d.is_dir() and not d.name.startswith(".")]
-        in_subs = [(str(d), *study_manifest_in(d)) for d in subs]
-        in_subs = [x for x in in_subs if x[1] is not None or "several" in (x[2] or "")]
-        if not in_subs:
-            why = f"{raw}: neither a study folder ({DEFAULT_MANIFEST}) nor a folder of study folders"
-            found.append((str(raw), None, why))
-        found += in_subs
+        else:
+            here = _resolved(p, resolve_manifest)
+            if here is not None:
+                found.append(here)
+                continue
+            subs = [_resolved(d, resolve_manifest) for d in sorted(p.iterdir())
+                    if d.is_dir() and not d.name.startswith(".")]
+            why = f"{raw}: neither a study folder (study*.json) nor a folder of study folders"
+            found += [x for x in subs if x is not None] or [(str(raw), None, why)]
     if not found:
         raise BatchError("batch: no study manifest or folder given")
     return found
@@ -181,7 +178,7 @@ def _patient_name(source: str, manifest: Path | None) -> str:
     """Result-folder name: the manifest's stem, or its folder's name for the generic study*.json."""
     if manifest is None:
         base = Path(source).name
-    elif manifest.name == DEFAULT_MANIFEST or re.fullmatch(r"study[_-]?(dicom)?\.json", manifest.name, re.IGNORECASE):
+    elif re.fullmatch(r"study[_-]?(dicom)?\.json", manifest.name, re.IGNORECASE):
         base = manifest.resolve().parent.name
     else:
         base = manifest.stem
@@ -189,14 +186,14 @@ def _patient_name(source: str, manifest: Path | None) -> str:
     return name or "patient"
 
 
-def plan_studies(inputs) -> list[BatchStudy]:
+def plan_studies(inputs, resolve_manifest: ManifestResolver) -> list[BatchStudy]:
     """:func:`find_studies` with a unique result-folder name per patient (``name``, ``name_2``, ...,
     compared without case; the batch's own file names are never used). A manifest named twice is
     run once."""
     taken = {n.lower() for n in BATCH_FILES}
     seen: set[Path] = set()
     plan = []
-    for source, manifest, problem in find_studies(inputs):
+    for source, manifest, problem in find_studies(inputs, resolve_manifest):
         if manifest is not None:
             key = manifest.resolve()
             if key in seen:
@@ -254,7 +251,8 @@ def result_set_state(folder: Path, options=None) -> tuple[str, str]:
             return "incomplete", "summary.json: unreadable"
         wanted = json.loads(json.dumps(options.as_dict()))
         differ = [f"{k}: {recorded[k]!r} (wanted {wanted[k]!r})" for k in sorted(wanted)
-                  if isinstance(recorded, dict) and k in recorded and recorded[k] != wanted[k]]
+                  if isinstance(recorded, dict) and k in recorded and k not in RESULT_NEUTRAL_OPTIONS
+                  and recorded[k] != wanted[k]]
         if differ:
             return "other_options", "made with other options: " + ", ".join(differ[:4])
     return "complete", f"complete result set written {manifest.get('written_utc', '?')}"
@@ -403,10 +401,11 @@ def _check_out(out: Path, plan: list[BatchStudy], inputs, overwrite: bool) -> Pa
     return o
 
 
-def run_batch(inputs, out, options=None, workers: int = 1, threads_per_worker: int = 1, scheduler: str | None = None,
+def run_batch(inputs, out, resolve_manifest: ManifestResolver, options=None, workers: int = 1, threads_per_worker: int = 1, scheduler: str | None = None,
               overwrite: bool = False, progress: ProgressCallback | None = None,
               cohort: Callable[[Path], tuple[str, list[str]]] | None = None) -> BatchResult:
-    """Run every study of ``inputs`` (see :func:`find_studies`) into ``out/<patient>``; see the module doc.
+    """Run every study of ``inputs`` (see :func:`find_studies`, with ``resolve_manifest``) into
+    ``out/<patient>``; see the module doc.
 
     ``options``: the PipelineOptions of every run. ``workers`` processes of ``threads_per_worker``
     threads each, or the Dask cluster at ``scheduler``. ``overwrite``: compute patients with a
@@ -420,7 +419,7 @@ def run_batch(inputs, out, options=None, workers: int = 1, threads_per_worker: i
     options = options or PipelineOptions()
     if int(workers) < 1 or int(threads_per_worker) < 1:
         raise BatchError("--workers and --threads-per-worker must be at least 1")
-    plan = plan_studies(inputs)
+    plan = plan_studies(inputs, resolve_manifest)
     out = _check_out(Path(out), plan, inputs, overwrite)
     n = len(plan)
     with ResultSetWriter(out, overwrite=True, tool=BATCH_TOOL) as rs:

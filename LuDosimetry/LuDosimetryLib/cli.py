@@ -99,7 +99,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     from .batch import run_batch, stderr_progress
 
     try:
-        result = run_batch(args.studies, Path(args.out), _run_options(args), workers=args.workers,
+        result = run_batch(args.studies, Path(args.out), resolve_manifest, _run_options(args), workers=args.workers,
                            threads_per_worker=args.threads_per_worker, scheduler=args.scheduler,
                            overwrite=args.overwrite, progress=stderr_progress, cohort=_batch_cohort)
     except KeyboardInterrupt:
@@ -272,8 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("batch", help="dosimetry of many patients (process pool or Dask cluster), resumable, "
                                       "with cohort_table.csv")
-    sp.add_argument("studies", nargs="+", help="study manifests, study folders (holding study.json) or folders of "
-                                               "study folders")
+    sp.add_argument("studies", nargs="+", help="study manifests, study folders (as for run) or folders of study "
+                                               "folders")
     sp.add_argument("--out", required=True, help="one result folder per patient is written below this folder")
     sp.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
     sp.add_argument("--threads-per-worker", type=int, default=1, help="threads of each worker (default 1)")

@@ -52,9 +52,10 @@ BATCH_FILES = (STATUS_NAME, FAILURES_NAME, COHORT_NAME)
 # PipelineOptions that do not change the results (a set made with or without them is complete)
 RESULT_NEUTRAL_OPTIONS = ("use_cache",)
 DASK_HINT = 'pip install "lu-dosimetry[dask]"'
-# thread-count variables read by the numerical libraries when they are first imported
+# thread-count variables: of the numerical libraries (read when first imported) and of the
+# pipeline's own thread pool of registrations (LU_DOSIMETRY_THREADS, read at each use)
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
-              "VECLIB_MAXIMUM_THREADS", "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS")
+              "VECLIB_MAXIMUM_THREADS", "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "LU_DOSIMETRY_THREADS")
 
 
 class BatchError(LuDosimetryError, ValueError):
@@ -401,9 +402,9 @@ def _check_out(out: Path, plan: list[BatchStudy], inputs, overwrite: bool) -> Pa
     return o
 
 
-def run_batch(inputs, out, resolve_manifest: ManifestResolver, options=None, workers: int = 1, threads_per_worker: int = 1, scheduler: str | None = None,
-              overwrite: bool = False, progress: ProgressCallback | None = None,
-              cohort: Callable[[Path], tuple[str, list[str]]] | None = None) -> BatchResult:
+def run_batch(inputs, out, resolve_manifest: ManifestResolver, options=None, workers: int = 1,
+              threads_per_worker: int = 1, scheduler: str | None = None, overwrite: bool = False,
+              progress: ProgressCallback | None = None, cohort: Callable[[Path], tuple[str, list[str]]] | None = None) -> BatchResult:
     """Run every study of ``inputs`` (see :func:`find_studies`, with ``resolve_manifest``) into
     ``out/<patient>``; see the module doc.
 

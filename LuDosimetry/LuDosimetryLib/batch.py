@@ -119,7 +119,9 @@ class BatchResult:
         lines += [f"  warning: {w}" for w in self.warnings]
         if self.cohort_error:
             lines.append(f"  cohort_table.csv not written: {self.cohort_error}")
-        lines.append(f"Results in {self.out_dir}: " + ", ".join(sorted(p.name for p in self.files)))
+        folders = sum((Path(o.result_dir) / "summary.json").is_file() for o in self.outcomes)
+        lines.append(f"Results in {self.out_dir}: {folders} patient result folder(s), "
+                     + ", ".join(sorted(p.name for p in self.files)))
         return "\n".join(lines)
 
 
@@ -404,7 +406,8 @@ def _check_out(out: Path, plan: list[BatchStudy], inputs, overwrite: bool) -> Pa
 
 def run_batch(inputs, out, resolve_manifest: ManifestResolver, options=None, workers: int = 1,
               threads_per_worker: int = 1, scheduler: str | None = None, overwrite: bool = False,
-              progress: ProgressCallback | None = None, cohort: Callable[[Path], tuple[str, list[str]]] | None = None) -> BatchResult:
+              progress: ProgressCallback | None = None,
+              cohort: Callable[[Path], tuple[str, list[str]]] | None = None) -> BatchResult:
     """Run every study of ``inputs`` (see :func:`find_studies`, with ``resolve_manifest``) into
     ``out/<patient>``; see the module doc.
 

@@ -278,8 +278,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
     sp.add_argument("--threads-per-worker", type=int, default=1, help="threads of each worker (default 1)")
     sp.add_argument("--scheduler", metavar="ADDRESS", help="run the patients on the Dask distributed cluster of "
-                                                           "this scheduler (e.g. tcp://host:8786) instead")
+                                                           "this scheduler (e.g. tcp://host:8786) instead of local "
+                                                           "processes (--workers is then ignored); needs "
+                                                           'pip install "lu-dosimetry[dask]"')
     add_run_options(sp)
+    sp._option_string_actions["--overwrite"].help = ("compute every patient again, also those whose folder holds a "
+                                                     "complete result set (without it they are skipped: resume)")
     sp.set_defaults(func=_cmd_batch)
 
     sp = sub.add_parser("demo", help="synthetic patient + dosimetry + report")

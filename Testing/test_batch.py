@@ -211,6 +211,13 @@ def test_killed_batch_resumes_skipping_complete_patients(studies, single_runs, t
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)  # the batch and its worker, mid-way through the next patient
         proc.wait(timeout=60)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # until the killed worker is gone too (its lock is then stale)
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
     complete = [f"p{i}" for i in range(1, N_STUDIES + 1) if (out / f"p{i}" / ".lu-results.json").is_file()]
     assert 1 <= len(complete) < N_STUDIES, "the batch was not stopped after its first patient"
     assert not (out / "batch_status.json").exists()

@@ -246,7 +246,7 @@ def test_incomplete_result_set_is_computed_again_and_other_options_refused(local
     capsys.readouterr()
     assert main(["batch", str(root), "--out", str(out), *FAST]) == 0
     err = capsys.readouterr().err
-    assert "p2 done in" in err and "p1 skipped" in err
+    assert "p2 done in" in err and "computed again: summary.json: missing" in err and "p1 skipped" in err
     assert (out / "p2" / "summary.json").is_file()
     _same_csvs(local_batch / "p2", out / "p2")
     assert (out / "cohort_table.csv").read_bytes() == (local_batch / "cohort_table.csv").read_bytes()

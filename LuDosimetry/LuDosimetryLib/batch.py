@@ -225,6 +225,7 @@ def result_set_state(folder: Path, options=None) -> tuple[str, str]:
     from .results.result_set import (
         OutputFolderError,
         existing_result_files,
+        lock_held_by_live_process,
         read_manifest,
         settle_output_folder,
         verify_result_set,
@@ -234,7 +235,7 @@ def result_set_state(folder: Path, options=None) -> tuple[str, str]:
     if not folder.is_dir():
         return "absent", ""
     try:
-        if settle_output_folder(folder, clean=False) == "busy":
+        if lock_held_by_live_process(folder) or settle_output_folder(folder, clean=False) == "busy":
             return "busy", f"{folder}: another run is writing into this folder (lock file present)"
     except (OutputFolderError, OSError) as exc:
         return "incomplete", str(exc)
@@ -304,7 +305,7 @@ def run_patient(task: dict) -> dict:
     the patient is never raised, so the other patients go on. Used by both executors."""
     t0 = time.perf_counter()
     outcome = {"name": task["name"], "manifest": task["manifest"], "result_dir": task["out"],
-               "host": socket.gethostname()}
+               "host": socket.gethostname(), "message": task.get("note", "")}
     try:
         limit_threads(task.get("threads", 1))
         from .pipeline import run_manifest
@@ -434,7 +435,7 @@ def run_batch(inputs, out, resolve_manifest: ManifestResolver, options=None, wor
         def record(o: PatientOutcome) -> None:
             outcomes[o.name] = o
             done_count[0] += 1
-            what = {"done": f"done in {o.seconds:.1f} s", "skipped": f"skipped ({o.message})",
+            what = {"done": f"done in {o.seconds:.1f} s" + (f" ({o.message})" if o.message else ""), "skipped": f"skipped ({o.message})",
                     "failed": f"FAILED after {o.seconds:.1f} s: {_one_line(o.message, 400)}"}[o.status]
             report_progress(progress, done_count[0] / max(n, 1), f"[{done_count[0]}/{n}] {o.name} {what}")
 
@@ -453,7 +454,8 @@ def run_batch(inputs, out, resolve_manifest: ManifestResolver, options=None, wor
                                                         if state == "other_options" else "")))
             else:
                 tasks.append({"name": s.name, "manifest": str(s.manifest), "out": str(target), "options": options,
-                              "overwrite": again, "threads": int(threads_per_worker)})
+                              "overwrite": again, "threads": int(threads_per_worker),
+                              "note": f"computed again: {detail}" if state == "incomplete" else ""})
         runner = run_dask(tasks, scheduler) if scheduler else run_local(tasks, workers, threads_per_worker)
         for r in runner:
             record(PatientOutcome(**r))

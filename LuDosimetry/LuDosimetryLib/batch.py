@@ -111,14 +111,20 @@ class BatchResult:
     def n_failed(self) -> int:
         return self.count("failed")
 
-    def to_text(self) -> str:
-        lines = [(f"Batch of {len(self.outcomes)} patient(s) in {self.wall_time_s:.1f} s: {self.count('done')} done, "
-                  f"{self.count('skipped')} skipped (complete results), {self.n_failed} failed")]
-        lines += [f"  FAILED {o.name} ({o.manifest}): {_one_line(o.message, 600)}"
-                  for o in self.outcomes if o.status == "failed"]
+    def problems_text(self) -> str:
+        """Failed patients, warnings and a cohort table that could not be written (for stderr)."""
+        lines = [f"  FAILED {o.name} ({o.manifest}): {_one_line(o.message, 600)}"
+                 for o in self.outcomes if o.status == "failed"]
         lines += [f"  warning: {w}" for w in self.warnings]
         if self.cohort_error:
             lines.append(f"  cohort_table.csv not written: {self.cohort_error}")
+        return "\n".join(lines)
+
+    def to_text(self, problems: bool = True) -> str:
+        lines = [(f"Batch of {len(self.outcomes)} patient(s) in {self.wall_time_s:.1f} s: {self.count('done')} done, "
+                  f"{self.count('skipped')} skipped (complete results), {self.n_failed} failed")]
+        if problems and self.problems_text():
+            lines.append(self.problems_text())
         folders = sum((Path(o.result_dir) / "summary.json").is_file() for o in self.outcomes)
         lines.append(f"Results in {self.out_dir}: {folders} patient result folder(s), "
                      + ", ".join(sorted(p.name for p in self.files)))

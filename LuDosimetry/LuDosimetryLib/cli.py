@@ -106,7 +106,9 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         print(f"lu-dosimetry batch: interrupted; patients already finished keep their complete results in {args.out}: "
               "the same command resumes with the others", file=sys.stderr)
         return 130
-    print(result.to_text())
+    print(result.to_text(problems=False))
+    if result.problems_text():
+        print(result.problems_text(), file=sys.stderr)
     return 1 if result.n_failed or result.cohort_error else 0
 
 

@@ -7,8 +7,9 @@ Writes the patients (2-cycle synthetic patients on a 64 x 64 x 48 grid of 9.6 mm
 times ``lu-dosimetry batch STUDIES --out DIR --workers N --threads-per-worker 1`` for N = 1 and 2 in
 fresh processes (start-up included, as a user sees it), alternating when repeated. Prints the wall
 times (best of the repeats) and their ratio (issue 17 target: <= 0.6 on 2 cores), with the sum of
-the patients' own run times from ``batch_status.json`` and the load average: on a shared machine
-other processes compete for the cores and change the ratio.
+the patients' own run times from ``batch_status.json``, the load average and, before and after, the
+same ratio for a trivial CPU job (what 2 processes can gain on this machine at that moment): on a
+shared machine other processes compete for the cores and change the ratio.
 """
 
 import argparse
@@ -47,6 +48,29 @@ def time_batch(studies: Path, out: Path, workers: int, registration: str) -> flo
     return seconds
 
 
+def _spin(n: int) -> int:
+    """A pure-Python CPU job (no I/O, no threads)."""
+    total = 0
+    for i in range(n):
+        total += i * i % 7
+    return total
+
+
+def machine_ratio(n: int = 20_000_000) -> float:
+    """What 2 processes can gain here now: wall time of 4 equal CPU jobs in 2 processes over the
+    same in 1 (0.5 on 2 idle cores, ~1 when other programs already use one core)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    times = []
+    for workers in (1, 2):
+        with ProcessPoolExecutor(workers) as pool:
+            list(pool.map(_spin, [1000] * workers))  # start the processes before timing
+            t0 = time.perf_counter()
+            list(pool.map(_spin, [n] * 4))
+            times.append(time.perf_counter() - t0)
+    return times[1] / times[0]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--patients", type=int, default=8)
@@ -61,6 +85,8 @@ def main() -> None:
                                                                            patient_id=f"BENCH{i:02d}"))
         print(f"{args.patients} patients written in {time.perf_counter() - t0:.1f} s (not timed); "
               f"registration {args.registration}; load average {os.getloadavg()[0]:.2f}")
+        print(f"machine now: 4 CPU jobs in 2 processes take {machine_ratio():.2f} x the time in 1 (ideal 0.5 on 2 "
+              "idle cores)")
         times: dict[int, list[float]] = {1: [], 2: []}
         for r in range(args.repeats):
             for workers in (1, 2) if r % 2 == 0 else (2, 1):
@@ -69,6 +95,7 @@ def main() -> None:
         print(f"batch of {args.patients} patients: 1 worker {t1:.1f} s, 2 workers {t2:.1f} s, "
               f"ratio {t2 / t1:.2f} (target <= 0.6 on 2 cores; {os.cpu_count()} CPUs here, "
               f"load average {os.getloadavg()[0]:.2f})")
+        print(f"machine after: 4 CPU jobs in 2 processes take {machine_ratio():.2f} x the time in 1")
 
 
 if __name__ == "__main__":

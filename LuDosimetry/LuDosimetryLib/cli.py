@@ -3,6 +3,7 @@
 Subcommands:
   phantom OUT_DIR [--dicom]    write the synthetic patient (study.json + images + ground truth; DICOM series)
   run MANIFEST --out DIR       dosimetry of one patient (contract 2 outputs)
+  batch STUDY... --out DIR     run over many studies (process pool or Dask), resumable, + cohort_table.csv
   demo --out DIR               phantom + run + report in one go
   inspect DIR                  list image/DICOM series found and what each was taken to be
   inspect DIR --write-manifest study.json   ... and write a draft study manifest (placeholders listed)
@@ -100,6 +101,30 @@ def _cmd_run(args: argparse.Namespace) -> int:
                           overwrite=args.overwrite)
     _print_summary(result)
     return 0
+
+
+def _batch_cohort(results_dir: Path):
+    from LuResponseLib.assemble import assemble_cohort_table
+
+    assembled = assemble_cohort_table(results_dir)
+    return assembled.table.to_csv_text(), assembled.notes
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from .batch import run_batch, stderr_progress
+
+    try:
+        result = run_batch(args.studies, Path(args.out), resolve_manifest, _run_options(args), workers=args.workers,
+                           threads_per_worker=args.threads_per_worker, scheduler=args.scheduler,
+                           overwrite=args.overwrite, progress=stderr_progress, cohort=_batch_cohort)
+    except KeyboardInterrupt:
+        print(f"lu-dosimetry batch: interrupted; patients already finished keep their complete results in {args.out}: "
+              "the same command resumes with the others", file=sys.stderr)
+        return 130
+    print(result.to_text(problems=False))
+    if result.problems_text():
+        print(result.problems_text(), file=sys.stderr)
+    return 1 if result.n_failed or result.cohort_error else 0
 
 
 DEMO_PATIENT_FOLDER = "synthetic_patient"
@@ -263,6 +288,22 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True, help="output folder for the result set (tables, summary.json, report)")
     add_run_options(sp)
     sp.set_defaults(func=_cmd_run)
+
+    sp = sub.add_parser("batch", help="dosimetry of many patients (process pool or Dask cluster), resumable, "
+                                      "with cohort_table.csv")
+    sp.add_argument("studies", nargs="+", help="study manifests, study folders (as for run) or folders of study "
+                                               "folders")
+    sp.add_argument("--out", required=True, help="one result folder per patient is written below this folder")
+    sp.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
+    sp.add_argument("--threads-per-worker", type=int, default=1, help="threads of each worker (default 1)")
+    sp.add_argument("--scheduler", metavar="ADDRESS", help="run the patients on the Dask distributed cluster of "
+                                                           "this scheduler (e.g. tcp://host:8786) instead of local "
+                                                           "processes (--workers is then ignored); needs "
+                                                           'pip install "lu-dosimetry[dask]"')
+    add_run_options(sp)
+    sp._option_string_actions["--overwrite"].help = ("compute every patient again, also those whose folder holds a "
+                                                     "complete result set (without it they are skipped: resume)")
+    sp.set_defaults(func=_cmd_batch)
 
     sp = sub.add_parser("demo", help="synthetic patient + dosimetry + report")
     sp.add_argument("--out", default="lu_dosimetry_demo",

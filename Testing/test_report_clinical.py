@@ -228,3 +228,19 @@ def test_cli_planning_rule_reaches_the_options():
     assert _run_options(args).planning_rule == "renal_BED_27Gy"
     default = build_parser().parse_args(["run", "study.json", "--out", "o"])
     assert _run_options(default).planning_rule == "kidney_23Gy"
+
+
+def test_rc_section_states_the_curve_the_pipeline_used():
+    """The report's RC text names the fitted model above the table, and the curve it describes gives the
+    RC the pipeline applied to a VOI above the largest sphere (the 150 mL kidneys of the demo-like table)."""
+    from types import SimpleNamespace
+
+    from LuDosimetryLib.imaging.recovery_model import whole_range_curve
+    from LuDosimetryLib.results.report import _rc_curve_text
+
+    table = {"volume_ml": [0.5, 1.2, 2.6, 5.6, 11.5, 26.5], "rc": [0.18, 0.27, 0.37, 0.48, 0.58, 0.67]}
+    result = SimpleNamespace(study=SimpleNamespace(recovery_coefficients=table))
+    text = _rc_curve_text(result)
+    assert "table up to 26.5 mL" in text and "gaussian_sphere model above" in text and "sigma_mm" in text
+    curve, _ = whole_range_curve(table)
+    assert curve.rc(150.0) > 0.67  # saturating model above the table, not the clamp at the last sphere

@@ -239,6 +239,13 @@ def _inputs_section(result) -> str:
             + extra)
 
 
+def _rc_curve_text(result) -> str:
+    from ..imaging.recovery_model import whole_range_curve
+    from .report_figures import rc_curve_label
+
+    return rc_curve_label(whole_range_curve(result.study.recovery_coefficients)[0])
+
+
 def _rc_section(result) -> str:
     rc = result.study.recovery_coefficients
     if not rc:
@@ -254,7 +261,7 @@ def _rc_section(result) -> str:
                         for p in points])
     fig = rc_curve_figure(result, points)
     return ("<h2>Partial-volume correction: recovery-coefficient curve</h2>"
-            "<p>Calibration table (interpolated piecewise linearly in ln V; clamped outside the table):</p>"
+            f"<p>Calibration table; {html.escape(_rc_curve_text(result))}:</p>"
             + table + (_fig_to_img_tag(fig, "recovery-coefficient curve") if fig is not None else "")
             + "<p>Where each VOI sits on the curve:</p>" + voi_table)
 

@@ -162,15 +162,24 @@ def dose_on_ct_figures(result) -> list:
     return figs
 
 
+def rc_curve_label(curve) -> str:
+    """What the recovery curve used is: the table, and the fitted model above it when there is one."""
+    if not hasattr(curve, "form"):
+        return "curve used: table (piecewise linear in ln V, constant beyond its ends)"
+    p = ", ".join(f"{k} {v:.3g}" for k, v in curve.params.items())
+    return (f"curve used: table up to {curve.max_volume_ml:g} mL (piecewise linear in ln V, clamped below "
+            f"{curve.min_volume_ml:g} mL); fitted {curve.form} model above ({p})")
+
+
 def rc_curve_figure(result, points: list):
     """The recovery-coefficient curve used (table points and interpolated curve) with every
     partial-volume-corrected VOI-cycle placed on it (volume mL, RC). None without a table."""
     rc = result.study.recovery_coefficients
     if not rc:
         return None
-    from ..imaging import pvc
+    from ..imaging.recovery_model import whole_range_curve
 
-    curve = pvc.recovery_curve_from_table(rc["volume_ml"], rc["rc"])
+    curve, _ = whole_range_curve(rc)  # the curve the pipeline used (table; fitted model above its range)
     vols = np.asarray(rc["volume_ml"], dtype=float)
     lo = min(vols.min(), min((p["volume_ml"] for p in points), default=vols.min()))
     hi = max(vols.max(), max((p["volume_ml"] for p in points), default=vols.max()))
@@ -178,8 +187,8 @@ def rc_curve_figure(result, points: list):
     fig = _figure(6.0, 3.4)
     ax = fig.subplots()
     fig.subplots_adjust(left=0.1, right=0.72, bottom=0.14, top=0.9)
-    ax.plot(v, [float(curve.rc(x)) for x in v], "-", color="0.3", lw=1,
-            label="curve used (piecewise linear in ln V)")
+    ax.plot(v, [float(curve.rc(x)) for x in v], "-", color="0.3", lw=1, label="curve used" + (f" (model above {curve.max_volume_ml:g} mL)" if hasattr(curve, "form") else ""))
+    ax.axvline(curve.max_volume_ml, color="0.6", lw=0.6, ls=":")
     ax.plot(vols, rc["rc"], "s", color="k", ms=4, label="calibration table")
     colours = voi_colours(v.name for v in result.vois)
     for name, colour in colours.items():

@@ -187,8 +187,9 @@ def rc_curve_figure(result, points: list):
     fig = _figure(6.0, 3.4)
     ax = fig.subplots()
     fig.subplots_adjust(left=0.1, right=0.72, bottom=0.14, top=0.9)
-    ax.plot(v, [float(curve.rc(x)) for x in v], "-", color="0.3", lw=1, label="curve used" + (f" (model above {curve.max_volume_ml:g} mL)" if hasattr(curve, "form") else ""))
-    ax.axvline(curve.max_volume_ml, color="0.6", lw=0.6, ls=":")
+    ax.plot(v, [float(curve.rc(x)) for x in v], "-", color="0.3", lw=1, label="curve used")
+    ax.axvline(curve.max_volume_ml, color="0.6", lw=0.6, ls=":",
+               label=f"largest sphere\n{curve.max_volume_ml:.0f} mL" + ("; model\nabove" if hasattr(curve, "form") else ""))
     ax.plot(vols, rc["rc"], "s", color="k", ms=4, label="calibration table")
     colours = voi_colours(v.name for v in result.vois)
     for name, colour in colours.items():

@@ -187,7 +187,8 @@ def full_comparison(rows: list, truth: dict) -> list[dict]:
             rc = _as_float(r.get("recovery_coefficient")) if r else float("nan")
             d90_err = out[-1]["D90_relative_error"]
             if _finite(rc) and rc < 1.0 and _finite(d90_err) and d90_err < -0.2:
-                note = f"D90 from the voxel map without the PVC of the mean (RC {rc:.2f})"
+                note = (f"D90 of a blurred VOI (RC {rc:.2f}): the voxel map is scaled to the corrected mean, "
+                        "its blurred shape is not undone")
                 out[-1]["why"] = "; ".join(x for x in (out[-1]["why"], note) if x)
     return out
 

@@ -113,6 +113,56 @@ def test_body_holding_under_5_percent_before_96h_warns(coarse_patient, tmp_path,
     held = float(lows[0].split("the body holds ")[1].split(" %")[0])
     assert 2.0 < held < 3.0  # 10 % of the ~25 % the synthetic body holds
     assert "the body holds" in out.err
+    import csv
+
+    with open(tmp_path / "out" / "voi_cycle_doses.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and all("plausibility:low_total_activity" in r["flags"] for r in rows)  # carried into cohort tables
+
+
+def test_body_holding_under_1_percent_stops(coarse_patient, tmp_path, capsys):
+    # a calibration 1000 x too high reads as ~0.025 % of the decayed administered activity: an error, not a dose
+    m = _copy(coarse_patient, tmp_path)
+    for f in m.parent.glob("cycle*/spect_*.nii.gz"):
+        _scale_image(f, 1e-3)
+    code, out = _run(m, tmp_path, capsys)
+    assert code == 2
+    assert "cycle 1 scan 1 (4 h p.i., file" in out.err and "below 1 % before 96 h is impossible" in out.err
+    assert not (tmp_path / "out" / "summary.json").exists()
+
+
+def _with_nuclide(coarse_patient, tmp_path, name):
+    m = _copy(coarse_patient, tmp_path)
+    d = json.loads(m.read_text())
+    d["radionuclide"] = name
+    m.write_text(json.dumps(d))
+    return m
+
+
+def test_long_lived_nuclide_refused_from_the_washout_between_the_last_scans(coarse_patient, tmp_path, capsys):
+    # Lu-177m (T1/2 160 d) with 177Lu data: tumours still rise between 4 and 72 h, but between the last two
+    # scans every VOI falls > 10 x faster than Lu-177m decays
+    code, out = _run(_with_nuclide(coarse_patient, tmp_path, "Lu-177m"), tmp_path, capsys)
+    assert code == 2
+    assert "radionuclide 'Lu-177m'" in out.err and "between the last two scans of each cycle" in out.err
+
+
+def test_other_nuclide_warned_in_summary_csv_and_stderr(coarse_patient, tmp_path, capsys):
+    code, out = _run(_with_nuclide(coarse_patient, tmp_path, "I-131"), tmp_path, capsys)
+    assert code == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert any("radionuclide 'I-131' is not Lu-177" in w for w in summary["warnings"])
+    assert "is not Lu-177" in out.err
+    import csv
+
+    with open(tmp_path / "out" / "voi_cycle_doses.csv", newline="") as f:
+        assert all("plausibility:radionuclide_not_Lu-177" in r["flags"] for r in csv.DictReader(f))
+
+
+def test_pvc_override_for_an_unknown_voi_refused(coarse_patient, tmp_path, capsys):
+    code, out = _run(coarse_patient, tmp_path, capsys, "--pvc-voi", "kidney_lft=no")
+    assert code == 2
+    assert "pvc_per_voi (--pvc-voi) names VOI(s) ['kidney_lft'] not in the manifest" in out.err
 
 
 def test_rising_vois_over_a_short_span_are_not_refused():

@@ -123,3 +123,19 @@ def test_manifest_uncertainty_object_read_and_checked(coarse_patient, tmp_path):
     (dst / "study.json").write_text(json.dumps(d))
     with pytest.raises(ManifestError, match="did you mean 'calibration_rel'"):
         load_study(dst / "study.json")
+
+
+def test_teff_component_is_the_dose_sensitivity_counted_once():
+    """A single-time-point row: u_teff_Gy is the stp_cycle dose sensitivity to T_eff (not σ_T/T), u_fit_Gy
+    is the rest of the row's uncertainty, and the total is unchanged by the split (quadrature)."""
+    from LuDosimetryLib.physics import uncertainty as u
+
+    row = {"voi": "kidney_left", "cycle": 2, "absorbed_dose_Gy": 4.0, "volume_ml": 150.0,
+           "fit_model": "single_time_point", "time_integrated_activity_MBq_h": 1.0, "recovery_coefficient": 1.0,
+           "t_eff_h": 50.0, "t_eff_uncertainty_h": 12.0,  # σ_T/T = 24 %
+           "stp_t_eff_dose_uncertainty_Gy": 0.2,  # the dose moves 5 % (scan near the optimal time)
+           "absorbed_dose_uncertainty_Gy": 4.0 * (0.03 ** 2 + 0.05 ** 2) ** 0.5}  # 3 % value, 5 % T_eff
+    inputs = u.budget_inputs(None)
+    rel = u.relative_components(row, inputs, 4.8, 0.0)
+    assert abs(rel["teff"] - 0.05) < 1e-12  # not 0.24
+    assert abs(rel["fit"] - 0.03) < 1e-12  # the T_eff part removed from the fit component

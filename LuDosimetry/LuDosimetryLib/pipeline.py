@@ -236,7 +236,8 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
     _report(progress, 0.55, "measuring VOI activity at every time point")
     t0 = time.perf_counter()
     values = measure_voi_values(registered, vois, units, local)
-    warnings.extend(plausibility.check_measurements(study, images, values, vois, units, nuclide))
+    plausibility_flags = {}
+    warnings.extend(plausibility.check_measurements(study, images, values, vois, units, nuclide, plausibility_flags))
     voxel_map = None
     if options.dose_method == "voxel_s_value" and units != "Gy/h":
         _report(progress, 0.6, "voxel S-value dose-rate maps")
@@ -267,6 +268,7 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
     order = {(c.cycle): i for i, c in enumerate(study.cycles)}
     rows.sort(key=lambda r: ([v.name for v in vois].index(r["voi"]), order[r["cycle"]]))
     add_registration_flags(rows, reg_qc)
+    plausibility.add_row_flags(rows, plausibility_flags)
 
     timings["activity, fit and dose"] = time.perf_counter() - t0
     _check_cancel(cancel)

@@ -17,13 +17,16 @@ cycle, the scan and its file, or the radionuclide):
    judged when every cycle's scans span at least one physical half-life (over a shorter span,
    tumours still taking up activity could all rise).
    Biological washout makes VOIs fall faster than physical decay, but every tumour and organ falling
-   more than :data:`FAST_FACTOR` (10) × faster says the data belong to a shorter-lived nuclide: error.
+   more than :data:`FAST_FACTOR` (10) × faster between the last two scans of each cycle (after the
+   uptake phase) says the data belong to a shorter-lived nuclide (or the stated one is far too
+   long-lived, e.g. ``Lu-177m``): error. Any nuclide other than ``Lu-177`` gives a warning.
 3. **Total activity** (activity-concentration input only, not Gy/h): the total SPECT activity of
    each scan (sum over the image of Bq/mL × voxel volume) against the administered activity decayed
    to the scan time: above :data:`MAX_TOTAL_FRACTION` (1.5 ×) is an error (a unit or calibration
    mistake; SPECT × 1e25 stops here); below :data:`LOW_TOTAL_FRACTION` (5 %) at a scan before
    :data:`LOW_TOTAL_BEFORE_H` (96 h) is a warning (the field of view misses the body, or the
-   calibration is off).
+   calibration is off; the VOI rows of that cycle carry ``plausibility:low_total_activity``), below
+   :data:`MIN_TOTAL_FRACTION` (1 %) an error.
 
 :func:`compare_fit_with_auto`: a requested fit model whose integral differs from the automatic
 choice by more than :data:`MODEL_DIFFERENCE` (20 %) gives a warning with both numbers.
@@ -42,6 +45,8 @@ MAX_TOTAL_FRACTION = 1.5
 LOW_TOTAL_FRACTION = 0.05
 LOW_TOTAL_BEFORE_H = 96.0
 EMPTY_SCAN_FRACTION = 0.01
+MIN_TOTAL_FRACTION = 0.01  # below this of the decayed AA before LOW_TOTAL_BEFORE_H: error
+EXPECTED_NUCLIDE = "Lu-177"  # what the kernels, population T_eff, RC and planning rules are for
 DECAY_MARGIN = 1.5
 FAST_FACTOR = 10.0
 MODEL_DIFFERENCE = 0.20
@@ -60,6 +65,9 @@ def check_requests(study, options) -> None:
         unknown = [n for n in options.fit_model_per_voi if n not in names]
         if unknown:
             problems.append(f"fit_model_per_voi names VOI(s) {unknown} not in the manifest (VOIs: {names})")
+        unknown = [n for n in getattr(options, "pvc_per_voi", {}) if n not in names]
+        if unknown:
+            problems.append(f"pvc_per_voi (--pvc-voi) names VOI(s) {unknown} not in the manifest (VOIs: {names})")
     requests = [("all VOIs", options.fit_model)] if options.fit_model != "auto" else []
     requests += [(f"VOI {n}", m) for n, m in options.fit_model_per_voi.items()]
     for who, model in requests:
@@ -84,10 +92,18 @@ def total_activity_MBq(image: sitk.Image) -> float:
     return float(np.sum(sitk.GetArrayViewFromImage(image), dtype=np.float64)) * voxel_ml * 1e-6
 
 
-def check_measurements(study, images, values: dict, vois: list, units: str, nuclide) -> list[str]:
+FLAG_LOW_TOTAL = "plausibility:low_total_activity"
+FLAG_NUCLIDE = "plausibility:radionuclide_not_Lu-177"
+
+
+def check_measurements(study, images, values: dict, vois: list, units: str, nuclide,
+                       cycle_flags: dict | None = None) -> list[str]:
     """Run checks 1-3 of the module docstring. ``values``: {(voi, cycle, i): MBq or Gy/h} as from
     :func:`imaging.vois.measure_voi_values`; ``images``: the study's :class:`StudyImages` (original
-    SPECT, before registration). Returns the warnings; raises :class:`InputDataError`."""
+    SPECT, before registration). Returns the warnings; raises :class:`InputDataError`.
+    ``cycle_flags`` (if given) receives {cycle: [row flags]} for the VOI rows of the cycles a
+    warning concerns (:func:`add_row_flags`)."""
+    cycle_flags = {} if cycle_flags is None else cycle_flags
     activity = units != "Gy/h"
     names = [v.name for v in vois]
     totals = {}
@@ -112,6 +128,12 @@ def check_measurements(study, images, values: dict, vois: list, units: str, nucl
                                      "(almost) empty scan; fix or remove it")
     _check_decay(study, values, vois, nuclide)
     warnings = []
+    if nuclide.name != EXPECTED_NUCLIDE:
+        warnings.append(f"radionuclide {study.radionuclide!r} is not {EXPECTED_NUCLIDE}: the population effective "
+                        "half-lives, the planning rules and the published dose-response of this tool are for "
+                        "[177Lu]Lu-DOTATATE; check the manifest's radionuclide")
+        for cyc in study.cycles:
+            cycle_flags.setdefault(cyc.cycle, []).append(FLAG_NUCLIDE)
     if activity:
         lam = math.log(2) / nuclide.half_life_h
         for cyc in study.cycles:
@@ -125,7 +147,16 @@ def check_measurements(study, images, values: dict, vois: list, units: str, nucl
                         f"decayed to the scan time ({expected:.4g} MBq, {study.radionuclide}); more than "
                         f"{MAX_TOTAL_FRACTION:g} x is impossible: check spect_units, the calibration and "
                         "administered_activity_MBq")
+                if h < LOW_TOTAL_BEFORE_H and total < MIN_TOTAL_FRACTION * expected:
+                    raise InputDataError(
+                        f"{_scan_name(study, cyc.cycle, i)}: total SPECT activity {total:.4g} MBq is "
+                        f"{100 * total / expected:.2g} % of the administered activity {cyc.administered_activity_MBq:g} "
+                        f"MBq decayed to the scan time ({expected:.4g} MBq, {study.radionuclide}); below "
+                        f"{100 * MIN_TOTAL_FRACTION:g} % before {LOW_TOTAL_BEFORE_H:g} h is impossible for a "
+                        "whole-body field of view: check spect_units, calibration_cps_per_MBq and "
+                        "administered_activity_MBq")
                 if h < LOW_TOTAL_BEFORE_H and total < LOW_TOTAL_FRACTION * expected:
+                    cycle_flags.setdefault(cyc.cycle, []).append(FLAG_LOW_TOTAL)
                     warnings.append(
                         f"{_scan_name(study, cyc.cycle, i)}: the body holds {100 * total / expected:.1f} % of the "
                         f"administered activity decayed to the scan time (< {100 * LOW_TOTAL_FRACTION:g} % before "
@@ -133,23 +164,39 @@ def check_measurements(study, images, values: dict, vois: list, units: str, nucl
     return warnings
 
 
+def add_row_flags(rows: list, cycle_flags: dict) -> None:
+    """Append the flags of :func:`check_measurements` to the ``flags`` of every row of those cycles."""
+    for r in rows:
+        extra = cycle_flags.get(r["cycle"], [])
+        if extra:
+            have = [f for f in str(r.get("flags") or "").split(";") if f]
+            r["flags"] = ";".join(dict.fromkeys(have + list(extra)))
+
+
 def _check_decay(study, values: dict, vois: list, nuclide) -> None:
     """Check 2: apparent effective half-life between the first and last scan of each cycle, at
     every VOI with positive values, against the physical half-life."""
     t_phys = nuclide.half_life_h
     apparent, long_span = [], []  # long_span: cycles spanning >= one physical half-life
+    washout = []  # apparent half-life between the last two scans (after the uptake phase)
     for cyc in study.cycles:
-        if len(cyc.timepoints) < 2:
+        n = len(cyc.timepoints)
+        if n < 2:
             continue
         dt = cyc.hours[-1] - cyc.hours[0]
+        dt_last = cyc.hours[-1] - cyc.hours[-2]
         for v in vois:
             a0 = float(values.get((v.name, cyc.cycle, 0), 0.0))
-            a1 = float(values.get((v.name, cyc.cycle, len(cyc.timepoints) - 1), 0.0))
+            a1 = float(values.get((v.name, cyc.cycle, n - 1), 0.0))
+            a_prev = float(values.get((v.name, cyc.cycle, n - 2), 0.0))
             if a0 > 0 and a1 > 0 and dt > 0:
                 rate = math.log(a0 / a1) / dt  # 1/h, > 0 when falling
                 apparent.append(math.inf if rate <= 0 else math.log(2) / rate)
                 if dt >= t_phys:
                     long_span.append(apparent[-1])
+            if a_prev > 0 and a1 > 0 and dt_last > 0:
+                rate = math.log(a_prev / a1) / dt_last
+                washout.append(math.inf if rate <= 0 else math.log(2) / rate)
     if not apparent:
         return
     # retention beyond physical decay is judged only over a span of at least one physical half-life:
@@ -160,12 +207,15 @@ def _check_decay(study, values: dict, vois: list, nuclide) -> None:
             f"radionuclide {study.radionuclide!r} (physical half-life {t_phys:.4g} h) contradicts the data: every VOI "
             f"keeps its activity longer than that nuclide lives (apparent effective half-life >= {shortest:.3g} h "
             "between the first and last scan of a cycle); check the manifest's radionuclide")
-    if all(t < t_phys / FAST_FACTOR for t in apparent):
-        longest = max(apparent)
+    # washout judged between the last two scans of each cycle: tumours still taking up activity
+    # between the first scans would otherwise hide a nuclide that lives far longer than the data
+    if washout and all(t < t_phys / FAST_FACTOR for t in washout):
+        longest = max(washout)
         raise InputDataError(
             f"radionuclide {study.radionuclide!r} (physical half-life {t_phys:.4g} h) contradicts the data: every VOI "
-            f"loses its activity more than {FAST_FACTOR:g} x faster than physical decay (apparent effective "
-            f"half-life <= {longest:.3g} h); check the manifest's radionuclide and the scan times")
+            f"loses its activity more than {FAST_FACTOR:g} x faster than physical decay between the last two scans "
+            f"of each cycle (apparent effective half-life <= {longest:.3g} h); check the manifest's radionuclide "
+            "and the scan times")
 
 
 def compare_fit_with_auto(fit, hours, y, nuclide, value_uncertainty, where: str) -> str | None:

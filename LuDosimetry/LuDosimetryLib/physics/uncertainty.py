@@ -21,14 +21,17 @@ Per VOI-cycle (1σ, Gy), each component a relative standard uncertainty of the d
   from a sphere of radius r shifted by d is the non-overlapping fraction 3d/(4r) − d³/(16r³)
   (upper bound: spill-in from the surroundings is ignored).
 * ``u_fit_Gy``: the time-activity fit (covariance of the fitted parameters; as before this issue).
-* ``u_teff_Gy``: single-time-point cycles: the assumed effective half-life, σ_T/T from the row keys
-  ``t_eff_uncertainty_h`` / ``t_eff_h`` (Madsen: dose ∝ T_eff to first order); 0 when absent.
+* ``u_teff_Gy``: single-time-point cycles: the assumed effective half-life, the row's
+  ``stp_t_eff_dose_uncertainty_Gy`` (the dose's own sensitivity to T_eff at the scan time,
+  :mod:`stp_cycle`), else σ_T/T from ``t_eff_uncertainty_h`` / ``t_eff_h``; 0 when absent. In the
+  Monte Carlo it is one factor per VOI (the same reference fit or population value for every cycle).
 
 ``absorbed_dose_uncertainty_Gy`` = quadrature sum of the components (they are independent within
 one VOI-cycle). Summary metrics (cAD, ΔAD/AA, kidney cumulative dose, BED) by a seeded Monte Carlo
 (:func:`summary_uncertainty`) with the correlations that matter in the sum over cycles: the
 calibration is one factor for the whole patient (it cancels in ΔAD/AA), RC and volume one factor
-per VOI for all cycles (contour copied), registration, fit and T_eff independent per VOI-cycle.
+per VOI for all cycles (contour copied), T_eff one factor per VOI, registration and fit independent
+per VOI-cycle.
 Each component's σ is the Monte Carlo with that component alone; ``total`` has all together.
 """
 
@@ -105,7 +108,10 @@ def relative_components(row: dict, inputs: dict, voxel_mm: float, residual_mm: f
     activity = row.get("time_integrated_activity_MBq_h") is not None  # local deposition of an activity
     rc = row.get("recovery_coefficient")
     teff, teff_sd = row.get("t_eff_h"), row.get("t_eff_uncertainty_h")
-    if teff and teff_sd is not None and teff > 0:
+    stp_teff_Gy = _as_float(row.get("stp_t_eff_dose_uncertainty_Gy"))
+    if stp_teff_Gy > 0 and dose > 0:  # the dose's own sensitivity to T_eff (stp_cycle), not σ_T/T
+        teff_rel = stp_teff_Gy / dose
+    elif teff and teff_sd is not None and teff > 0:
         teff_rel = float(teff_sd) / float(teff)
     else:
         teff_rel = float(inputs["teff_rel"]) if row.get("fit_model") == "single_time_point" else 0.0
@@ -118,6 +124,14 @@ def relative_components(row: dict, inputs: dict, voxel_mm: float, residual_mm: f
         "fit": _fit_only_rel(fit_sd, None if "u_fit_Gy" in row else row.get("stp_t_eff_dose_uncertainty_Gy"), dose),
         "teff": teff_rel,
     }
+
+
+def _as_float(v) -> float:
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return 0.0
+    return x if math.isfinite(x) else 0.0
 
 
 def _fit_only_rel(fit_sd, stp_teff_sd, dose: float) -> float:
@@ -195,7 +209,7 @@ def sample_doses(rows: list, components, n: int, rng: np.random.Generator) -> np
         rel = np.array([r["_u_rel"][comp] for r in rows])
         if comp == "calibration":
             z = np.repeat(rng.standard_normal((n, 1)), len(rows), axis=1)
-        elif comp in ("rc", "volume"):
+        elif comp in ("rc", "volume", "teff"):  # teff: one reference fit or population value per VOI
             zv = rng.standard_normal((n, len(vois)))
             z = zv[:, [vois.index(r["voi"]) for r in rows]]
         else:
@@ -225,7 +239,8 @@ def summary_uncertainty(rows: list, inputs: dict, n: int = SAMPLES, seed: int = 
     return {
         "method": "Gear et al., EJNMMI 2018 (45:2456): per VOI-cycle components combined in quadrature; summary "
                   f"metrics by a seeded Monte Carlo ({n} samples) with the calibration shared by all VOIs and cycles, "
-                  "recovery coefficient and volume shared by a VOI's cycles, registration, fit and T_eff independent",
+                  "recovery coefficient, volume and single-time-point T_eff shared by a VOI's cycles, registration "
+                  "and fit independent",
         "inputs": {k: v for k, v in inputs.items()},
         "units": {"cumulative_tumor_dose_Gy": "Gy", "delta_ad_per_aa_percent": "percentage points",
                   "kidney_cumulative_dose_Gy": "Gy", "kidney_bed_Gy": "Gy"},

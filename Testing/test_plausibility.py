@@ -184,3 +184,16 @@ def test_rising_vois_over_a_short_span_are_not_refused():
     plausibility._check_decay(study([4.0, 24.0], "Lu-177"), values, vois, get_nuclide("Lu-177"))
     with pytest.raises(InputDataError, match="radionuclide 'Lu-178'"):
         plausibility._check_decay(study([4.0, 24.0], "Lu-178"), values, vois, get_nuclide("Lu-178"))
+
+
+def test_scan_without_ct_named_when_the_reference_has_one(coarse_patient, tmp_path, capsys):
+    m = _copy(coarse_patient, tmp_path)
+    d = json.loads(m.read_text())
+    del d["cycles"][1]["timepoints"][0]["ct"]
+    m.write_text(json.dumps(d))
+    code = main(["run", str(m), "--out", str(tmp_path / "out"), "--registration", "auto"])
+    out = capsys.readouterr()
+    assert code == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert any("registration: no CT for cycle 2 #1 while the reference scan has one" in w for w in summary["warnings"])
+    assert "no CT for cycle 2 #1" in out.err

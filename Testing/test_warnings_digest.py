@@ -68,3 +68,13 @@ def test_run_warnings_per_voi_with_voxel_counts(coarse_patient, tmp_path):
     sd = s["uncertainty"]["metrics"]["kidney_bed_Gy"]["sigma"]
     assert f"{s['kidney_bed_Gy']:.2f} ± {sd:.2f}" in html
     assert result.summary["uncertainty"]["inputs"]["calibration_rel"] == 0.03
+
+
+def test_two_scans_of_one_cycle_are_not_merged_into_one_cycle_list():
+    from LuDosimetryLib.results.warnings_digest import digest
+
+    ws = ["registration cycle 2 #1/3: residual 4.1 mm", "registration cycle 2 #3/3: residual 5.0 mm",
+          "registration cycle 3 #1/3: residual 4.4 mm"]
+    out = digest(ws)
+    assert not any("cycles 2, 2" in w for w in out)
+    assert "registration cycle 2 #3/3: residual 5.0 mm" in out

@@ -221,6 +221,12 @@ def run_study(study: Study, images: StudyImages, options: PipelineOptions | None
         if r is not None:
             warnings.extend(f"registration cycle {key[0]} #{key[1] + 1}: {w}" for w in r.warnings)
     warnings.extend(reg_qc.warnings())
+    if options.registration in ("auto", "local") and images.ct.get(ref_key) is not None:
+        no_ct = [k for k in sorted(images.spect) if k != ref_key and images.ct.get(k) is None and k not in (transforms or {})]
+        if no_ct:
+            warnings.append("registration: no CT for " + ", ".join(f"cycle {c} #{i + 1}" for c, i in no_ct)
+                            + " while the reference scan has one: registered on the SPECT alone (translation), "
+                            "not CT to CT; check the manifest's ct entries")
     timings["registration"] = time.perf_counter() - t0
     cycle_refs = cycle_reference_keys(study, options.reference_hours)
     if options.resegment_each_cycle:

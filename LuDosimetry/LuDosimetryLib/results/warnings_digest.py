@@ -34,6 +34,9 @@ def digest(warnings) -> list[str]:
             continue
         tmpl, numbers = _template(m.group("rest"))
         key = (m.group("subject"), tmpl)
+        if key in groups and any(c == int(m.group("cycle")) for c, _ in groups[key]):
+            order.append(("plain", w))  # a second warning of the same cycle (e.g. another scan): kept whole
+            continue
         if key not in groups:
             groups[key] = []
             order.append(("group", key))

@@ -273,13 +273,14 @@ _CACHE_NS = "vsv_kernel"
 
 @lru_cache(maxsize=1)
 def _code_digest() -> str:
-    """SHA-256 of this package's dose modules and nuclide data code (part of every kernel cache key)."""
+    """SHA-256 of this package's dose modules, nuclide code and physics data tables (part of every kernel
+    cache key)."""
     import hashlib
     from pathlib import Path
 
     h = hashlib.sha256()
     here = Path(__file__).resolve().parent
-    for f in sorted(here.glob("*.py")) + [here.parent / "radionuclides.py"]:
+    for f in sorted(here.glob("*.py")) + [here.parent / "radionuclides.py"] + sorted((here.parent / "data").glob("*")):
         h.update(f.read_bytes())
     return h.hexdigest()
 

@@ -224,11 +224,11 @@ def plan_studies(inputs, resolve_manifest: ManifestResolver) -> list[BatchStudy]
 # resume: is a patient's result set complete?
 # --------------------------------------------------------------------------------------------
 
-def result_set_state(folder: Path, options=None, manifest: Path | None = None) -> tuple[str, str]:
+def result_set_state(folder: Path, options=None, study_manifest: Path | None = None) -> tuple[str, str]:
     """``(state, detail)`` of a patient's result folder: "absent" (no result set), "complete"
     (:func:`.results.result_set.verify_result_set` finds nothing missing or changed, the
     summary's options agree with ``options`` and every input recorded in the result-set manifest
-    -- the study manifest ``manifest`` among them -- has the SHA-256 of its contents recorded
+    -- the study manifest ``study_manifest`` among them -- has the SHA-256 of its contents recorded
     when the set was written), "incomplete" (also: inputs changed or not recorded), "other_options",
     "foreign" (result files without a result-set manifest: not written by run/batch, replaced only
     with --overwrite) or "busy" (a live run holds its lock). A switch interrupted after its commit
@@ -278,8 +278,8 @@ def result_set_state(folder: Path, options=None, manifest: Path | None = None) -
     changed = changed_inputs(folder)
     if changed is None:
         return "incomplete", "no input digests recorded with the result set (written by an older version)"
-    if manifest is not None and os.path.realpath(manifest) not in read_manifest(folder)["inputs"]:
-        changed = [str(manifest), *changed]  # made from another study manifest
+    if study_manifest is not None and os.path.realpath(study_manifest) not in manifest["inputs"]:
+        changed = [str(study_manifest), *changed]  # made from another study manifest
     if changed:
         return "incomplete", ("inputs changed since the result set was written: "
                               + ", ".join(Path(p).name for p in changed[:6]) + (" ..." if len(changed) > 6 else ""))

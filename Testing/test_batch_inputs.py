@@ -19,11 +19,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from LuDosimetryLib.cli import main
 from LuDosimetryLib.synthetic.phantom import PhantomConfig, write_phantom_study
 
-TINY = dict(n_cycles=1, shape_xyz=(32, 24, 20), spacing_mm=9.6, max_shift_mm=0.0, max_rotation_deg=0.0)
+TINY = {"n_cycles": 1, "shape_xyz": (32, 24, 20), "spacing_mm": 9.6, "max_shift_mm": 0.0, "max_rotation_deg": 0.0}
 FAST = ["--registration", "none"]
 
 

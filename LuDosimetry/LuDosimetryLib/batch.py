@@ -7,9 +7,11 @@ all-or-nothing result sets of :mod:`.results.result_set`, with :func:`.pipeline.
 exactly as ``lu-dosimetry run`` does.
 
 - Resume: a patient folder holding a complete result set (:func:`result_set_state`: the owned-files
-  manifest with every file present and unchanged, made with the same options) is skipped; an
-  incomplete one (a run killed while writing, a file deleted) is computed again; one made with
-  other options is refused (recorded as failed) unless ``overwrite``.
+  manifest with every file present and unchanged, made with the same options from inputs whose
+  SHA-256 digests, recorded in that manifest, still match) is skipped; an incomplete one (a run
+  killed while writing, a file deleted, an input edited) is computed again; one made with
+  other options, or result files without a result-set manifest (not written by run/batch), are
+  refused (recorded as failed) unless ``overwrite``.
 - A patient that fails is recorded with its error (``batch_status.json``, ``batch_failures.csv``)
   and the others go on.
 - Executors: a local pool of processes (``workers`` processes, each limited to
@@ -222,14 +224,19 @@ def plan_studies(inputs, resolve_manifest: ManifestResolver) -> list[BatchStudy]
 # resume: is a patient's result set complete?
 # --------------------------------------------------------------------------------------------
 
-def result_set_state(folder: Path, options=None) -> tuple[str, str]:
+def result_set_state(folder: Path, options=None, study_manifest: Path | None = None) -> tuple[str, str]:
     """``(state, detail)`` of a patient's result folder: "absent" (no result set), "complete"
-    (:func:`.results.result_set.verify_result_set` finds nothing missing or changed, and the
-    summary's options agree with ``options``), "incomplete", "other_options" or "busy" (a live
-    run holds its lock). A switch interrupted after its commit point is completed first."""
+    (:func:`.results.result_set.verify_result_set` finds nothing missing or changed, the
+    summary's options agree with ``options`` and every input recorded in the result-set manifest
+    -- the study manifest ``study_manifest`` among them -- has the SHA-256 of its contents recorded
+    when the set was written), "incomplete" (also: inputs changed or not recorded), "other_options",
+    "foreign" (result files without a result-set manifest: not written by run/batch, replaced only
+    with --overwrite) or "busy" (a live run holds its lock). A switch interrupted after its commit
+    point is completed first."""
     from .results.outputs import CORE_RESULT_NAMES
     from .results.result_set import (
         OutputFolderError,
+        changed_inputs,
         existing_result_files,
         lock_held_by_live_process,
         read_manifest,
@@ -248,7 +255,10 @@ def result_set_state(folder: Path, options=None) -> tuple[str, str]:
     manifest = read_manifest(folder)
     if manifest is None:
         old = existing_result_files(folder, CORE_RESULT_NAMES)
-        return ("incomplete", f"results without a result-set manifest ({', '.join(old)})") if old else ("absent", "")
+        if not old:
+            return "absent", ""
+        return "foreign", (f"{folder} holds files without a result-set manifest ({', '.join(old)}), not written "
+                           "by lu-dosimetry run or batch; give --overwrite to replace them or choose another --out")
     problems = verify_result_set(folder)
     if not problems and "summary.json" not in manifest["files"]:
         problems = ["summary.json: not part of the result set"]
@@ -265,6 +275,14 @@ def result_set_state(folder: Path, options=None) -> tuple[str, str]:
                   and recorded[k] != wanted[k]]
         if differ:
             return "other_options", "made with other options: " + ", ".join(differ[:4])
+    changed = changed_inputs(folder)
+    if changed is None:
+        return "incomplete", "no input digests recorded with the result set (written by an older version)"
+    if study_manifest is not None and os.path.realpath(study_manifest) not in manifest["inputs"]:
+        changed = [str(study_manifest), *changed]  # made from another study manifest
+    if changed:
+        return "incomplete", ("inputs changed since the result set was written: "
+                              + ", ".join(Path(p).name for p in changed[:6]) + (" ..." if len(changed) > 6 else ""))
     return "complete", f"complete result set written {manifest.get('written_utc', '?')}"
 
 
@@ -397,11 +415,24 @@ def run_dask(tasks: list[dict], address: str) -> Iterator[dict]:
 # the batch
 # --------------------------------------------------------------------------------------------
 
+def _study_inputs(manifest: Path) -> list[Path]:
+    """Every input of the study of ``manifest`` (:func:`.results.outputs.study_input_paths`: the
+    manifest, its folder, image files/folders, labelmap); the manifest and its folder when it
+    cannot be loaded (its patient fails later with the error)."""
+    from .io.study import load_study
+    from .results.outputs import study_input_paths
+
+    try:
+        return study_input_paths(load_study(manifest))
+    except Exception:  # noqa: BLE001 - reported by the patient's own run
+        return [manifest, manifest.parent]
+
+
 def _check_out(out: Path, plan: list[BatchStudy], inputs, overwrite: bool) -> Path:
     from .results.outputs import CORE_RESULT_NAMES
     from .results.result_set import check_output_folder, read_manifest
 
-    study_inputs = [p for s in plan if s.manifest is not None for p in (s.manifest, s.manifest.parent)]
+    study_inputs = [p for s in plan if s.manifest is not None for p in _study_inputs(s.manifest)]
     o = check_output_folder(out, [*map(Path, inputs), *study_inputs], overwrite=True, result_names=BATCH_FILES)
     m = read_manifest(o) if o.is_dir() else None
     if o.is_dir() and not overwrite and ((m is not None and m.get("tool") != BATCH_TOOL)
@@ -450,11 +481,11 @@ def run_batch(inputs, out, resolve_manifest: ManifestResolver, options=None, wor
             if s.manifest is None:
                 record(PatientOutcome(s.name, s.source, str(target), "failed", message=s.problem or "no manifest"))
                 continue
-            state, detail = result_set_state(target, options)
+            state, detail = result_set_state(target, options, s.manifest)
             again = overwrite or state == "incomplete"
             if state == "complete" and not overwrite:
                 record(PatientOutcome(s.name, str(s.manifest), str(target), "skipped", message=detail))
-            elif state == "busy" or (state == "other_options" and not overwrite):
+            elif state == "busy" or (state in ("other_options", "foreign") and not overwrite):
                 record(PatientOutcome(s.name, str(s.manifest), str(target), "failed",
                                       message=detail + ("; give --overwrite to compute it again"
                                                         if state == "other_options" else "")))

@@ -317,7 +317,7 @@ def run_manifest(manifest_path, out_dir, options: PipelineOptions | None = None,
     not the study folder, holds no input, holds no result set unless ``overwrite``) and locked;
     the results are then switched in all at once (:func:`write_results`)."""
     from .results.outputs import CORE_RESULT_NAMES, result_file_names, study_input_paths
-    from .results.result_set import ResultSetWriter, check_output_folder
+    from .results.result_set import ResultSetWriter, check_output_folder, input_digests
 
     _report(progress, 0.0, f"loading study {manifest_path}")
     t0 = time.perf_counter()
@@ -326,7 +326,11 @@ def run_manifest(manifest_path, out_dir, options: PipelineOptions | None = None,
     plausibility.check_requests(study, result_options)
     out = check_output_folder(out_dir, study_input_paths(study), overwrite, CORE_RESULT_NAMES,
                               result_file_names(study, result_options.save_maps), inputs_may_be_inside)
-    with ResultSetWriter(out, overwrite=overwrite, core_names=CORE_RESULT_NAMES, tool="lu-dosimetry run") as rs:
+    # digests of the inputs as read now (the manifest file, every image file; not the study folder as a whole)
+    folder = Path(study.manifest_path).parent if study.manifest_path is not None else None
+    inputs = input_digests(p for p in study_input_paths(study) if p != folder)
+    with ResultSetWriter(out, overwrite=overwrite, core_names=CORE_RESULT_NAMES, tool="lu-dosimetry run",
+                         inputs=inputs) as rs:
         images = load_study_images(study)
         t_load = time.perf_counter() - t0
         result = run_study(study, images, result_options, progress, cancel)

@@ -62,7 +62,7 @@ def is_internal_path(path: Path, root: Path) -> bool:
 
 def _resolve(p) -> Path:
     try:
-        return Path(os.path.abspath(os.fspath(p)))
+        return Path(os.path.realpath(os.fspath(p)))  # symlinks followed: containment is of the real folders
     except (TypeError, ValueError) as exc:
         raise OutputFolderError(f"--out: not a usable path ({exc})") from None
 
@@ -106,7 +106,7 @@ def check_output_folder(out, inputs=(), overwrite: bool = False, core_names=(), 
     Raises :class:`OutputFolderError`.
     """
     o = _resolve(out)
-    if o == Path(o.anchor) or o == Path.home():
+    if o == Path(o.anchor) or o == _resolve(Path.home()):
         raise OutputFolderError(f"--out {o}: refusing to write results into the root of a file system or the home "
                                 "folder; give a dedicated folder (e.g. study/results)")
     if o.exists() and not o.is_dir():
@@ -288,8 +288,9 @@ class ResultSetWriter:
     Ctrl-C) the staging folder is removed and ``out`` is left as it was.
     """
 
-    def __init__(self, out, overwrite: bool = True, core_names=(), tool: str = "lu-dosimetry"):
+    def __init__(self, out, overwrite: bool = True, core_names=(), tool: str = "lu-dosimetry", inputs=None):
         self.out = _resolve(out)
+        self.inputs = inputs  # {path: {"sha256", "bytes"}} of the inputs (input_digests), stored in the manifest
         self.overwrite = overwrite
         self.core_names = tuple(core_names)
         self.tool = tool
@@ -347,6 +348,8 @@ class ResultSetWriter:
         journal = {"format": FORMAT, "format_version": FORMAT_VERSION, "tool": self.tool,
                    "written_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                    "files": files, "staging": self.staging.name, "remove": remove}
+        if self.inputs is not None:
+            journal["inputs"] = self.inputs  # optional field (readers of format_version 1 ignore it)
         _write_json_atomic(self.out / PENDING_NAME, journal)  # commit point
         _apply(self.out, journal)
         self.files = [self.out / rel for rel in files]
@@ -366,6 +369,41 @@ class ResultSetWriter:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self._release()
+
+
+def input_digests(paths) -> dict[str, dict]:
+    """``{real path: {"sha256", "bytes"}}`` of every input file: SHA-256 of the full contents of
+    each file given and of every file below each folder given (a DICOM series). Recorded in the
+    result-set manifest (``inputs``) so a reader can tell whether the inputs changed since."""
+    found: dict[str, dict] = {}
+    for p in paths:
+        if p is None:
+            continue
+        q = _resolve(p)
+        files = [q] if q.is_file() else sorted(f for f in q.rglob("*") if f.is_file()) if q.is_dir() else []
+        for f in files:
+            found[str(f)] = {"sha256": _sha256(f), "bytes": f.stat().st_size}
+    return found
+
+
+def changed_inputs(out) -> list[str] | None:
+    """Inputs recorded in the manifest of ``out`` that are missing or differ now (SHA-256 of the
+    contents); None when the manifest records no inputs (written before they were recorded)."""
+    m = read_manifest(out)
+    recorded = m.get("inputs") if m is not None else None
+    if not isinstance(recorded, dict):
+        return None
+    changed = []
+    for path, meta in recorded.items():
+        p = Path(path)
+        try:
+            same = p.is_file() and isinstance(meta, dict) and p.stat().st_size == meta.get("bytes") \
+                and _sha256(p) == meta.get("sha256")
+        except OSError:
+            same = False
+        if not same:
+            changed.append(path)
+    return changed
 
 
 def verify_result_set(out) -> list[str]:

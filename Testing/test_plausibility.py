@@ -59,11 +59,7 @@ def test_nearly_empty_scan_stops(coarse_patient, tmp_path, capsys):
 
 
 def test_radionuclide_contradicted_by_the_data(coarse_patient, tmp_path, capsys):
-    m = _copy(coarse_patient, tmp_path)
-    d = json.loads(m.read_text())
-    d["radionuclide"] = "Lu-178"
-    m.write_text(json.dumps(d))
-    code, out = _run(m, tmp_path, capsys)
+    code, out = _run(_with_nuclide(coarse_patient, tmp_path, "Lu-178"), tmp_path, capsys)
     assert code == 2
     assert "radionuclide 'Lu-178'" in out.err and "contradicts the data" in out.err
     assert "keeps its activity longer than that nuclide lives" in out.err

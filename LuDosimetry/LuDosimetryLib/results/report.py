@@ -316,6 +316,20 @@ def _dose_on_ct_section(result) -> str:
             + "".join(f"<div>{fig.img_tag('dose on CT ' + title)}</div>" for title, fig in figs))
 
 
+def _figures(result, builders) -> list[str]:
+    """``<div>`` of each ``(name, builder)`` figure; a failing figure becomes a stated failure (a figure
+    must never cost the whole report)."""
+    out = []
+    for name, builder in builders:
+        try:
+            fig = builder(result)
+        except Exception as exc:  # noqa: BLE001 - any figure error is reported in its place
+            fig = f"<p class='warn'>figure {name} failed: {html.escape(str(exc))}</p>"
+        if fig:
+            out.append(f"<div>{fig}</div>")
+    return out
+
+
 def build_report_sections(result) -> list[str]:
     """The report as a list of HTML fragments, one per section (HTML page and PDF share them)."""
     import matplotlib
@@ -359,17 +373,10 @@ def build_report_sections(result) -> list[str]:
           _fmt(r["effective_half_life_h"], 1), _fmt(r["recovery_coefficient"], 3),
           " / ".join(_fmt(r.get(k), 1) for k in ("D90_Gy", "D50_Gy", "D10_Gy")),
           f"<span class='small'>{html.escape(r['flags'])}</span>"] for r in result.rows]))
-    figs = []
-    for name, builder in (("dose on anatomy", _dose_on_ct_section),
-                          ("time-activity curves", lambda r: _fig_to_img_tag(tac_figure(r), "time-activity curves")),
-                          ("AD/AA", lambda r: _fig_to_img_tag(ad_per_aa_figure(r), "AD/AA across cycles")),
-                          ("DVH", _dvh_figure)):
-        try:
-            fig = builder(result)
-        except Exception as exc:  # a figure must never cost the whole report
-            fig = f"<p class='warn'>figure {name} failed: {html.escape(str(exc))}</p>"
-        if fig:
-            figs.append(f"<div>{fig}</div>")
+    figs = _figures(result, (("dose on anatomy", _dose_on_ct_section),
+                             ("time-activity curves", lambda r: _fig_to_img_tag(tac_figure(r), "time-activity curves")),
+                             ("AD/AA", lambda r: _fig_to_img_tag(ad_per_aa_figure(r), "AD/AA across cycles")),
+                             ("DVH", _dvh_figure)))
     from .report_figures import figure_cap_note
 
     note = figure_cap_note(result)
@@ -388,13 +395,7 @@ def build_report_sections(result) -> list[str]:
     qc = ["<h2>Quality control: registration</h2>" + _table(
         ["scan", "method", "similarity metric (lower = better)", "translation (mm)", "notes"], reg_rows),
         registration_section(result)]
-    for builder in (_mip_figure, _registration_figure):
-        try:
-            fig = builder(result)
-        except Exception as exc:  # a figure must never cost the whole report
-            fig = f"<p class='warn'>figure {builder.__name__} failed: {html.escape(str(exc))}</p>"
-        if fig:
-            qc.append(f"<div>{fig}</div>")
+    qc += _figures(result, ((b.__name__, b) for b in (_mip_figure, _registration_figure)))
     sections.append("".join(qc))
     sections.append(_references_section())
     sections.append("<h2>Sign-off</h2><p>Dosimetry reviewed and approved by (medical physicist): "

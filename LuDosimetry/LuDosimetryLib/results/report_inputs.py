@@ -23,12 +23,14 @@ _CHUNK = 1 << 20
 
 def sha256_of(path) -> str:
     """SHA-256 (hex) of a file's bytes, or of a folder's files (relative path and bytes, sorted)."""
+    from .result_set import file_sha256
+
     p = Path(path)
+    if p.is_file():
+        return file_sha256(p)
     h = hashlib.sha256()
-    files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file())
-    for f in files:
-        if p.is_dir():
-            h.update(f.relative_to(p).as_posix().encode("utf-8") + b"\0")
+    for f in sorted(f for f in p.rglob("*") if f.is_file()):
+        h.update(f.relative_to(p).as_posix().encode("utf-8") + b"\0")
         with open(f, "rb") as fh:
             for block in iter(lambda: fh.read(_CHUNK), b""):
                 h.update(block)

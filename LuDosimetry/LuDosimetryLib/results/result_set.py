@@ -202,7 +202,8 @@ def lock_held_by_live_process(out: Path) -> bool:
 # journal, switch and recovery
 # --------------------------------------------------------------------------------------------
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """SHA-256 (hex) of a file's bytes, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -235,7 +236,7 @@ def _apply(out: Path, journal: dict) -> None:
         if src.is_file():
             dst.parent.mkdir(parents=True, exist_ok=True)
             os.replace(src, dst)
-        elif not (dst.is_file() and _sha256(dst) == meta.get("sha256")):
+        elif not (dst.is_file() and file_sha256(dst) == meta.get("sha256")):
             raise OutputFolderError(f"{out}: the interrupted switch of results cannot be completed: {rel} is neither "
                                     "staged nor in place")
     for rel in journal.get("remove", []):
@@ -342,7 +343,7 @@ class ResultSetWriter:
                                         "device); nothing was written — move it away or choose another --out")
             with open(p, "rb+") as fh:
                 os.fsync(fh.fileno())
-            files[rel] = {"sha256": _sha256(p), "bytes": p.stat().st_size}
+            files[rel] = {"sha256": file_sha256(p), "bytes": p.stat().st_size}
         old = read_manifest(self.out)
         remove = sorted(set(old["files"]) - set(files)) if old else []
         journal = {"format": FORMAT, "format_version": FORMAT_VERSION, "tool": self.tool,
@@ -382,7 +383,7 @@ def input_digests(paths) -> dict[str, dict]:
         q = _resolve(p)
         files = [q] if q.is_file() else sorted(f for f in q.rglob("*") if f.is_file()) if q.is_dir() else []
         for f in files:
-            found[str(f)] = {"sha256": _sha256(f), "bytes": f.stat().st_size}
+            found[str(f)] = {"sha256": file_sha256(f), "bytes": f.stat().st_size}
     return found
 
 
@@ -398,7 +399,7 @@ def changed_inputs(out) -> list[str] | None:
         p = Path(path)
         try:
             same = p.is_file() and isinstance(meta, dict) and p.stat().st_size == meta.get("bytes") \
-                and _sha256(p) == meta.get("sha256")
+                and file_sha256(p) == meta.get("sha256")
         except OSError:
             same = False
         if not same:
@@ -418,7 +419,7 @@ def verify_result_set(out) -> list[str]:
         p = out / rel
         if not p.is_file():
             problems.append(f"{rel}: missing")
-        elif _sha256(p) != meta.get("sha256"):
+        elif file_sha256(p) != meta.get("sha256"):
             problems.append(f"{rel}: content differs from the manifest")
     return problems
 

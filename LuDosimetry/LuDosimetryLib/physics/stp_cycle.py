@@ -37,6 +37,7 @@ import numpy as np
 
 from ..errors import InputDataError
 from . import kinetics
+from .dose import led_dose_Gy
 
 __all__ = ["HANSCHEID_WINDOW_H", "POPULATION_T_EFF_H", "POPULATION_T_EFF_SOURCE", "STP_METHODS", "population_t_eff",
            "single_time_point_dose"]
@@ -147,7 +148,7 @@ def single_time_point_dose(cyc, v, y: np.ndarray, y_units: str, options, nuclide
             fit = _scaled_fit(ref, ratio, t, value, sigma_rel)
             dose = None
             if y_units != "Gy/h":
-                ref_dose = kinetics_led(ref.integral, v.mass_for(ref_cycle), nuclide)
+                ref_dose = float(led_dose_Gy(ref.integral, v.mass_for(ref_cycle), nuclide))
                 dose = kinetics.later_cycle_dose_scaling(ref_dose, a_ref, value, v.mass_for(ref_cycle),
                                                          v.mass_for(cyc.cycle))
             warnings.append(f"{where}: one time point at {t:g} h, ratio method (Hebert et al. 2024) with the fully "
@@ -192,9 +193,3 @@ def single_time_point_dose(cyc, v, y: np.ndarray, y_units: str, options, nuclide
             "flags": flags, "warnings": warnings,
             "row": {"single_time_point_method": fit.params["method"], "t_eff_h": t_used, "t_eff_uncertainty_h": s_t}}
 
-
-def kinetics_led(tia_MBq_h: float, mass_g: float, nuclide) -> float:
-    """Local-deposition dose (Gy) of a TIA (MBq·h) in ``mass_g`` (g) (:func:`dose.led_dose_Gy`)."""
-    from .dose import led_dose_Gy
-
-    return float(led_dose_Gy(tia_MBq_h, mass_g, nuclide))

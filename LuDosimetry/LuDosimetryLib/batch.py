@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import LuDosimetryError
+from .errors import LuDosimetryError, error_message
 from .progress import ProgressCallback, report_progress
 
 BATCH_TOOL = "lu-dosimetry batch"
@@ -314,10 +314,8 @@ def _init_worker(threads: int) -> None:
 
 def error_text(exc: BaseException) -> str:
     """The message recorded for a failed patient (names the file and, for input errors, the field)."""
-    if isinstance(exc, OSError) and exc.strerror:
-        return f"{exc.strerror}: {exc.filename}" if exc.filename is not None else exc.strerror
-    if isinstance(exc, (LuDosimetryError, ValueError, csv.Error)):
-        return str(exc) or type(exc).__name__
+    if (isinstance(exc, OSError) and exc.strerror) or isinstance(exc, (LuDosimetryError, ValueError, csv.Error)):
+        return error_message(exc)
     return f"unexpected error (a bug: please report it): {type(exc).__name__}: {exc}"
 
 

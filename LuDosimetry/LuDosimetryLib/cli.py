@@ -20,6 +20,8 @@ import logging
 import sys
 from pathlib import Path
 
+from .errors import error_message, shorten_text  # the one user-facing message of an error (also used by batch)
+
 log = logging.getLogger("lu-dosimetry")
 
 # kinetics.MODELS, repeated so that building the parser does not import numpy/scipy (tests check they agree)
@@ -332,22 +334,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _shorten(text: str, limit: int = 160) -> str:
-    text = str(text)
-    return text if len(text) <= limit else text[: limit // 2] + " ... " + text[-limit // 3:]
-
-
-def error_message(exc: BaseException) -> str:
-    """The one message a user sees for ``exc``: names the file (shortened when absurdly long)
-    and, for input errors, the field; OS errors without Python's ``[Errno N]`` noise."""
-    if isinstance(exc, OSError) and exc.strerror:
-        where = f" {_shorten(exc.filename)}" if exc.filename is not None else ""
-        other = f" -> {_shorten(exc.filename2)}" if getattr(exc, "filename2", None) else ""
-        return f"{exc.strerror}:{where}{other}"
-    text = str(exc) or type(exc).__name__
-    return text if len(text) <= 20000 else text[:20000] + " ... (message shortened)"
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -372,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"({type(exc).__name__}); nothing written", file=sys.stderr)
             return 2
         print(f"lu-dosimetry {args.command}: unexpected error (a bug: please report it with the output of -v): "
-              f"{type(exc).__name__}: {_shorten(exc, 400)}; nothing written", file=sys.stderr)
+              f"{type(exc).__name__}: {shorten_text(exc, 400)}; nothing written", file=sys.stderr)
         return 3
 
 

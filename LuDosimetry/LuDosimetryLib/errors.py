@@ -1,6 +1,7 @@
 """Exception types shared by the library.
 
-Every error names the file and the field it concerns so a user can fix the input.
+Every error names the file and the field it concerns so a user can fix the input;
+:func:`error_message` is the one text a user sees for an error (command line and batch).
 """
 
 from __future__ import annotations
@@ -31,3 +32,19 @@ class FitError(LuDosimetryError):
 
 class Cancelled(LuDosimetryError):
     """The user cancelled the run (progress dialog); nothing was written."""
+
+
+def shorten_text(text: str, limit: int = 160) -> str:
+    text = str(text)
+    return text if len(text) <= limit else text[: limit // 2] + " ... " + text[-limit // 3:]
+
+
+def error_message(exc: BaseException) -> str:
+    """The one message a user sees for ``exc``: names the file (shortened when absurdly long)
+    and, for input errors, the field; OS errors without Python's ``[Errno N]`` noise."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f" {shorten_text(exc.filename)}" if exc.filename is not None else ""
+        other = f" -> {shorten_text(exc.filename2)}" if getattr(exc, "filename2", None) else ""
+        return f"{exc.strerror}:{where}{other}"
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 20000 else text[:20000] + " ... (message shortened)"
